@@ -1,0 +1,27 @@
+/**
+ * The HTTP contract every route is written against. Routes are plain functions
+ * from a WHATWG `Request` to a `Response`, so they can be unit-tested without a
+ * server; `uws.ts` adapts uWebSockets.js to this contract.
+ */
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
+
+export interface RouteContext {
+  /** Path parameters, e.g. `{ id: '…' }` for `/api/live/streams/:id`. */
+  params: Record<string, string>;
+  /** Client IP address as seen by the server (or from X-Forwarded-For when trusted). */
+  remoteAddress: string;
+  /** Short id for log correlation, also sent back as `X-Request-Id`. */
+  requestId: string;
+}
+
+export type Handler = (req: Request, ctx: RouteContext) => Response | Promise<Response>;
+
+export interface Route {
+  method: HttpMethod;
+  /** Path pattern with `:name` segments, e.g. `/whip/sessions/:sessionId`. */
+  path: string;
+  handler: Handler;
+  /** Request bodies larger than this are refused with 413 before the handler runs. Default 64 KiB. */
+  maxBodyBytes?: number;
+}
