@@ -17,6 +17,16 @@ export interface RouteContext {
 
 export type Handler = (req: Request, ctx: RouteContext) => Response | Promise<Response>;
 
+/** OpenAPI description of a route; schemas are ids registered in `api.ts` (`apiSchemas`). */
+export interface RouteDoc {
+  summary: string;
+  tags: string[];
+  /** Which bearer credential the route takes. */
+  auth?: 'session' | 'streamKey' | 'whipSession';
+  request?: { contentType: string; schema?: string; description?: string };
+  responses: Record<`${number}`, { description: string; schema?: string; contentType?: string; headers?: string[] }>;
+}
+
 export interface Route {
   method: HttpMethod;
   /** Path pattern with `:name` segments, e.g. `/whip/sessions/:sessionId`. */
@@ -24,4 +34,6 @@ export interface Route {
   handler: Handler;
   /** Request bodies larger than this are refused with 413 before the handler runs. Default 64 KiB. */
   maxBodyBytes?: number;
+  /** Published in /api/openapi.json. Every public route has one (a test checks). */
+  doc?: RouteDoc;
 }

@@ -1,0 +1,97 @@
+/**
+ * The HTTP API's bodies, defined once: they validate requests, give the server
+ * and the web app their TypeScript types, and generate the OpenAPI document.
+ */
+import { z } from 'zod';
+
+export const apiSchemas = z.registry<{ id: string; description?: string }>();
+
+const schema = <T extends z.ZodType>(id: string, s: T, description?: string): T => {
+  apiSchemas.add(s, description ? { id, description } : { id });
+  return s;
+};
+
+export const ErrorBody = schema(
+  'Error',
+  z.object({
+    error: z.object({
+      code: z.string().describe('Machine-readable error code, e.g. `invalid_credentials`.'),
+      message: z.string().describe('Human-readable explanation.'),
+    }),
+  }),
+);
+
+export const Credentials = schema(
+  'Credentials',
+  z.object({
+    username: z
+      .string()
+      .min(3)
+      .max(32)
+      .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+    password: z.string().min(8).max(256),
+  }),
+);
+
+export const User = schema('User', z.object({ id: z.uuid(), username: z.string() }));
+
+export const AuthResult = schema(
+  'AuthResult',
+  z.object({
+    token: z.string().describe('Session token: send as `Authorization: Bearer <token>`.'),
+    expiresAt: z.iso.datetime(),
+    user: User,
+  }),
+);
+
+export const StreamStatus = z.enum(['live', 'offline']);
+
+export const Stream = schema(
+  'Stream',
+  z.object({
+    id: z.uuid().describe('Channel id; also the id of its chat room.'),
+    title: z.string(),
+    description: z.string(),
+    status: StreamStatus,
+    viewerCount: z.number().int().min(0).describe('Viewers receiving media now (chat-only tabs are not viewers).'),
+    startedAt: z.iso.datetime().nullable(),
+    owner: User,
+  }),
+);
+
+export const StreamList = schema('StreamList', z.object({ streams: z.array(Stream) }));
+
+export const StreamUpdate = schema(
+  'StreamUpdate',
+  z.object({
+    title: z.string().trim().max(140),
+    description: z.string().max(2000).default(''),
+  }),
+);
+
+export const StreamKey = schema(
+  'StreamKey',
+  z.object({
+    streamKey: z.string().describe('Paste into OBS as the "Bearer Token". Keep it secret.'),
+    whipUrl: z.url().describe('Paste into OBS as the "Server" of the WHIP service.'),
+  }),
+);
+
+export const Health = schema('Health', z.object({ status: z.literal('ok') }));
+
+export const Readiness = schema(
+  'Readiness',
+  z.object({
+    status: z.enum(['ready', 'not_ready']),
+    checks: z.object({ database: z.boolean(), media: z.boolean() }),
+  }),
+);
+
+export type CredentialsBody = z.infer<typeof Credentials>;
+export type ApiUser = z.infer<typeof User>;
+export type ApiAuthResult = z.infer<typeof AuthResult>;
+export type ApiStream = z.infer<typeof Stream>;
+export type ApiStreamList = z.infer<typeof StreamList>;
+export type ApiStreamUpdate = z.infer<typeof StreamUpdate>;
+export type ApiStreamKey = z.infer<typeof StreamKey>;
+export type ApiError = z.infer<typeof ErrorBody>;

@@ -1,0 +1,112 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { isUniqueViolation, type Database, type Stream, type User } from '@whipcast/db';
+import type { ApiStream, ApiStreamKey } from './api.ts';
+import { deriveStreamKey, hashToken, STREAM_KEY_PREFIX } from './auth/tokens.ts';
+import { HttpError } from './http/errors.ts';
+
+export interface ChannelsOptions {
+  db: Database;
+  secret: string;
+  /** Live viewer count of a channel (from the media layer / presence). */
+  viewerCount(streamId: string): number;
+  /** Called after a key rotation: a publisher using the old key must be ended. */
+  onKeyRotated(streamId: string): void;
+}
+
+export interface Channels {
+  /** The user's channel, created (with its room and key, atomically) on first use. */
+  mine(user: User): Promise<Stream>;
+  update(user: User, streamId: string, fields: { title: string; description: string }): Promise<Stream>;
+  key(user: User, whipUrl: string): Promise<ApiStreamKey>;
+  rotateKey(user: User, whipUrl: string): Promise<ApiStreamKey>;
+  /** The channel a stream key publishes to, or null for a wrong/rotated key. */
+  authenticateStreamKey(key: string): Promise<{ streamId: string } | null>;
+  get(streamId: string): Promise<Stream | null>;
+  listLive(): Promise<Stream[]>;
+  toApi(stream: Stream): ApiStream;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function createChannels(opts: ChannelsOptions): Channels {
+  const { db, secret } = opts;
+
+  function newKey(streamId: string) {
+    const salt = randomBytes(16);
+    const key = deriveStreamKey(secret, streamId, salt);
+    return { key, record: { keyHash: hashToken(key), salt } };
+  }
+
+  async function mine(user: User): Promise<Stream> {
+    const existing = await db.streams.findByOwner(user.id);
+    if (existing) return existing;
+    const streamId = randomUUID();
+    const { record } = newKey(streamId);
+    try {
+      await db.streams.createChannel({ streamId, ownerId: user.id, keyHash: record.keyHash, keySalt: record.salt });
+    } catch (err) {
+      // Two first requests raced: the other one created the channel.
+      if (!isUniqueViolation(err)) throw err;
+    }
+    const created = await db.streams.findByOwner(user.id);
+    if (!created) throw new Error('channel creation did not persist');
+    return created;
+  }
+
+  async function ownedStream(user: User, streamId: string): Promise<Stream> {
+    const stream = UUID.test(streamId) ? await db.streams.get(streamId) : null;
+    if (!stream) throw new HttpError(404, 'not_found', 'No such stream');
+    if (stream.ownerId !== user.id) throw new HttpError(403, 'forbidden', 'Only the channel owner can change it');
+    return stream;
+  }
+
+  return {
+    mine,
+
+    async update(user, streamId, fields) {
+      await ownedStream(user, streamId);
+      await db.streams.update(streamId, fields);
+      return (await db.streams.get(streamId))!;
+    },
+
+    async key(user, whipUrl) {
+      const stream = await mine(user);
+      const stored = await db.streamKeys.get(stream.id);
+      const key = stored ? deriveStreamKey(secret, stream.id, stored.salt) : null;
+      if (!stored || !key || !hashToken(key).equals(stored.keyHash)) {
+        // The server secret changed since the key was made: it cannot be shown again.
+        throw new HttpError(409, 'stream_key_unrecoverable', 'The stream key cannot be recovered (the server secret changed); rotate it to get a new one');
+      }
+      return { streamKey: key, whipUrl };
+    },
+
+    async rotateKey(user, whipUrl) {
+      const stream = await mine(user);
+      const { key, record } = newKey(stream.id);
+      await db.streamKeys.replace(stream.id, record);
+      opts.onKeyRotated(stream.id);
+      return { streamKey: key, whipUrl };
+    },
+
+    async authenticateStreamKey(key) {
+      if (!key.startsWith(STREAM_KEY_PREFIX)) return null;
+      const streamId = await db.streamKeys.findStreamId(hashToken(key));
+      return streamId ? { streamId } : null;
+    },
+
+    get: (streamId) => (UUID.test(streamId) ? db.streams.get(streamId) : Promise.resolve(null)),
+    listLive: () => db.streams.listLive(),
+
+    toApi(stream) {
+      return {
+        id: stream.id,
+        title: stream.title,
+        description: stream.description,
+        status: stream.status,
+        viewerCount: stream.status === 'live' ? opts.viewerCount(stream.id) : 0,
+        startedAt: stream.status === 'live' && stream.startedAt ? stream.startedAt.toISOString() : null,
+        owner: { id: stream.ownerId, username: stream.ownerUsername },
+      };
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * Every setting whipcast reads from the environment, with its default and
+ * documentation, in one table. `docs/configuration.md` is generated from this
+ * table (`npm run docs:config`) and a test keeps the two in sync.
+ */
+import { availableParallelism, networkInterfaces } from 'node:os';
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface Setting<T> {
+  env: string;
+  doc: string;
+  /** Default as shown in the docs; `undefined` means "unset". */
+  default: string | undefined;
+  parse: Parser<T>;
+  group: string;
+}
+
+const str: Parser<string> = (raw) => raw;
+const int =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got "${raw}"`);
+    return n;
+  };
+const bool: Parser<boolean> = (raw, name) => {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+};
+const oneOf =
+  <T extends string>(...values: T[]): Parser<T> =>
+  (raw, name) => {
+    if ((values as string[]).includes(raw)) return raw as T;
+    throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
+  };
+const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+const optional = <T>(p: Parser<T>): Parser<T | undefined> => (raw, name) => (raw === '' ? undefined : p(raw, name));
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function setting<T>(group: string, env: string, def: string | undefined, parse: Parser<T>, doc: string): Setting<T> {
+  return { group, env, default: def, parse, doc };
+}
+
+export const SETTINGS = {
+  // Server
+  host: setting('Server', 'HOST', '0.0.0.0', str, 'Address the HTTP/WebSocket server binds to.'),
+  port: setting('Server', 'PORT', '8080', int(0, 65535), 'The one port for the web UI, HTTP API, WHIP/WHEP, `/ws` and `/metrics` (0 = any free port).'),
+  publicUrl: setting('Server', 'PUBLIC_URL', undefined, optional(str), 'Public base URL (e.g. `https://live.example.com`) used in the WHIP URL shown to streamers. Default: derived from the request\'s Host header.'),
+  trustProxy: setting('Server', 'TRUST_PROXY', 'false', bool, 'Trust `X-Forwarded-For`/`X-Forwarded-Proto` from a reverse proxy (client IP for rate limits, scheme for URLs).'),
+  logLevel: setting('Server', 'LOG_LEVEL', 'info', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), 'pino log level. Logs are JSON lines on stdout.'),
+  webDir: setting('Server', 'WEB_DIR', 'web/build', str, 'Directory of the built SvelteKit front end served at `/`.'),
+  shutdownGraceMs: setting('Server', 'SHUTDOWN_GRACE_MS', '10000', int(0, 600_000), 'On SIGINT/SIGTERM: how long to wait for in-flight work before exiting.'),
+  // Storage
+  databaseUrl: setting('Storage', 'DATABASE_URL', undefined, optional(str), 'Postgres connection string. Unset: an embedded Postgres (PGlite) in `EMBEDDED_DB_PATH`, no server needed.'),
+  dataDir: setting('Storage', 'DATA_DIR', './data', str, 'Directory for local state: the embedded database, the generated server secret, DVR spill files.'),
+  embeddedDbPath: setting('Storage', 'EMBEDDED_DB_PATH', undefined, optional(str), 'Embedded database directory, or `:memory:` (nothing persisted). Default: `$DATA_DIR/pglite`.'),
+  secret: setting('Storage', 'WHIPCAST_SECRET', undefined, optional(str), 'Server secret (≥ 32 chars) from which stream keys are derived, and node-to-node auth. Default: generated once into `$DATA_DIR/secret`. Set it explicitly when running several nodes.'),
+  // Accounts
+  sessionTtlHours: setting('Accounts', 'SESSION_TTL_HOURS', '720', int(1, 24 * 365), 'How long a sign-in session lasts.'),
+  // Media
+  mediasoupWorkerBin: setting('Media', 'MEDIASOUP_WORKER_BIN', undefined, optional(str), 'Path of the mediasoup worker binary. Default: the one `scripts/mediasoup-worker.sh` built into the cache.'),
+  mediaWorkers: setting('Media', 'MEDIA_WORKERS', undefined, optional(int(1, 256)), 'Number of mediasoup workers. Default: one per CPU core.'),
+  rtcListenIp: setting('Media', 'RTC_LISTEN_IP', '0.0.0.0', str, 'IP the media sockets (WebRtcServer) bind to.'),
+  rtcAnnouncedAddress: setting('Media', 'RTC_ANNOUNCED_ADDRESS', undefined, optional(str), 'IP or hostname put in ICE candidates. Default: this host\'s first non-internal IPv4 address (127.0.0.1 if none). Set it to the public IP behind NAT.'),
+  rtcPort: setting('Media', 'RTC_PORT', '40000', int(0, 65535), 'First media port: worker *i* listens on UDP and TCP `RTC_PORT + i` (0 = random ports, for tests).'),
+  iceServers: setting('Media', 'ICE_SERVERS', '', list, 'Comma-separated STUN/TURN URLs sent to WHIP/WHEP clients as `Link: rel="ice-server"` headers (e.g. `stun:stun.example.com:3478`).'),
+  publisherTimeoutMs: setting('Media', 'PUBLISHER_TIMEOUT_MS', '5000', int(500, 120_000), 'A publisher that sends no RTP for this long is considered gone and the channel goes offline.'),
+  whipRateLimitPerMinute: setting('Media', 'WHIP_RATE_LIMIT_PER_MINUTE', '30', int(1, 100_000), 'WHIP/WHEP session creations allowed per client IP and per stream key per minute (429 beyond).'),
+  // DVR
+  dvrWindowSeconds: setting('DVR', 'DVR_WINDOW_SECONDS', '1800', int(0, 24 * 3600), 'How far back viewers can seek into a live stream (0 disables DVR).'),
+  dvrMemoryBudgetMb: setting('DVR', 'DVR_MEMORY_MB', '256', int(8, 1_000_000), 'Memory per channel for the DVR buffer; older media spills to disk under `$DATA_DIR/dvr`.'),
+  // Chat
+  chatMaxMessageLength: setting('Chat', 'CHAT_MAX_MESSAGE_LENGTH', '500', int(1, 10_000), 'Longest chat message, in characters.'),
+  chatHistoryLimit: setting('Chat', 'CHAT_HISTORY_LIMIT', '50', int(1, 500), 'Messages sent on join and per history page.'),
+  chatRatePerTenSeconds: setting('Chat', 'CHAT_RATE_PER_10S', '5', int(1, 1000), 'Messages a user may send per 10 seconds per room (slow mode is separate).'),
+  // Socket
+  wsMaxPayloadBytes: setting('Socket', 'WS_MAX_PAYLOAD_BYTES', '65536', int(1024, 16 * 1024 * 1024), 'Largest WebSocket frame accepted; larger frames close the socket (1009).'),
+  wsMaxBackpressureBytes: setting('Socket', 'WS_MAX_BACKPRESSURE_BYTES', '1048576', int(16 * 1024, 1 << 30), 'Outgoing bytes buffered for a slow socket before chat to it is dropped (and a resync marker sent once it drains).'),
+  wsMessagesPerSecond: setting('Socket', 'WS_MESSAGES_PER_SECOND', '50', int(1, 100_000), 'Frames a socket may send per second (sustained) before it gets rate-limit errors; sustained abuse closes it.'),
+  // Cluster
+  nodeId: setting('Cluster', 'NODE_ID', undefined, optional(str), 'Name of this node in a multi-node deployment. Default: hostname + port.'),
+  nodeUrl: setting('Cluster', 'NODE_URL', undefined, optional(str), 'URL other nodes use to reach this node\'s control API. Enables clustering (requires DATABASE_URL).'),
+} as const;
+
+type Settings = typeof SETTINGS;
+export type Config = { [K in keyof Settings]: Settings[K] extends Setting<infer T> ? T : never };
+
+/** Reads and validates the whole configuration; throws ConfigError naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const raw = env[s.env] ?? s.default;
+    out[key] = raw === undefined ? undefined : s.parse(raw.trim(), s.env);
+  }
+  return out as Config;
+}
+
+export function defaultWorkerCount(config: Config): number {
+  return config.mediaWorkers ?? availableParallelism();
+}
+
+/** First non-internal IPv4 address of this host, or 127.0.0.1. */
+export function detectAnnouncedAddress(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/** The configuration reference as Markdown (docs/configuration.md). */
+export function renderConfigDocs(): string {
+  const lines = [
+    '# Configuration',
+    '',
+    'whipcast is configured by environment variables only. This page is generated from `signaling/config.ts` (`npm run docs:config`); a test fails when they differ.',
+    '',
+  ];
+  let group = '';
+  for (const s of Object.values(SETTINGS) as Setting<unknown>[]) {
+    if (s.group !== group) {
+      group = s.group;
+      lines.push(`## ${group}`, '', '| variable | default | meaning |', '|---|---|---|');
+    }
+    const def = s.default === undefined ? '*(unset)*' : s.default === '' ? '*(empty)*' : `\`${s.default}\``;
+    lines.push(`| \`${s.env}\` | ${def} | ${s.doc.replaceAll('|', '\\|')} |`);
+    const next = Object.values(SETTINGS) as Setting<unknown>[];
+    if (next.indexOf(s) === next.length - 1 || next[next.indexOf(s) + 1]!.group !== group) lines.push('');
+  }
+  return lines.join('\n');
+}

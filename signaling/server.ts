@@ -1,0 +1,152 @@
+/**
+ * The composition root: one process, one port. Opens the database, starts the
+ * media layer, and serves the HTTP API, WHIP/WHEP, the web UI, `/metrics` and
+ * the `/ws` socket from a single uWebSockets.js server.
+ */
+import { join } from 'node:path';
+import { openDatabase, type Database } from '@whipcast/db';
+import pino, { type Logger } from 'pino';
+import { createAccounts, type Accounts } from './accounts.ts';
+import { loadSecret } from './auth/secret.ts';
+import { createChannels, type Channels } from './channels.ts';
+import type { Config } from './config.ts';
+import { buildOpenApiDocument, openApiRoute } from './http/openapi.ts';
+import { createRouter, type Router } from './http/router.ts';
+import { authRoutes } from './http/routes/auth.ts';
+import { opsRoutes } from './http/routes/ops.ts';
+import { streamRoutes } from './http/routes/streams.ts';
+import { loadStaticSite, staticHandler } from './http/static.ts';
+import type { Route } from './http/types.ts';
+import type { MediaLayer } from './media.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { startServer, type RunningServer } from './uws.ts';
+import { VERSION } from './version.ts';
+
+/** Largest body any route accepts (SDP offers are the biggest). Routes set tighter limits. */
+const MAX_BODY_BYTES = 256 * 1024;
+
+export interface Whipcast {
+  readonly port: number;
+  /** Base URL for local clients, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly db: Database;
+  readonly logger: Logger;
+  readonly accounts: Accounts;
+  readonly channels: Channels;
+  readonly metrics: Metrics;
+  readonly router: Router;
+  /** Graceful stop: readiness fails, listening stops, sessions end, database closes. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Use this open database instead of connecting per the config (tests). The server closes it. */
+  database?: Database;
+  /** Builds the media layer once the database and channels exist. */
+  media?: (deps: MediaDeps) => Promise<MediaLayer>;
+}
+
+export interface MediaDeps {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  channels: Channels;
+  metrics: Metrics;
+}
+
+export async function startWhipcast(config: Config, options: StartOptions = {}): Promise<Whipcast> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'whipcast' } });
+  const embeddedPath = config.embeddedDbPath ?? join(config.dataDir, 'pglite');
+  const db = options.database ?? (await openDatabase({ url: config.databaseUrl, embeddedPath, logger }));
+  const cleanup: (() => Promise<void>)[] = [() => db.close()];
+  try {
+    const persisted = !options.database && (!!config.databaseUrl || embeddedPath !== ':memory:');
+    const secret = await loadSecret({ configured: config.secret, dataDir: config.dataDir, persist: persisted, logger });
+    // No publisher can be connected to a process that is just starting.
+    const stale = await db.streams.setAllOffline();
+    if (stale) logger.info({ channels: stale }, 'marked channels left live by a previous run offline');
+
+    const metrics = createMetrics();
+    let media: MediaLayer | undefined;
+    const accounts = createAccounts(db, { sessionTtlMs: config.sessionTtlHours * 3600_000 });
+    const channels = createChannels({
+      db,
+      secret,
+      viewerCount: (id) => media?.viewerCount(id) ?? 0,
+      onKeyRotated: (id) => media?.endPublisher(id, 'stream key rotated'),
+    });
+    if (options.media) {
+      media = await options.media({ config, logger, db, channels, metrics });
+      const m = media;
+      cleanup.unshift(() => m.close());
+    }
+
+    let shuttingDown = false;
+    const routes: Route[] = [
+      ...opsRoutes({
+        readiness: { database: async () => (await db.ping(), true), media: () => media?.ready() ?? false },
+        metrics: metrics.registry,
+        shuttingDown: () => shuttingDown,
+      }),
+      ...authRoutes(accounts),
+      ...streamRoutes({ accounts, channels, whipUrl: (req) => `${publicBase(config, req)}/whip` }),
+      ...(media?.routes() ?? []),
+    ];
+    routes.push(openApiRoute(() => routes, VERSION));
+    const site = await loadStaticSite(config.webDir);
+    if (!site) logger.warn({ webDir: config.webDir }, 'web UI not built; serving the API only');
+    const router = createRouter({ routes, fallback: staticHandler(site), logger });
+
+    const server: RunningServer = await startServer({
+      host: config.host,
+      port: config.port,
+      maxBodyBytes: MAX_BODY_BYTES,
+      trustProxy: config.trustProxy,
+      onError: (err) => logger.error({ err }, 'http adapter error'),
+      async http(req, info) {
+        const end = metrics.httpDuration.startTimer({ method: req.method });
+        const res = await router.handle(req, info);
+        end();
+        metrics.httpRequests.inc({ method: req.method, status: String(res.status) });
+        return res;
+      },
+    });
+    cleanup.unshift(async () => server.stopListening());
+
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    let closing: Promise<void> | undefined;
+    return {
+      port: server.port,
+      url: `http://${host}:${server.port}`,
+      db,
+      logger,
+      accounts,
+      channels,
+      metrics,
+      router,
+      close() {
+        closing ??= (async () => {
+          shuttingDown = true;
+          for (const step of cleanup) {
+            await step().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
+          }
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    for (const step of cleanup) await step().catch(() => {});
+    throw err;
+  }
+}
+
+/** Base URL clients reach this server at: PUBLIC_URL, else the request's own scheme and Host. */
+export function publicBase(config: Config, req: Request): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const url = new URL(req.url);
+  const proto = config.trustProxy ? req.headers.get('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
+  return `${proto ?? url.protocol.replace(':', '')}://${req.headers.get('host') ?? url.host}`;
+}
+
+export { buildOpenApiDocument };

@@ -1,0 +1,121 @@
+/**
+ * Test helpers: a real whipcast server on 127.0.0.1:<random port> over a fresh
+ * database, and an API client that checks every response against the OpenAPI
+ * document (status documented, body matching its schema).
+ */
+import { randomBytes } from 'node:crypto';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import pino from 'pino';
+import { openTestDatabase, type TestDatabaseKind } from '@whipcast/db/testing';
+import { loadConfig } from './config.ts';
+import { buildOpenApiDocument } from './http/openapi.ts';
+import type { Route } from './http/types.ts';
+import { startWhipcast, type StartOptions, type Whipcast } from './server.ts';
+import type { ApiAuthResult } from './api.ts';
+
+export interface TestServer {
+  app: Whipcast;
+  url: string;
+  /** fetch() against the server that also asserts the response matches the OpenAPI document. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+  /** Registers a fresh user; returns its session and an Authorization header. */
+  register(username?: string): Promise<ApiAuthResult & { auth: { authorization: string } }>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(
+  opts: { db?: TestDatabaseKind; env?: Record<string, string>; media?: StartOptions['media'] } = {},
+): Promise<TestServer> {
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    EMBEDDED_DB_PATH: ':memory:',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    WEB_DIR: '/nonexistent',
+    RTC_LISTEN_IP: '127.0.0.1',
+    RTC_ANNOUNCED_ADDRESS: '127.0.0.1',
+    RTC_PORT: '0',
+    ...opts.env,
+  });
+  const database = await openTestDatabase(opts.db ?? 'embedded');
+  const app = await startWhipcast(config, {
+    database,
+    logger: pino({ level: config.logLevel }),
+    ...(opts.media ? { media: opts.media } : {}),
+  });
+  const validate = openApiValidator(app.router.routes);
+
+  async function api(path: string, init: RequestInit = {}): Promise<Response> {
+    const res = await fetch(app.url + path, init);
+    const body = await res.clone().text();
+    validate(init.method ?? 'GET', path, res, body);
+    return res;
+  }
+
+  return {
+    app,
+    url: app.url,
+    api,
+    async register(username = `user_${randomBytes(4).toString('hex')}`) {
+      const res = await api('/api/auth/register', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username, password: 'correct horse battery' }),
+      });
+      if (res.status !== 201) throw new Error(`register failed: ${res.status} ${await res.text()}`);
+      const session = (await res.json()) as ApiAuthResult;
+      return { ...session, auth: { authorization: `Bearer ${session.token}` } };
+    },
+    close: () => app.close(),
+  };
+}
+
+/** Returns a checker that throws when a response is not what the OpenAPI document promises. */
+export function openApiValidator(routes: readonly Route[]) {
+  const doc = buildOpenApiDocument(routes, 'test') as {
+    paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: unknown }> }> }>>;
+    components: { schemas: Record<string, unknown> };
+  };
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats.default(ajv);
+  ajv.addSchema({ $id: 'whipcast', components: doc.components });
+  const compiled = new Map<string, ReturnType<typeof ajv.compile>>();
+
+  const findOperation = (method: string, pathname: string) => {
+    for (const [pattern, ops] of Object.entries(doc.paths)) {
+      const re = new RegExp(`^${pattern.replace(/\{\w+\}/g, '[^/]+')}$`);
+      const op = ops[method.toLowerCase()];
+      if (op && re.test(pathname)) return { pattern, op };
+    }
+    return null;
+  };
+
+  return (method: string, path: string, res: Response, body: string): void => {
+    const pathname = new URL(path, 'http://x').pathname;
+    const found = findOperation(method, pathname);
+    if (!found) {
+      if (res.status === 404 || res.status === 405) return; // unknown resources are not operations
+      throw new Error(`${method} ${pathname} answered ${res.status} but is not in the OpenAPI document`);
+    }
+    const response = found.op.responses[String(res.status)];
+    if (!response) throw new Error(`${method} ${found.pattern}: status ${res.status} is not documented (body: ${body.slice(0, 200)})`);
+    const content = response.content;
+    if (!content) return;
+    const [type, media] = Object.entries(content)[0]!;
+    if (!res.headers.get('content-type')?.startsWith(type)) {
+      throw new Error(`${method} ${found.pattern} ${res.status}: content-type ${res.headers.get('content-type')} is not ${type}`);
+    }
+    if (!media.schema) return;
+    const key = JSON.stringify(media.schema);
+    let check = compiled.get(key);
+    if (!check) {
+      const ref = (media.schema as { $ref: string }).$ref.replace('#/', 'whipcast#/');
+      check = ajv.compile({ $ref: ref });
+      compiled.set(key, check);
+    }
+    if (!check(JSON.parse(body))) {
+      throw new Error(`${method} ${found.pattern} ${res.status}: body does not match schema: ${ajv.errorsText(check.errors)}\n${body.slice(0, 500)}`);
+    }
+  };
+}
