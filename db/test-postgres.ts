@@ -12,10 +12,14 @@ import { join } from 'node:path';
 function findPgBin(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root)
-    ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a))
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
     : [];
   if (!versions[0]) {
-    throw new Error('Postgres server binaries not found under /usr/lib/postgresql: run `bash scripts/test.sh` (installs Debian postgresql) or set TEST_DATABASE_URL');
+    throw new Error(
+      'Postgres server binaries not found under /usr/lib/postgresql: run `bash scripts/test.sh` (installs Debian postgresql) or set TEST_DATABASE_URL',
+    );
   }
   return join(root, versions[0], 'bin');
 }

@@ -88,7 +88,11 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
       expect(msg.message).toMatch(/username/);
       expect(msg.message).toMatch(/password/);
 
-      const badJson = await s.api('/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":' });
+      const badJson = await s.api('/api/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"username":',
+      });
       expect(badJson.status).toBe(400);
       expect(((await badJson.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
 
@@ -99,9 +103,11 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
       expect(huge.status).toBe(413);
       expect(((await huge.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
 
-      const enormous = await fetch(`${s.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(2_000_000) }).catch(
-        (e: unknown) => e,
-      );
+      const enormous = await fetch(`${s.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: 'x'.repeat(2_000_000),
+      }).catch((e: unknown) => e);
       // Either a 413 or the connection closed on us: never a 2xx, and the server keeps serving.
       if (enormous instanceof Response) expect(enormous.status).toBe(413);
       expect((await s.api('/healthz')).status).toBe(200);
@@ -128,7 +134,10 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
       const other = await s.register();
       const { id } = (await (await s.api('/api/live/streams/me', { headers: owner.auth })).json()) as { id: string };
 
-      const edit = await s.api(`/api/live/streams/${id}`, { method: 'PUT', ...json({ title: 'Night jam', description: 'synths' }, owner.auth) });
+      const edit = await s.api(`/api/live/streams/${id}`, {
+        method: 'PUT',
+        ...json({ title: 'Night jam', description: 'synths' }, owner.auth),
+      });
       expect(edit.status).toBe(200);
       expect(await edit.json()).toMatchObject({ title: 'Night jam', description: 'synths' });
 
@@ -138,7 +147,10 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
       expect(anonymous.status).toBe(401);
       const tooLong = await s.api(`/api/live/streams/${id}`, { method: 'PUT', ...json({ title: 'x'.repeat(141) }, owner.auth) });
       expect(tooLong.status).toBe(400);
-      const missing = await s.api('/api/live/streams/00000000-0000-4000-8000-000000000000', { method: 'PUT', ...json({ title: 'x' }, owner.auth) });
+      const missing = await s.api('/api/live/streams/00000000-0000-4000-8000-000000000000', {
+        method: 'PUT',
+        ...json({ title: 'x' }, owner.auth),
+      });
       expect(missing.status).toBe(404);
 
       const pub = await s.api(`/api/live/streams/${id}`);
@@ -161,7 +173,9 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
       expect(k2.streamKey).not.toBe(k1.streamKey);
       expect(await s.app.channels.authenticateStreamKey(k1.streamKey)).toBeNull();
       expect(await s.app.channels.authenticateStreamKey(k2.streamKey)).toEqual({ streamId: me.id });
-      expect(((await (await s.api('/api/live/streams/me/key', { headers: u.auth })).json()) as { streamKey: string }).streamKey).toBe(k2.streamKey);
+      expect(((await (await s.api('/api/live/streams/me/key', { headers: u.auth })).json()) as { streamKey: string }).streamKey).toBe(
+        k2.streamKey,
+      );
 
       // The database never holds the key itself.
       const { rows } = { rows: await s.app.db.sql`SELECT * FROM stream_keys WHERE stream_id = ${me.id}` };
@@ -171,7 +185,9 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
     it('lists live channels with the status the media layer sets', async () => {
       const u = await s.register();
       const me = (await (await s.api('/api/live/streams/me', { headers: u.auth })).json()) as { id: string };
-      expect(((await (await s.api('/api/live/streams')).json()) as { streams: { id: string }[] }).streams.map((x) => x.id)).not.toContain(me.id);
+      expect(((await (await s.api('/api/live/streams')).json()) as { streams: { id: string }[] }).streams.map((x) => x.id)).not.toContain(
+        me.id,
+      );
       await s.app.db.streams.setLive(me.id);
       const list = (await (await s.api('/api/live/streams')).json()) as { streams: { id: string; status: string; startedAt: string }[] };
       const entry = list.streams.find((x) => x.id === me.id);
@@ -184,7 +200,9 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
       await s.app.db.sql.unsafe(`
         CREATE OR REPLACE FUNCTION api_test_fail_room() RETURNS trigger AS $$
         BEGIN RAISE EXCEPTION 'room creation failed (test)'; END $$ LANGUAGE plpgsql`);
-      await s.app.db.sql.unsafe(`CREATE TRIGGER api_test_fail_room BEFORE INSERT ON rooms FOR EACH ROW EXECUTE FUNCTION api_test_fail_room()`);
+      await s.app.db.sql.unsafe(
+        `CREATE TRIGGER api_test_fail_room BEFORE INSERT ON rooms FOR EACH ROW EXECUTE FUNCTION api_test_fail_room()`,
+      );
       try {
         const res = await s.api('/api/live/streams/me', { headers: u.auth });
         expect(res.status).toBe(500);

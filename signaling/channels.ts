@@ -75,7 +75,11 @@ export function createChannels(opts: ChannelsOptions): Channels {
       const key = stored ? deriveStreamKey(secret, stream.id, stored.salt) : null;
       if (!stored || !key || !hashToken(key).equals(stored.keyHash)) {
         // The server secret changed since the key was made: it cannot be shown again.
-        throw new HttpError(409, 'stream_key_unrecoverable', 'The stream key cannot be recovered (the server secret changed); rotate it to get a new one');
+        throw new HttpError(
+          409,
+          'stream_key_unrecoverable',
+          'The stream key cannot be recovered (the server secret changed); rotate it to get a new one',
+        );
       }
       return { streamKey: key, whipUrl };
     },

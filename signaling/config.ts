@@ -40,7 +40,10 @@ const list: Parser<string[]> = (raw) =>
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-const optional = <T>(p: Parser<T>): Parser<T | undefined> => (raw, name) => (raw === '' ? undefined : p(raw, name));
+const optional =
+  <T>(p: Parser<T>): Parser<T | undefined> =>
+  (raw, name) =>
+    raw === '' ? undefined : p(raw, name);
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -53,42 +56,186 @@ function setting<T>(group: string, env: string, def: string | undefined, parse: 
 export const SETTINGS = {
   // Server
   host: setting('Server', 'HOST', '0.0.0.0', str, 'Address the HTTP/WebSocket server binds to.'),
-  port: setting('Server', 'PORT', '8080', int(0, 65535), 'The one port for the web UI, HTTP API, WHIP/WHEP, `/ws` and `/metrics` (0 = any free port).'),
-  publicUrl: setting('Server', 'PUBLIC_URL', undefined, optional(str), 'Public base URL (e.g. `https://live.example.com`) used in the WHIP URL shown to streamers. Default: derived from the request\'s Host header.'),
-  trustProxy: setting('Server', 'TRUST_PROXY', 'false', bool, 'Trust `X-Forwarded-For`/`X-Forwarded-Proto` from a reverse proxy (client IP for rate limits, scheme for URLs).'),
-  logLevel: setting('Server', 'LOG_LEVEL', 'info', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), 'pino log level. Logs are JSON lines on stdout.'),
+  port: setting(
+    'Server',
+    'PORT',
+    '8080',
+    int(0, 65535),
+    'The one port for the web UI, HTTP API, WHIP/WHEP, `/ws` and `/metrics` (0 = any free port).',
+  ),
+  publicUrl: setting(
+    'Server',
+    'PUBLIC_URL',
+    undefined,
+    optional(str),
+    "Public base URL (e.g. `https://live.example.com`) used in the WHIP URL shown to streamers. Default: derived from the request's Host header.",
+  ),
+  trustProxy: setting(
+    'Server',
+    'TRUST_PROXY',
+    'false',
+    bool,
+    'Trust `X-Forwarded-For`/`X-Forwarded-Proto` from a reverse proxy (client IP for rate limits, scheme for URLs).',
+  ),
+  logLevel: setting(
+    'Server',
+    'LOG_LEVEL',
+    'info',
+    oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+    'pino log level. Logs are JSON lines on stdout.',
+  ),
   webDir: setting('Server', 'WEB_DIR', 'web/build', str, 'Directory of the built SvelteKit front end served at `/`.'),
-  shutdownGraceMs: setting('Server', 'SHUTDOWN_GRACE_MS', '10000', int(0, 600_000), 'On SIGINT/SIGTERM: how long to wait for in-flight work before exiting.'),
+  shutdownGraceMs: setting(
+    'Server',
+    'SHUTDOWN_GRACE_MS',
+    '10000',
+    int(0, 600_000),
+    'On SIGINT/SIGTERM: how long to wait for in-flight work before exiting.',
+  ),
   // Storage
-  databaseUrl: setting('Storage', 'DATABASE_URL', undefined, optional(str), 'Postgres connection string. Unset: an embedded Postgres (PGlite) in `EMBEDDED_DB_PATH`, no server needed.'),
-  dataDir: setting('Storage', 'DATA_DIR', './data', str, 'Directory for local state: the embedded database, the generated server secret, DVR spill files.'),
-  embeddedDbPath: setting('Storage', 'EMBEDDED_DB_PATH', undefined, optional(str), 'Embedded database directory, or `:memory:` (nothing persisted). Default: `$DATA_DIR/pglite`.'),
-  secret: setting('Storage', 'WHIPCAST_SECRET', undefined, optional(str), 'Server secret (≥ 32 chars) from which stream keys are derived, and node-to-node auth. Default: generated once into `$DATA_DIR/secret`. Set it explicitly when running several nodes.'),
+  databaseUrl: setting(
+    'Storage',
+    'DATABASE_URL',
+    undefined,
+    optional(str),
+    'Postgres connection string. Unset: an embedded Postgres (PGlite) in `EMBEDDED_DB_PATH`, no server needed.',
+  ),
+  dataDir: setting(
+    'Storage',
+    'DATA_DIR',
+    './data',
+    str,
+    'Directory for local state: the embedded database, the generated server secret, DVR spill files.',
+  ),
+  embeddedDbPath: setting(
+    'Storage',
+    'EMBEDDED_DB_PATH',
+    undefined,
+    optional(str),
+    'Embedded database directory, or `:memory:` (nothing persisted). Default: `$DATA_DIR/pglite`.',
+  ),
+  secret: setting(
+    'Storage',
+    'WHIPCAST_SECRET',
+    undefined,
+    optional(str),
+    'Server secret (≥ 32 chars) from which stream keys are derived, and node-to-node auth. Default: generated once into `$DATA_DIR/secret`. Set it explicitly when running several nodes.',
+  ),
   // Accounts
   sessionTtlHours: setting('Accounts', 'SESSION_TTL_HOURS', '720', int(1, 24 * 365), 'How long a sign-in session lasts.'),
   // Media
-  mediasoupWorkerBin: setting('Media', 'MEDIASOUP_WORKER_BIN', undefined, optional(str), 'Path of the mediasoup worker binary. Default: the one `scripts/mediasoup-worker.sh` built into the cache.'),
-  mediaWorkers: setting('Media', 'MEDIA_WORKERS', undefined, optional(int(1, 256)), 'Number of mediasoup workers. Default: one per CPU core.'),
+  mediasoupWorkerBin: setting(
+    'Media',
+    'MEDIASOUP_WORKER_BIN',
+    undefined,
+    optional(str),
+    'Path of the mediasoup worker binary. Default: the one `scripts/mediasoup-worker.sh` built into the cache.',
+  ),
+  mediaWorkers: setting(
+    'Media',
+    'MEDIA_WORKERS',
+    undefined,
+    optional(int(1, 256)),
+    'Number of mediasoup workers. Default: one per CPU core.',
+  ),
   rtcListenIp: setting('Media', 'RTC_LISTEN_IP', '0.0.0.0', str, 'IP the media sockets (WebRtcServer) bind to.'),
-  rtcAnnouncedAddress: setting('Media', 'RTC_ANNOUNCED_ADDRESS', undefined, optional(str), 'IP or hostname put in ICE candidates. Default: this host\'s first non-internal IPv4 address (127.0.0.1 if none). Set it to the public IP behind NAT.'),
-  rtcPort: setting('Media', 'RTC_PORT', '40000', int(0, 65535), 'First media port: worker *i* listens on UDP and TCP `RTC_PORT + i` (0 = random ports, for tests).'),
-  iceServers: setting('Media', 'ICE_SERVERS', '', list, 'Comma-separated STUN/TURN URLs sent to WHIP/WHEP clients as `Link: rel="ice-server"` headers (e.g. `stun:stun.example.com:3478`).'),
-  publisherTimeoutMs: setting('Media', 'PUBLISHER_TIMEOUT_MS', '5000', int(500, 120_000), 'A publisher that sends no RTP for this long is considered gone and the channel goes offline.'),
-  whipRateLimitPerMinute: setting('Media', 'WHIP_RATE_LIMIT_PER_MINUTE', '30', int(1, 100_000), 'WHIP/WHEP session creations allowed per client IP and per stream key per minute (429 beyond).'),
+  rtcAnnouncedAddress: setting(
+    'Media',
+    'RTC_ANNOUNCED_ADDRESS',
+    undefined,
+    optional(str),
+    "IP or hostname put in ICE candidates. Default: this host's first non-internal IPv4 address (127.0.0.1 if none). Set it to the public IP behind NAT.",
+  ),
+  rtcPort: setting(
+    'Media',
+    'RTC_PORT',
+    '40000',
+    int(0, 65535),
+    'First media port: worker *i* listens on UDP and TCP `RTC_PORT + i` (0 = random ports, for tests).',
+  ),
+  iceServers: setting(
+    'Media',
+    'ICE_SERVERS',
+    '',
+    list,
+    'Comma-separated STUN/TURN URLs sent to WHIP/WHEP clients as `Link: rel="ice-server"` headers (e.g. `stun:stun.example.com:3478`).',
+  ),
+  publisherTimeoutMs: setting(
+    'Media',
+    'PUBLISHER_TIMEOUT_MS',
+    '5000',
+    int(500, 120_000),
+    'A publisher that sends no RTP for this long is considered gone and the channel goes offline.',
+  ),
+  whipRateLimitPerMinute: setting(
+    'Media',
+    'WHIP_RATE_LIMIT_PER_MINUTE',
+    '30',
+    int(1, 100_000),
+    'WHIP/WHEP session creations allowed per client IP and per stream key per minute (429 beyond).',
+  ),
   // DVR
-  dvrWindowSeconds: setting('DVR', 'DVR_WINDOW_SECONDS', '1800', int(0, 24 * 3600), 'How far back viewers can seek into a live stream (0 disables DVR).'),
-  dvrMemoryBudgetMb: setting('DVR', 'DVR_MEMORY_MB', '256', int(8, 1_000_000), 'Memory per channel for the DVR buffer; older media spills to disk under `$DATA_DIR/dvr`.'),
+  dvrWindowSeconds: setting(
+    'DVR',
+    'DVR_WINDOW_SECONDS',
+    '1800',
+    int(0, 24 * 3600),
+    'How far back viewers can seek into a live stream (0 disables DVR).',
+  ),
+  dvrMemoryBudgetMb: setting(
+    'DVR',
+    'DVR_MEMORY_MB',
+    '256',
+    int(8, 1_000_000),
+    'Memory per channel for the DVR buffer; older media spills to disk under `$DATA_DIR/dvr`.',
+  ),
   // Chat
   chatMaxMessageLength: setting('Chat', 'CHAT_MAX_MESSAGE_LENGTH', '500', int(1, 10_000), 'Longest chat message, in characters.'),
   chatHistoryLimit: setting('Chat', 'CHAT_HISTORY_LIMIT', '50', int(1, 500), 'Messages sent on join and per history page.'),
-  chatRatePerTenSeconds: setting('Chat', 'CHAT_RATE_PER_10S', '5', int(1, 1000), 'Messages a user may send per 10 seconds per room (slow mode is separate).'),
+  chatRatePerTenSeconds: setting(
+    'Chat',
+    'CHAT_RATE_PER_10S',
+    '5',
+    int(1, 1000),
+    'Messages a user may send per 10 seconds per room (slow mode is separate).',
+  ),
   // Socket
-  wsMaxPayloadBytes: setting('Socket', 'WS_MAX_PAYLOAD_BYTES', '65536', int(1024, 16 * 1024 * 1024), 'Largest WebSocket frame accepted; larger frames close the socket (1009).'),
-  wsMaxBackpressureBytes: setting('Socket', 'WS_MAX_BACKPRESSURE_BYTES', '1048576', int(16 * 1024, 1 << 30), 'Outgoing bytes buffered for a slow socket before chat to it is dropped (and a resync marker sent once it drains).'),
-  wsMessagesPerSecond: setting('Socket', 'WS_MESSAGES_PER_SECOND', '50', int(1, 100_000), 'Frames a socket may send per second (sustained) before it gets rate-limit errors; sustained abuse closes it.'),
+  wsMaxPayloadBytes: setting(
+    'Socket',
+    'WS_MAX_PAYLOAD_BYTES',
+    '65536',
+    int(1024, 16 * 1024 * 1024),
+    'Largest WebSocket frame accepted; larger frames close the socket (1009).',
+  ),
+  wsMaxBackpressureBytes: setting(
+    'Socket',
+    'WS_MAX_BACKPRESSURE_BYTES',
+    '1048576',
+    int(16 * 1024, 1 << 30),
+    'Outgoing bytes buffered for a slow socket before chat to it is dropped (and a resync marker sent once it drains).',
+  ),
+  wsMessagesPerSecond: setting(
+    'Socket',
+    'WS_MESSAGES_PER_SECOND',
+    '50',
+    int(1, 100_000),
+    'Frames a socket may send per second (sustained) before it gets rate-limit errors; sustained abuse closes it.',
+  ),
   // Cluster
-  nodeId: setting('Cluster', 'NODE_ID', undefined, optional(str), 'Name of this node in a multi-node deployment. Default: hostname + port.'),
-  nodeUrl: setting('Cluster', 'NODE_URL', undefined, optional(str), 'URL other nodes use to reach this node\'s control API. Enables clustering (requires DATABASE_URL).'),
+  nodeId: setting(
+    'Cluster',
+    'NODE_ID',
+    undefined,
+    optional(str),
+    'Name of this node in a multi-node deployment. Default: hostname + port.',
+  ),
+  nodeUrl: setting(
+    'Cluster',
+    'NODE_URL',
+    undefined,
+    optional(str),
+    "URL other nodes use to reach this node's control API. Enables clustering (requires DATABASE_URL).",
+  ),
 } as const;
 
 type Settings = typeof SETTINGS;

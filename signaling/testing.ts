@@ -115,7 +115,9 @@ export function openApiValidator(routes: readonly Route[]) {
       compiled.set(key, check);
     }
     if (!check(JSON.parse(body))) {
-      throw new Error(`${method} ${found.pattern} ${res.status}: body does not match schema: ${ajv.errorsText(check.errors)}\n${body.slice(0, 500)}`);
+      throw new Error(
+        `${method} ${found.pattern} ${res.status}: body does not match schema: ${ajv.errorsText(check.errors)}\n${body.slice(0, 500)}`,
+      );
     }
   };
 }

@@ -15,9 +15,7 @@ const NATIVE_ABIS = new Set(['93', '108', '115']);
 
 function loadUws(): typeof UWS {
   if (!NATIVE_ABIS.has(process.versions.modules)) {
-    throw new Error(
-      `whipcast needs Node.js 20 (uWebSockets.js has no native build for Node ${process.versions.node}). See .nvmrc.`,
-    );
+    throw new Error(`whipcast needs Node.js 20 (uWebSockets.js has no native build for Node ${process.versions.node}). See .nvmrc.`);
   }
   return createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as typeof UWS;
 }

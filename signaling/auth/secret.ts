@@ -9,7 +9,12 @@ const MIN_LENGTH = 32;
  * The server secret: WHIPCAST_SECRET when set; otherwise generated once and
  * kept in `$DATA_DIR/secret`, or kept in memory only when nothing is persisted.
  */
-export async function loadSecret(opts: { configured?: string | undefined; dataDir: string; persist: boolean; logger: Logger }): Promise<string> {
+export async function loadSecret(opts: {
+  configured?: string | undefined;
+  dataDir: string;
+  persist: boolean;
+  logger: Logger;
+}): Promise<string> {
   if (opts.configured) {
     if (opts.configured.length < MIN_LENGTH) throw new Error(`WHIPCAST_SECRET must be at least ${MIN_LENGTH} characters`);
     return opts.configured;

@@ -15,12 +15,7 @@ export class HttpError extends Error {
   }
 }
 
-export function errorResponse(
-  status: number,
-  code: string,
-  message: string,
-  headers: Record<string, string> = {},
-): Response {
+export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
   const body: ErrorBody = { error: { code, message } };
   return new Response(JSON.stringify(body), {
     status,

@@ -37,7 +37,9 @@ export function buildOpenApiDocument(routes: readonly Route[], version: string):
             requestBody: {
               required: true,
               ...(op.request.description ? { description: op.request.description } : {}),
-              content: { [op.request.contentType]: op.request.schema ? { schema: { $ref: `#/components/schemas/${op.request.schema}` } } : {} },
+              content: {
+                [op.request.contentType]: op.request.schema ? { schema: { $ref: `#/components/schemas/${op.request.schema}` } } : {},
+              },
             },
           }
         : {}),
@@ -75,7 +77,11 @@ export function openApiRoute(routes: () => readonly Route[], version: string): R
   const self: Route = {
     method: 'GET',
     path: '/api/openapi.json',
-    doc: { tags: ['meta'], summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1 document', contentType: 'application/json' } } },
+    doc: {
+      tags: ['meta'],
+      summary: 'This document',
+      responses: { '200': { description: 'OpenAPI 3.1 document', contentType: 'application/json' } },
+    },
     handler() {
       cached ??= JSON.stringify(buildOpenApiDocument(routes(), version));
       return new Response(cached, { headers: { 'content-type': 'application/json; charset=utf-8' } });

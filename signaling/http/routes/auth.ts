@@ -18,9 +18,14 @@ export function userAuthenticator(accounts: Accounts) {
     const token = bearerToken(req);
     const user = token ? await accounts.authenticate(token) : null;
     if (!user) {
-      throw new HttpError(401, token ? 'invalid_token' : 'unauthenticated', token ? 'The session token is invalid or expired' : 'Sign in first (Authorization: Bearer <token>)', {
-        'www-authenticate': `Bearer realm="whipcast"${token ? ', error="invalid_token"' : ''}`,
-      });
+      throw new HttpError(
+        401,
+        token ? 'invalid_token' : 'unauthenticated',
+        token ? 'The session token is invalid or expired' : 'Sign in first (Authorization: Bearer <token>)',
+        {
+          'www-authenticate': `Bearer realm="whipcast"${token ? ', error="invalid_token"' : ''}`,
+        },
+      );
     }
     return user;
   };
@@ -51,7 +56,11 @@ export function authRoutes(accounts: Accounts): Route[] {
         tags: ['auth'],
         summary: 'Sign in',
         request: { contentType: 'application/json', schema: 'Credentials' },
-        responses: { '200': { description: 'Signed in', schema: 'AuthResult' }, ...JSON_BODY_ERRORS, '401': err('Wrong username or password') },
+        responses: {
+          '200': { description: 'Signed in', schema: 'AuthResult' },
+          ...JSON_BODY_ERRORS,
+          '401': err('Wrong username or password'),
+        },
       },
       async handler(req) {
         const { username, password } = await readJson(req, Credentials);
@@ -61,7 +70,12 @@ export function authRoutes(accounts: Accounts): Route[] {
     {
       method: 'POST',
       path: '/api/auth/logout',
-      doc: { tags: ['auth'], summary: 'End the current session (idempotent)', auth: 'session', responses: { '204': { description: 'Signed out' } } },
+      doc: {
+        tags: ['auth'],
+        summary: 'End the current session (idempotent)',
+        auth: 'session',
+        responses: { '204': { description: 'Signed out' } },
+      },
       async handler(req) {
         const token = bearerToken(req);
         if (token) await accounts.logout(token);

@@ -15,7 +15,11 @@ export function opsRoutes(opts: OpsRoutesOptions): Route[] {
     {
       method: 'GET',
       path: '/healthz',
-      doc: { tags: ['operations'], summary: 'Liveness: the process is up', responses: { '200': { description: 'Alive', schema: 'Health' } } },
+      doc: {
+        tags: ['operations'],
+        summary: 'Liveness: the process is up',
+        responses: { '200': { description: 'Alive', schema: 'Health' } },
+      },
       handler: () => jsonResponse({ status: 'ok' }, 200, { 'cache-control': 'no-store' }),
     },
     {
@@ -41,7 +45,11 @@ export function opsRoutes(opts: OpsRoutesOptions): Route[] {
     {
       method: 'GET',
       path: '/metrics',
-      doc: { tags: ['operations'], summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', contentType: 'text/plain' } } },
+      doc: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
+        responses: { '200': { description: 'Prometheus text format', contentType: 'text/plain' } },
+      },
       async handler() {
         return new Response(await opts.metrics.metrics(), { headers: { 'content-type': opts.metrics.contentType } });
       },

@@ -21,7 +21,11 @@ export function streamRoutes({ accounts, channels, whipUrl }: StreamRoutesOption
     {
       method: 'GET',
       path: '/api/live/streams',
-      doc: { tags: ['streams'], summary: 'Channels live now, newest first, with viewer counts', responses: { '200': { description: 'Live channels', schema: 'StreamList' } } },
+      doc: {
+        tags: ['streams'],
+        summary: 'Channels live now, newest first, with viewer counts',
+        responses: { '200': { description: 'Live channels', schema: 'StreamList' } },
+      },
       async handler() {
         const live = await channels.listLive();
         return jsonResponse({ streams: live.map((s) => channels.toApi(s)) }, 200, noStore);
@@ -76,7 +80,11 @@ export function streamRoutes({ accounts, channels, whipUrl }: StreamRoutesOption
     {
       method: 'GET',
       path: '/api/live/streams/:id',
-      doc: { tags: ['streams'], summary: 'One channel', responses: { '200': { description: 'The channel', schema: 'Stream' }, '404': err('No such channel') } },
+      doc: {
+        tags: ['streams'],
+        summary: 'One channel',
+        responses: { '200': { description: 'The channel', schema: 'Stream' }, '404': err('No such channel') },
+      },
       async handler(_req, ctx) {
         const stream = await channels.get(ctx.params.id!);
         if (!stream) throw new HttpError(404, 'not_found', 'No such stream');

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Quick start: installs what is needed (Debian packages, Node 20, npm packages, the
+# mediasoup worker, the web build) and runs whipcast on the embedded database.
+# Extra arguments are ignored; configure with environment variables (docs/configuration.md).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_apt "${BASE_PACKAGES[@]}"
+ensure_node
+ensure_npm_deps
+ensure_worker
+ensure_web_build
+
+cd "$ROOT"
+log "starting whipcast on http://localhost:${PORT:-8080} (Ctrl-C to stop)"
+exec node --import tsx signaling/main.ts
