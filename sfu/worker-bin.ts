@@ -1,0 +1,37 @@
+/**
+ * Finds the mediasoup worker binary: MEDIASOUP_WORKER_BIN, else the one
+ * `scripts/mediasoup-worker.sh` built into the cache (same key: mediasoup
+ * version + patch hash).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WHIPCAST_CACHE_DIR || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'whipcast');
+}
+
+export function mediasoupVersion(): string {
+  const require = createRequire(import.meta.url);
+  return (require('mediasoup/package.json') as { version: string }).version;
+}
+
+/** Where the build script caches the worker for this mediasoup version and patch. */
+export function cachedWorkerPath(env: NodeJS.ProcessEnv = process.env): string {
+  const version = mediasoupVersion();
+  const patch = fileURLToPath(new URL(`./worker-build/mediasoup-${version}.patch`, import.meta.url));
+  const hash = createHash('sha256').update(readFileSync(patch)).digest('hex').slice(0, 12);
+  return join(cacheDir(env), 'mediasoup-worker', `${version}-${hash}`, 'mediasoup-worker');
+}
+
+export function resolveWorkerBin(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.MEDIASOUP_WORKER_BIN) return env.MEDIASOUP_WORKER_BIN;
+  const path = cachedWorkerPath(env);
+  if (!existsSync(path)) {
+    throw new Error(`mediasoup worker not built (expected ${path}): run \`bash scripts/mediasoup-worker.sh\``);
+  }
+  return path;
+}
