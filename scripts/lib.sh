@@ -102,8 +102,8 @@ ensure_worker() {
 ensure_web_build() {
   local stamp="$ROOT/web/build/.whipcast-src-hash"
   local want
-  want=$(cd "$ROOT" && find web -path web/node_modules -prune -o -path web/build -prune -o -path web/.svelte-kit -prune \
-    -o -type f -print0 | sort -z | xargs -0 cat signaling/api.ts signaling/protocol.ts 2>/dev/null | sha256sum | cut -c1-16)
+  want=$( (cd "$ROOT" && find web signaling/protocol.ts signaling/api.ts \( -path web/node_modules -o -path web/build -o -path web/.svelte-kit \) \
+    -prune -o -type f -print0 2>/dev/null || true) | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "building the web UI"
     (cd "$ROOT" && npm run build -w web >&2)

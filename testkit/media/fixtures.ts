@@ -1,0 +1,119 @@
+/**
+ * Real encoded media for tests and benchmarks, made by ffmpeg once and cached
+ * (`$WHIPCAST_CACHE_DIR/fixtures`). H.264 is encoded the way OBS's WHIP output
+ * encodes it: x264, zerolatency, no B-frames, SPS/PPS repeated before each IDR.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { accessUnits, splitAnnexB, type AccessUnit } from '../rtp/h264.ts';
+import { opusPacketsFromOgg } from '../rtp/ogg.ts';
+
+const run = promisify(execFile);
+
+export interface H264Options {
+  width: number;
+  height: number;
+  fps: number;
+  /** Video bitrate, kbit/s. */
+  kbps: number;
+  /** Seconds between keyframes. */
+  keyframeInterval: number;
+  profile: 'baseline' | 'main' | 'high';
+  /** Seconds of video (the publisher loops it). */
+  seconds: number;
+}
+
+export const DEFAULT_H264: H264Options = {
+  width: 640,
+  height: 360,
+  fps: 30,
+  kbps: 1000,
+  keyframeInterval: 1,
+  profile: 'baseline',
+  seconds: 4,
+};
+
+export interface H264Fixture {
+  options: H264Options;
+  frames: AccessUnit[];
+}
+
+function fixturesDir(): string {
+  return join(process.env.WHIPCAST_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'whipcast'), 'fixtures');
+}
+
+async function cached(name: string, params: unknown, make: (out: string) => Promise<void>): Promise<Buffer> {
+  const dir = fixturesDir();
+  const file = join(dir, `${name}-${createHash('sha256').update(JSON.stringify(params)).digest('hex').slice(0, 12)}`);
+  try {
+    return await readFile(file);
+  } catch {
+    await mkdir(dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+    await make(tmp);
+    await rename(tmp, file);
+    return readFile(file);
+  }
+}
+
+async function ffmpeg(args: string[]): Promise<void> {
+  try {
+    await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args]);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') throw new Error('ffmpeg not found: the test command installs it (Debian package ffmpeg)');
+    throw new Error(`ffmpeg failed: ${e.stderr ?? e.message}`);
+  }
+}
+
+const fixtureCache = new Map<string, Promise<H264Fixture>>();
+
+export function h264Fixture(opts: Partial<H264Options> = {}): Promise<H264Fixture> {
+  const o = { ...DEFAULT_H264, ...opts };
+  const key = JSON.stringify(o);
+  let p = fixtureCache.get(key);
+  if (!p) {
+    p = (async () => {
+      const gop = Math.max(1, Math.round(o.fps * o.keyframeInterval));
+      const data = await cached('h264', o, (out) =>
+        ffmpeg([
+          ...['-f', 'lavfi', '-i', `testsrc2=size=${o.width}x${o.height}:rate=${o.fps}`, '-t', String(o.seconds)],
+          ...['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', o.profile, '-pix_fmt', 'yuv420p'],
+          ...['-bf', '0', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0'],
+          ...['-b:v', `${o.kbps}k`, '-maxrate', `${o.kbps}k`, '-bufsize', `${o.kbps}k`],
+          ...['-x264-params', 'repeat-headers=1:aud=0', '-f', 'h264', out],
+        ]),
+      );
+      const frames = accessUnits(splitAnnexB(data));
+      if (!frames[0]?.keyframe) throw new Error('fixture does not start with a keyframe');
+      return { options: o, frames };
+    })();
+    fixtureCache.set(key, p);
+  }
+  return p;
+}
+
+let opusCache: Promise<Uint8Array[]> | undefined;
+
+/** 20 ms stereo Opus packets of a tone (4 s). */
+export function opusFixture(): Promise<Uint8Array[]> {
+  opusCache ??= (async () => {
+    const params = { tone: 440, seconds: 4, kbps: 64 };
+    const data = await cached('opus', params, async (out) => {
+      const ogg = `${out}.ogg`;
+      await ffmpeg([
+        ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '4', '-ac', '2'],
+        ...['-c:a', 'libopus', '-b:a', '64k', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', ogg],
+      ]);
+      await rename(ogg, out);
+    });
+    const packets = opusPacketsFromOgg(data);
+    if (packets.length < 100) throw new Error(`opus fixture too short (${packets.length} packets)`);
+    return packets;
+  })();
+  return opusCache;
+}

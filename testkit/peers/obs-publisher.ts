@@ -1,0 +1,218 @@
+/**
+ * A WHIP publisher that behaves like OBS Studio's WHIP output on the wire: it is
+ * built on libdatachannel (OBS's own WebRTC stack, via node-datachannel), offers
+ * Opus PT 111 on mid 0 and H.264 PT 96 on mid 1 with OBS's fixed `42e01f` fmtp,
+ * sends the offer without candidates, authenticates with a bearer stream key,
+ * answers NACKs, ignores PLI/FIR, and stops with a DELETE.
+ *
+ * The media is real: ffmpeg-encoded H.264 access units (each stamped with its
+ * capture time in an SEI NAL unit) and Opus packets, paced in real time.
+ */
+import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
+import { randomInt } from 'node:crypto';
+import { DEFAULT_H264, h264Fixture, opusFixture, type H264Options } from '../media/fixtures.ts';
+import { nowUs, packetizeH264, withStamp, type AccessUnit } from '../rtp/h264.ts';
+import { buildRtp, isRtcp, parseRtcp } from '../rtp/packet.ts';
+import { deleteSession, postSdp, stripCandidates, type SdpExchange } from './http.ts';
+
+export const OBS_H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
+
+export interface ObsPublisherOptions {
+  /** WHIP endpoint, e.g. http://127.0.0.1:8080/whip */
+  url: string;
+  /** Stream key sent as the bearer token (omitted when undefined, as OBS does with an empty field). */
+  token?: string;
+  video?: Partial<H264Options>;
+  audio?: boolean;
+  /** Start sending only when told (`startMedia()`), e.g. to test "live on first media". */
+  deferMedia?: boolean;
+  /** Encoder profile signalled in fmtp; OBS always sends 42e01f. */
+  fmtp?: string;
+}
+
+export interface PublisherCounters {
+  videoPackets: number;
+  audioPackets: number;
+  frames: number;
+  keyframes: number;
+  nacksReceived: number;
+  plisReceived: number;
+}
+
+export class ObsPublisher {
+  readonly counters: PublisherCounters = { videoPackets: 0, audioPackets: 0, frames: 0, keyframes: 0, nacksReceived: 0, plisReceived: 0 };
+  readonly videoSsrc = randomInt(1, 2 ** 31);
+  readonly audioSsrc = randomInt(1, 2 ** 31);
+  exchange: SdpExchange | null = null;
+  #pc: PeerConnection;
+  #video: Track;
+  #audio: Track | null = null;
+  #timers: NodeJS.Timeout[] = [];
+  #connected: Promise<void>;
+  #closed = false;
+  #frameIndex = 0;
+  #seq = { video: randomInt(0, 0xffff), audio: randomInt(0, 0xffff) };
+
+  private constructor(readonly opts: ObsPublisherOptions) {
+    this.#pc = new nodeDataChannel.PeerConnection('obs', { iceServers: [], disableAutoGathering: false });
+    if (opts.audio !== false) {
+      const audio = new nodeDataChannel.Audio('0', 'SendOnly');
+      audio.addOpusCodec(111);
+      audio.addSSRC(this.audioSsrc, 'obs', 'obs-stream', 'obs-audio');
+      this.#audio = this.#pc.addTrack(audio);
+      this.#audio.setMediaHandler(new nodeDataChannel.RtcpNackResponder(1024));
+      this.#audio.onMessage((m) => this.#rtcp(m));
+    }
+    const video = new nodeDataChannel.Video('1', 'SendOnly');
+    video.addVideoCodec(96, 'H264', opts.fmtp ?? OBS_H264_FMTP);
+    video.addSSRC(this.videoSsrc, 'obs', 'obs-stream', 'obs-video');
+    this.#video = this.#pc.addTrack(video);
+    this.#video.setMediaHandler(new nodeDataChannel.RtcpNackResponder(2048));
+    this.#video.onMessage((m) => this.#rtcp(m));
+    this.#connected = new Promise((resolve, reject) => {
+      this.#pc.onStateChange((s) => {
+        if (s === 'connected') resolve();
+        if (s === 'failed' || s === 'closed') reject(new Error(`publisher peer connection ${s}`));
+      });
+    });
+    this.#connected.catch(() => {});
+  }
+
+  /** Offers, POSTs, applies the answer. Throws with the HTTP status when the server refuses. */
+  static async publish(opts: ObsPublisherOptions): Promise<ObsPublisher> {
+    const p = new ObsPublisher(opts);
+    try {
+      await p.#negotiate();
+    } catch (err) {
+      p.#pc.close();
+      throw err;
+    }
+    return p;
+  }
+
+  async #negotiate(): Promise<void> {
+    this.#pc.setLocalDescription();
+    const offer = this.#pc.localDescription();
+    if (!offer) throw new Error('libdatachannel produced no offer');
+    const ex = await postSdp(this.opts.url, stripCandidates(offer.sdp), this.opts.token);
+    this.exchange = ex;
+    if (ex.status !== 201) throw new WhipRefused(ex);
+    if (!ex.location) throw new Error('201 without Location');
+    this.#pc.setRemoteDescription(ex.answer, 'answer');
+  }
+
+  get location(): string {
+    return this.exchange!.location!;
+  }
+
+  get state(): string {
+    return this.#pc.state();
+  }
+
+  /** Resolves once ICE+DTLS are up; then starts media unless deferred. */
+  async connected(timeoutMs = 10_000): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#connected,
+      new Promise((_, rej) => (t = setTimeout(() => rej(new Error('publisher did not connect')), timeoutMs))),
+    ]).finally(() => clearTimeout(t));
+    if (!this.opts.deferMedia) await this.startMedia();
+  }
+
+  /** Starts the paced media loops. */
+  async startMedia(): Promise<void> {
+    if (this.#timers.length) return;
+    const fixture = await h264Fixture({ ...DEFAULT_H264, ...this.opts.video });
+    const fps = fixture.options.fps;
+    const t0 = performance.now();
+    const ts0 = randomInt(0, 2 ** 31);
+    const sendVideo = (): void => {
+      const due = Math.floor(((performance.now() - t0) * fps) / 1000) + 1;
+      while (this.#frameIndex < due && !this.#closed) this.#sendFrame(fixture.frames, ts0, fps);
+    };
+    sendVideo();
+    this.#timers.push(setInterval(sendVideo, 1000 / fps / 2));
+    if (this.#audio) {
+      const packets = await opusFixture();
+      let i = 0;
+      const ats0 = randomInt(0, 2 ** 31);
+      const sendAudio = (): void => {
+        const due = Math.floor((performance.now() - t0) / 20) + 1;
+        while (i < due && !this.#closed) {
+          const payload = packets[i % packets.length]!;
+          const rtp = buildRtp(
+            {
+              payloadType: 111,
+              sequenceNumber: this.#seq.audio++ & 0xffff,
+              timestamp: (ats0 + i * 960) >>> 0,
+              ssrc: this.audioSsrc,
+              marker: false,
+            },
+            payload,
+          );
+          this.#audio!.sendMessageBinary(rtp);
+          this.counters.audioPackets++;
+          i++;
+        }
+      };
+      sendAudio();
+      this.#timers.push(setInterval(sendAudio, 10));
+    }
+  }
+
+  #sendFrame(frames: AccessUnit[], ts0: number, fps: number): void {
+    const i = this.#frameIndex++;
+    const au = frames[i % frames.length]!;
+    const ts = (ts0 + Math.round((i * 90000) / fps)) >>> 0;
+    const nals = withStamp(au.nals, { frame: i, captureUs: nowUs() });
+    const payloads = packetizeH264(nals);
+    payloads.forEach((payload, k) => {
+      const rtp = buildRtp(
+        {
+          payloadType: 96,
+          sequenceNumber: this.#seq.video++ & 0xffff,
+          timestamp: ts,
+          ssrc: this.videoSsrc,
+          marker: k === payloads.length - 1,
+        },
+        payload,
+      );
+      this.#video.sendMessageBinary(rtp);
+      this.counters.videoPackets++;
+    });
+    this.counters.frames++;
+    if (au.keyframe) this.counters.keyframes++;
+  }
+
+  #rtcp(msg: Buffer): void {
+    if (!isRtcp(msg)) return;
+    const r = parseRtcp(msg);
+    for (const n of r.nacks) this.counters.nacksReceived += n.seqs.length;
+    this.counters.plisReceived += r.keyframeRequests.length; // OBS ignores them; we only count
+  }
+
+  /** Stops media and tears the peer down without telling the server (a crash / network loss). */
+  drop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    this.#pc.close();
+  }
+
+  /** Stops like OBS's "Stop Streaming": DELETE on the session URL, then close. Returns the DELETE status. */
+  async stop(): Promise<number> {
+    const status = this.exchange?.location ? await deleteSession(this.location, this.opts.token) : 0;
+    this.drop();
+    return status;
+  }
+}
+
+export class WhipRefused extends Error {
+  constructor(readonly exchange: SdpExchange) {
+    super(`WHIP POST refused: ${exchange.status} ${exchange.body.slice(0, 200)}`);
+  }
+  get status(): number {
+    return this.exchange.status;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * What a bot viewer does with the RTP it receives: counts it, reassembles
+ * H.264 frames (without decoding), reads capture stamps for latency and
+ * tracks loss from sequence gaps. Cheap enough to run hundreds per process.
+ */
+import { H264Depacketizer, nowUs, type CaptureStamp, type ReceivedFrame } from '../rtp/h264.ts';
+import { isRtcp, parseRtp } from '../rtp/packet.ts';
+
+export interface StreamStats {
+  packets: number;
+  bytes: number;
+  /** Sequence numbers never received (gaps), net of late arrivals. */
+  lost: number;
+  ssrcs: Set<number>;
+  payloadTypes: Set<number>;
+}
+
+export interface VideoStats extends StreamStats {
+  frames: number;
+  keyframes: number;
+  incompleteFrames: number;
+  /** The first complete frame was a keyframe with SPS and PPS. */
+  firstFrameDecodable: boolean | null;
+  /** ms from `startedAt` to the first complete decodable keyframe. */
+  timeToFirstFrameMs: number | null;
+  /** Glass-to-glass latency samples, ms (from SEI capture stamps). */
+  latenciesMs: number[];
+  lastStamp: CaptureStamp | null;
+}
+
+const newStream = (): StreamStats => ({ packets: 0, bytes: 0, lost: 0, ssrcs: new Set(), payloadTypes: new Set() });
+
+export class MediaReceiver {
+  readonly audio: StreamStats = newStream();
+  readonly video: VideoStats = {
+    ...newStream(),
+    frames: 0,
+    keyframes: 0,
+    incompleteFrames: 0,
+    firstFrameDecodable: null,
+    timeToFirstFrameMs: null,
+    latenciesMs: [],
+    lastStamp: null,
+  };
+  startedAt = performance.now();
+  readonly #lastSeq = new Map<number, number>();
+  readonly #depacketizers = new Map<number, H264Depacketizer>();
+  readonly #frameListeners = new Set<(f: ReceivedFrame) => void>();
+  #keepLatencies: number;
+
+  /** `videoPayloadTypes` tells which payload types carry H.264 (others count as packets only). */
+  constructor(
+    readonly kinds: { audio: Set<number>; h264: Set<number> },
+    opts: { maxLatencySamples?: number } = {},
+  ) {
+    this.#keepLatencies = opts.maxLatencySamples ?? 100_000;
+  }
+
+  onFrame(cb: (f: ReceivedFrame) => void): () => void {
+    this.#frameListeners.add(cb);
+    return () => this.#frameListeners.delete(cb);
+  }
+
+  /** Feed one received packet (RTP or RTCP; RTCP is ignored). */
+  push(buf: Uint8Array): void {
+    if (isRtcp(buf)) return;
+    const p = parseRtp(buf);
+    if (!p) return;
+    const isAudio = this.kinds.audio.has(p.payloadType);
+    const s: StreamStats = isAudio ? this.audio : this.video;
+    s.packets++;
+    s.bytes += buf.length;
+    s.ssrcs.add(p.ssrc);
+    s.payloadTypes.add(p.payloadType);
+    const last = this.#lastSeq.get(p.ssrc);
+    if (last !== undefined) {
+      const delta = (p.sequenceNumber - last) & 0xffff;
+      if (delta > 0 && delta < 0x8000) {
+        s.lost += delta - 1;
+        this.#lastSeq.set(p.ssrc, p.sequenceNumber);
+      } else if (delta !== 0 && s.lost > 0) {
+        s.lost--; // a late (reordered or retransmitted) packet filled a gap
+      }
+    } else this.#lastSeq.set(p.ssrc, p.sequenceNumber);
+    if (!isAudio && this.kinds.h264.has(p.payloadType)) {
+      let d = this.#depacketizers.get(p.ssrc);
+      if (!d) {
+        d = new H264Depacketizer((f) => this.#frame(f));
+        this.#depacketizers.set(p.ssrc, d);
+      }
+      d.push(p.payload, p.timestamp, p.sequenceNumber, p.marker);
+    }
+  }
+
+  #frame(f: ReceivedFrame): void {
+    const v = this.video;
+    if (f.incomplete) {
+      v.incompleteFrames++;
+      return;
+    }
+    v.frames++;
+    if (f.keyframe) v.keyframes++;
+    if (v.firstFrameDecodable === null) v.firstFrameDecodable = f.decodable;
+    if (v.timeToFirstFrameMs === null && f.decodable) v.timeToFirstFrameMs = performance.now() - this.startedAt;
+    if (f.stamp) {
+      v.lastStamp = f.stamp;
+      if (v.latenciesMs.length < this.#keepLatencies) v.latenciesMs.push((nowUs() - f.stamp.captureUs) / 1000);
+    }
+    for (const cb of this.#frameListeners) cb(f);
+  }
+}
+
+/** Resolves when `check()` is true, polling; rejects with `what` after `timeoutMs`. */
+export async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
