@@ -5,18 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as mediasoup from 'mediasoup';
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.WHIPCAST_CACHE_DIR || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'whipcast');
 }
 
 export function mediasoupVersion(): string {
-  const require = createRequire(import.meta.url);
-  return (require('mediasoup/package.json') as { version: string }).version;
+  return mediasoup.version;
 }
 
 /** Where the build script caches the worker for this mediasoup version and patch. */

@@ -1,4 +1,13 @@
+import type { EventEmitter } from 'node:events';
 import type { Route } from './http/types.ts';
+
+export interface MediaEvents {
+  /** The channel's status is now `live` in the database. */
+  live: [streamId: string];
+  /** The channel's status is now `offline` in the database. */
+  offline: [streamId: string, reason: string];
+  viewers: [streamId: string, count: number];
+}
 
 /**
  * What the server needs from the media layer. Implemented by the SFU adapter
@@ -13,6 +22,8 @@ export interface MediaLayer {
   endPublisher(streamId: string, reason: string): void;
   /** HTTP routes the media layer serves (WHIP, WHEP). */
   routes(): Route[];
+  /** Channel lifecycle, after the database reflects it. */
+  readonly events?: EventEmitter<MediaEvents>;
   close(): Promise<void>;
 }
 

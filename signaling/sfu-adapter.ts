@@ -1,9 +1,70 @@
-import type { MediaLayer } from './media.ts';
-import { NO_MEDIA } from './media.ts';
+/**
+ * Wires the SFU into the server: builds it from the config, turns its
+ * lifecycle events into channel status in the database (and, through
+ * `events`, pushes to sockets), and exposes the WHIP/WHEP routes.
+ */
+import { EventEmitter } from 'node:events';
+import { resolveWorkerBin, Sfu } from '@whipcast/sfu';
+import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
+import { whipRoutes } from './http/routes/whip.ts';
+import type { MediaLayer, MediaEvents } from './media.ts';
 import type { MediaDeps } from './server.ts';
 
-/** Placeholder until the SFU lands: the server runs without media. */
-export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer> {
-  deps.logger.warn('media layer not wired yet');
-  return NO_MEDIA;
+export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sfu: Sfu }> {
+  const { config, logger, db, channels, metrics } = deps;
+  const log = logger.child({ component: 'sfu' });
+  const loopbackOnly = config.rtcListenIp === '127.0.0.1' || config.rtcListenIp === '::1';
+  const sfu = await Sfu.create({
+    workerBin: resolveWorkerBin({
+      ...process.env,
+      ...(config.mediasoupWorkerBin ? { MEDIASOUP_WORKER_BIN: config.mediasoupWorkerBin } : {}),
+    }),
+    numWorkers: defaultWorkerCount(config),
+    listenIp: config.rtcListenIp,
+    announcedAddress: config.rtcAnnouncedAddress ?? (loopbackOnly ? undefined : detectAnnouncedAddress()),
+    port: config.rtcPort,
+    publisherTimeoutMs: config.publisherTimeoutMs,
+    logger: log,
+  });
+  metrics.gauge('whipcast_live_channels', 'Channels with a live publisher', () => sfu.liveStreams().length);
+  metrics.gauge('whipcast_viewers', 'Viewers with a media session, all channels', () =>
+    sfu.liveStreams().reduce((n, id) => n + sfu.viewerCount(id), 0),
+  );
+  metrics.gauge('whipcast_media_workers_alive', 'Running mediasoup workers', () => sfu.pool.workers.filter((w) => !w.worker.closed).length);
+  const events = new EventEmitter<MediaEvents>();
+  // Status writes for one channel happen in event order.
+  const queues = new Map<string, Promise<void>>();
+  const enqueue = (streamId: string, step: () => Promise<void>) => {
+    const next = (queues.get(streamId) ?? Promise.resolve())
+      .then(step)
+      .catch((err: unknown) => log.error({ err, streamId }, 'channel status update failed'));
+    queues.set(streamId, next);
+    void next.finally(() => queues.get(streamId) === next && queues.delete(streamId));
+  };
+  sfu.on('live', (streamId) => {
+    enqueue(streamId, async () => {
+      await db.streams.setLive(streamId);
+      events.emit('live', streamId);
+    });
+  });
+  sfu.on('offline', (streamId, reason) => {
+    enqueue(streamId, async () => {
+      await db.streams.setOffline(streamId);
+      events.emit('offline', streamId, reason);
+    });
+  });
+  sfu.on('viewers', (streamId, count) => events.emit('viewers', streamId, count));
+
+  return {
+    sfu,
+    events,
+    ready: () => sfu.ready(),
+    viewerCount: (id) => sfu.viewerCount(id),
+    endPublisher: (id, reason) => void sfu.endPublisher(id, reason),
+    routes: () => whipRoutes({ media: sfu, channels, iceServers: config.iceServers, ratePerMinute: config.whipRateLimitPerMinute }),
+    async close() {
+      await sfu.close();
+      await Promise.allSettled([...queues.values()]);
+    },
+  };
 }

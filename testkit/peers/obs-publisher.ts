@@ -150,7 +150,7 @@ export class ObsPublisher {
             },
             payload,
           );
-          this.#audio!.sendMessageBinary(rtp);
+          this.#send(this.#audio!, rtp);
           this.counters.audioPackets++;
           i++;
         }
@@ -177,11 +177,21 @@ export class ObsPublisher {
         },
         payload,
       );
-      this.#video.sendMessageBinary(rtp);
+      this.#send(this.#video, rtp);
       this.counters.videoPackets++;
     });
     this.counters.frames++;
     if (au.keyframe) this.counters.keyframes++;
+  }
+
+  /** Sends unless the track closed under us (the server ended the session): then stops like OBS does. */
+  #send(track: Track, rtp: Buffer): void {
+    if (this.#closed) return;
+    try {
+      track.sendMessageBinary(rtp);
+    } catch {
+      this.drop();
+    }
   }
 
   #rtcp(msg: Buffer): void {
@@ -189,6 +199,12 @@ export class ObsPublisher {
     const r = parseRtcp(msg);
     for (const n of r.nacks) this.counters.nacksReceived += n.seqs.length;
     this.counters.plisReceived += r.keyframeRequests.length; // OBS ignores them; we only count
+  }
+
+  /** Stops sending media but keeps the connection up (a frozen encoder). */
+  pauseMedia(): void {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
   }
 
   /** Stops media and tears the peer down without telling the server (a crash / network loss). */

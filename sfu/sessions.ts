@@ -1,0 +1,49 @@
+/** State the SFU keeps per channel, publisher session and viewer. */
+import type { types } from 'mediasoup';
+import type { MediaKind } from './sdp/offer.ts';
+import type { PooledWorker } from './workers.ts';
+
+export interface IngestSession {
+  readonly id: string;
+  readonly streamId: string;
+  readonly transport: types.WebRtcTransport;
+  readonly producers: Map<MediaKind, types.Producer>;
+  readonly createdAt: number;
+  /** ICE ufrag of the last offer/restart: the session's ETag. */
+  etag: string;
+  bytes: number;
+  lastMediaAt: number;
+  monitor?: NodeJS.Timeout;
+  ended: boolean;
+}
+
+export interface Viewer {
+  readonly id: string;
+  readonly streamId: string;
+  readonly via: 'whep' | 'socket';
+  readonly transport: types.WebRtcTransport;
+  readonly rtpCapabilities: types.RtpCapabilities;
+  /** The router the viewer's consumers live on (origin or a payload-type-scheme egress router). */
+  readonly router: types.Router;
+  /** The m-line (mid) each kind is delivered on; kept across publisher changes. */
+  readonly mids: Partial<Record<MediaKind, string>>;
+  readonly consumers: Map<MediaKind, types.Consumer>;
+  etag: string;
+  closed: boolean;
+}
+
+export interface EgressRouter {
+  readonly router: types.Router;
+  /** Origin producer id → its pipe producer in this router. */
+  readonly piped: Map<string, Promise<types.Producer>>;
+}
+
+export interface ChannelMedia {
+  readonly streamId: string;
+  readonly slot: PooledWorker;
+  readonly router: types.Router;
+  publisher: IngestSession | null;
+  live: boolean;
+  readonly viewers: Set<Viewer>;
+  readonly egress: Map<string, Promise<EgressRouter>>;
+}

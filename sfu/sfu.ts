@@ -1,0 +1,512 @@
+/**
+ * The SFU's public face: WHIP ingest, WHEP and socket viewers, channel
+ * lifecycle events. Knows media only: no HTTP, no database. Callers pass SDP
+ * in and get SDP out; errors are SdpError (400/422) or SfuError.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { types } from 'mediasoup';
+import { MEDIA_CODECS } from './codecs.ts';
+import { silentLogger, type SfuLogger } from './logger.ts';
+import { SdpError } from './sdp/errors.ts';
+import { buildAnswer, remoteDtlsRole, type TransportInfo } from './sdp/answer.ts';
+import { parseOffer, type MediaKind, type ParsedOffer } from './sdp/offer.ts';
+import { egressRouterKey, planEgress, planIngest, type SourceCodecs } from './sdp/plan.ts';
+import type { ChannelMedia, EgressRouter, IngestSession, Viewer } from './sessions.ts';
+import { WorkerPool } from './workers.ts';
+
+export interface SfuOptions {
+  workerBin: string;
+  numWorkers: number;
+  listenIp: string;
+  announcedAddress?: string;
+  /** First media port (worker i uses port + i); 0 = random. */
+  port: number;
+  /** A publisher silent (no RTP) this long is ended and its channel goes offline. */
+  publisherTimeoutMs: number;
+  logger?: SfuLogger;
+}
+
+export interface SfuEvents {
+  /** First media from a publisher arrived: the channel is live. */
+  live: [streamId: string];
+  /** The channel's publisher is gone (DELETE, timeout, DTLS failure, key rotation…). */
+  offline: [streamId: string, reason: string];
+  /** The number of viewers (sessions with consumers) of a channel changed. */
+  viewers: [streamId: string, count: number];
+}
+
+export type SfuErrorCode = 'not_found' | 'stream_offline' | 'unavailable';
+
+export class SfuError extends Error {
+  constructor(
+    readonly code: SfuErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SessionAnswer {
+  sessionId: string;
+  streamId: string;
+  answer: string;
+  etag: string;
+}
+
+export interface IceRestartResult {
+  etag: string;
+  iceParameters: types.IceParameters;
+  iceCandidates: types.IceCandidate[];
+}
+
+const newId = (): string => randomBytes(18).toString('base64url');
+const MONITOR_INTERVAL_MS = 250;
+
+export class Sfu extends EventEmitter<SfuEvents> {
+  readonly #channels = new Map<string, ChannelMedia>();
+  readonly #creating = new Map<string, Promise<ChannelMedia>>();
+  readonly #publishers = new Map<string, IngestSession>();
+  readonly #viewers = new Map<string, Viewer>();
+  readonly #log: SfuLogger;
+  #closed = false;
+
+  private constructor(
+    readonly pool: WorkerPool,
+    private readonly opts: SfuOptions,
+  ) {
+    super();
+    this.#log = opts.logger ?? silentLogger;
+    pool.onWorkerLost = (index) => this.#onWorkerLost(index);
+  }
+
+  static async create(opts: SfuOptions): Promise<Sfu> {
+    const pool = await WorkerPool.create({ ...opts, logger: opts.logger ?? silentLogger });
+    return new Sfu(pool, opts);
+  }
+
+  ready(): boolean {
+    return !this.#closed && this.pool.ready();
+  }
+
+  isLive(streamId: string): boolean {
+    return this.#channels.get(streamId)?.live ?? false;
+  }
+
+  viewerCount(streamId: string): number {
+    return this.#channels.get(streamId)?.viewers.size ?? 0;
+  }
+
+  /** Stream ids of channels with a live publisher. */
+  liveStreams(): string[] {
+    return [...this.#channels.values()].filter((c) => c.live).map((c) => c.streamId);
+  }
+
+  sessionStream(sessionId: string): { streamId: string; kind: 'whip' | 'whep' } | undefined {
+    const p = this.#publishers.get(sessionId);
+    if (p) return { streamId: p.streamId, kind: 'whip' };
+    const v = this.#viewers.get(sessionId);
+    if (v && v.via === 'whep') return { streamId: v.streamId, kind: 'whep' };
+    return undefined;
+  }
+
+  // ---- channels ----
+
+  async #channel(streamId: string): Promise<ChannelMedia> {
+    const existing = this.#channels.get(streamId);
+    if (existing && !existing.router.closed) return existing;
+    let pending = this.#creating.get(streamId);
+    if (!pending) {
+      pending = (async () => {
+        const slot = this.pool.leastLoaded();
+        const router = await slot.worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { streamId } });
+        slot.load++;
+        const ch: ChannelMedia = { streamId, slot, router, publisher: null, live: false, viewers: new Set(), egress: new Map() };
+        router.observer.once('close', () => {
+          slot.load--;
+          if (this.#channels.get(streamId) === ch) this.#channels.delete(streamId);
+        });
+        this.#channels.set(streamId, ch);
+        return ch;
+      })().finally(() => this.#creating.delete(streamId));
+      this.#creating.set(streamId, pending);
+    }
+    return pending;
+  }
+
+  /** Closes a channel's routers once nobody publishes or watches. */
+  #maybeRelease(ch: ChannelMedia): void {
+    if (ch.publisher || ch.viewers.size > 0) return;
+    if (this.#channels.get(ch.streamId) === ch) this.#channels.delete(ch.streamId);
+    void Promise.allSettled([...ch.egress.values()]).then((rs) => {
+      for (const r of rs) if (r.status === 'fulfilled') r.value.router.close();
+    });
+    ch.router.close();
+  }
+
+  async #transport(
+    ch: ChannelMedia,
+    router: types.Router,
+    offer: ParsedOffer,
+    opts: { tcp: boolean; appData: Record<string, unknown> },
+  ): Promise<types.WebRtcTransport> {
+    const transport = await router.createWebRtcTransport({
+      webRtcServer: ch.slot.webRtcServer,
+      enableUdp: true,
+      // OBS is confused by several candidates: publishers get the UDP one only.
+      enableTcp: opts.tcp,
+      preferUdp: true,
+      appData: opts.appData,
+    });
+    try {
+      await transport.connect({
+        dtlsParameters: { role: remoteDtlsRole(offer), fingerprints: [offer.fingerprint as types.DtlsFingerprint] },
+      });
+    } catch (err) {
+      transport.close();
+      throw err;
+    }
+    return transport;
+  }
+
+  // ---- WHIP ----
+
+  /**
+   * Starts a publisher session for a channel from a WHIP offer. A channel that
+   * already has a publisher gets the new one (OBS reconnects with a fresh POST
+   * while its old session may still look alive); viewers move to the new one.
+   */
+  async publish(streamId: string, offerSdp: string): Promise<SessionAnswer> {
+    this.#assertOpen();
+    const offer = parseOffer(offerSdp);
+    const ch = await this.#channel(streamId);
+    const tracks = planIngest(offer, ch.router.rtpCapabilities);
+    const id = newId();
+    const transport = await this.#transport(ch, ch.router, offer, { tcp: false, appData: { streamId, sessionId: id, role: 'publisher' } });
+    const producers = new Map<MediaKind, types.Producer>();
+    try {
+      for (const t of tracks) {
+        const producer = await transport.produce({
+          kind: t.kind,
+          rtpParameters: t.rtpParameters,
+          keyFrameRequestDelay: 1000,
+          appData: { streamId },
+        });
+        producers.set(t.kind, producer);
+      }
+    } catch (err) {
+      transport.close();
+      this.#maybeRelease(ch);
+      throw new SdpError(422, 'unsupported_media', `mediasoup refused the tracks: ${(err as Error).message}`);
+    }
+    const session: IngestSession = {
+      id,
+      streamId,
+      transport,
+      producers,
+      createdAt: Date.now(),
+      etag: offer.iceUfrag,
+      bytes: 0,
+      lastMediaAt: Date.now(),
+      ended: false,
+    };
+    const previous = ch.publisher;
+    if (previous) this.#endPublisherSession(previous, 'replaced by a new publisher', { keepLive: true });
+    ch.publisher = session;
+    this.#publishers.set(id, session);
+    this.#watchPublisher(ch, session);
+    for (const v of ch.viewers) void this.#attach(ch, v);
+    this.#log.info(
+      { streamId, session: id, replaced: !!previous, tracks: tracks.map((t) => t.accepted.codec.mimeType) },
+      'publisher connected',
+    );
+    const answer = buildAnswer({
+      offer,
+      accepted: tracks.map((t) => t.accepted),
+      transport: transportInfo(transport),
+      direction: 'recvonly',
+    });
+    return { sessionId: id, streamId, answer, etag: session.etag };
+  }
+
+  #watchPublisher(ch: ChannelMedia, s: IngestSession): void {
+    const timeout = this.opts.publisherTimeoutMs;
+    s.transport.on('dtlsstatechange', (state) => {
+      if (state === 'failed' || state === 'closed') this.#endPublisherSession(s, `DTLS ${state}`);
+    });
+    let polling = false;
+    s.monitor = setInterval(() => {
+      if (polling || s.ended) return;
+      polling = true;
+      void this.#inboundBytes(s)
+        .then((bytes) => {
+          if (s.ended) return;
+          const now = Date.now();
+          if (bytes > s.bytes) {
+            s.bytes = bytes;
+            s.lastMediaAt = now;
+            if (!ch.live && ch.publisher === s) {
+              ch.live = true;
+              this.#log.info({ streamId: ch.streamId }, 'channel live');
+              this.emit('live', ch.streamId);
+            }
+          } else if (now - s.lastMediaAt > timeout) {
+            this.#endPublisherSession(s, s.bytes ? 'publisher sent no media (timeout)' : 'publisher never sent media');
+          }
+        })
+        .catch(() => {})
+        .finally(() => (polling = false));
+    }, MONITOR_INTERVAL_MS);
+  }
+
+  async #inboundBytes(s: IngestSession): Promise<number> {
+    let total = 0;
+    for (const p of s.producers.values()) {
+      if (p.closed) continue;
+      for (const st of await p.getStats()) total += st.byteCount;
+    }
+    return total;
+  }
+
+  #endPublisherSession(s: IngestSession, reason: string, opts: { keepLive?: boolean } = {}): void {
+    if (s.ended) return;
+    s.ended = true;
+    clearInterval(s.monitor);
+    this.#publishers.delete(s.id);
+    s.transport.close();
+    const ch = this.#channels.get(s.streamId);
+    this.#log.info({ streamId: s.streamId, session: s.id, reason }, 'publisher session ended');
+    if (!ch || ch.publisher !== s) return;
+    ch.publisher = null;
+    if (opts.keepLive) return;
+    if (ch.live) {
+      ch.live = false;
+      this.emit('offline', ch.streamId, reason);
+    }
+    this.#maybeRelease(ch);
+  }
+
+  /** WHIP DELETE. False when the session does not exist (already gone). */
+  unpublish(sessionId: string): boolean {
+    const s = this.#publishers.get(sessionId);
+    if (!s) return false;
+    this.#endPublisherSession(s, 'publisher stopped (DELETE)');
+    return true;
+  }
+
+  /** Ends a channel's publisher (key rotated, account gone). */
+  endPublisher(streamId: string, reason: string): boolean {
+    const s = this.#channels.get(streamId)?.publisher;
+    if (!s) return false;
+    this.#endPublisherSession(s, reason);
+    return true;
+  }
+
+  // ---- WHEP ----
+
+  /** Starts a WHEP viewer session; the channel must be live. */
+  async watch(streamId: string, offerSdp: string): Promise<SessionAnswer> {
+    this.#assertOpen();
+    const offer = parseOffer(offerSdp);
+    const ch = this.#channels.get(streamId);
+    if (!ch?.publisher || !ch.live) throw new SfuError('stream_offline', 'The stream is not live');
+    const source = sourceCodecs(ch.publisher);
+    const plan = planEgress(offer, source, ch.router.rtpCapabilities);
+    const egress = await this.#egressRouter(ch, plan.routerCodecs);
+    // RTX only when the egress router's RTX payload type is the one the player offered.
+    const caps: types.RtpCapabilities = {
+      codecs: [...(plan.rtpCapabilities.codecs ?? [])],
+      headerExtensions: plan.rtpCapabilities.headerExtensions ?? [],
+    };
+    for (const a of plan.accepted) {
+      const offeredRtx = a.codec.rtxPayloadType;
+      const routerRtx = egress.router.rtpCapabilities.codecs?.find(
+        (c) => c.mimeType.toLowerCase().endsWith('/rtx') && c.kind === a.media.kind && c.parameters?.apt === a.codec.payloadType,
+      );
+      if (offeredRtx !== undefined && routerRtx?.preferredPayloadType === offeredRtx) {
+        a.rtxPayloadType = offeredRtx;
+        caps.codecs!.push({ ...routerRtx });
+      }
+    }
+    const id = newId();
+    const transport = await this.#transport(ch, egress.router, offer, { tcp: true, appData: { streamId, sessionId: id, role: 'viewer' } });
+    const mids: Partial<Record<MediaKind, string>> = {};
+    for (const a of plan.accepted) mids[a.media.kind] = a.media.mid;
+    const viewer: Viewer = {
+      id,
+      streamId,
+      via: 'whep',
+      transport,
+      rtpCapabilities: caps,
+      router: egress.router,
+      mids,
+      consumers: new Map(),
+      etag: offer.iceUfrag,
+      closed: false,
+    };
+    await this.#addViewer(ch, viewer);
+    // Players without MID demuxing (libdatachannel, GStreamer) need the SSRCs signalled.
+    for (const a of plan.accepted) {
+      const c = viewer.consumers.get(a.media.kind);
+      const enc = c?.rtpParameters.encodings?.[0];
+      if (c && enc?.ssrc) {
+        a.sendSsrcs = {
+          ssrc: enc.ssrc,
+          ...(enc.rtx?.ssrc ? { rtxSsrc: enc.rtx.ssrc } : {}),
+          cname: c.rtpParameters.rtcp?.cname ?? 'whipcast',
+        };
+      }
+    }
+    const answer = buildAnswer({ offer, accepted: plan.accepted, transport: transportInfo(transport), direction: 'sendonly' });
+    return { sessionId: id, streamId, answer, etag: viewer.etag };
+  }
+
+  async #addViewer(ch: ChannelMedia, viewer: Viewer): Promise<void> {
+    this.#viewers.set(viewer.id, viewer);
+    ch.viewers.add(viewer);
+    viewer.transport.on('dtlsstatechange', (state) => {
+      if (state === 'failed' || state === 'closed') this.#removeViewer(viewer, `DTLS ${state}`);
+    });
+    viewer.transport.observer.once('close', () => this.#removeViewer(viewer, 'transport closed'));
+    this.emit('viewers', ch.streamId, ch.viewers.size);
+    await this.#attach(ch, viewer);
+  }
+
+  /** Consumes the channel's current producers into a viewer's transport, on the viewer's own mids. */
+  async #attach(ch: ChannelMedia, viewer: Viewer): Promise<void> {
+    const pub = ch.publisher;
+    if (!pub || viewer.closed) return;
+    for (const [kind, mid] of Object.entries(viewer.mids) as [MediaKind, string][]) {
+      const producer = pub.producers.get(kind);
+      if (!producer || producer.closed) continue;
+      try {
+        const source = viewer.router === ch.router ? producer : await this.#piped(ch, viewer.router, producer);
+        if (viewer.closed || ch.publisher !== pub) return;
+        viewer.consumers.get(kind)?.close();
+        const consumer = await viewer.transport.consume({
+          producerId: source.id,
+          rtpCapabilities: viewer.rtpCapabilities,
+          mid,
+          paused: false,
+        });
+        viewer.consumers.set(kind, consumer);
+        consumer.observer.once('close', () => {
+          if (viewer.consumers.get(kind) === consumer) viewer.consumers.delete(kind);
+        });
+      } catch (err) {
+        this.#log.warn({ err, streamId: ch.streamId, viewer: viewer.id, kind }, 'could not deliver track to viewer');
+      }
+    }
+  }
+
+  async #egressRouter(ch: ChannelMedia, codecs: types.RouterRtpCodecCapability[]): Promise<EgressRouter> {
+    const key = egressRouterKey(codecs);
+    let entry = ch.egress.get(key);
+    if (!entry) {
+      entry = (async () => {
+        const router = await ch.slot.worker.createRouter({ mediaCodecs: codecs, appData: { streamId: ch.streamId, egress: key } });
+        ch.router.observer.once('close', () => router.close());
+        return { router, piped: new Map() };
+      })();
+      ch.egress.set(key, entry);
+      entry.catch(() => ch.egress.delete(key));
+    }
+    return entry;
+  }
+
+  async #piped(ch: ChannelMedia, router: types.Router, producer: types.Producer): Promise<types.Producer> {
+    const egress = await [...ch.egress.values()].reduce<Promise<EgressRouter | undefined>>(async (found, p) => {
+      const f = await found;
+      if (f) return f;
+      const e = await p.catch(() => undefined);
+      return e?.router === router ? e : undefined;
+    }, Promise.resolve(undefined));
+    if (!egress) throw new Error('egress router not found');
+    let piped = egress.piped.get(producer.id);
+    if (!piped) {
+      piped = ch.router.pipeToRouter({ producerId: producer.id, router, keepId: false }).then((r) => {
+        const p = r.pipeProducer!;
+        p.observer.once('close', () => egress.piped.delete(producer.id));
+        return p;
+      });
+      egress.piped.set(producer.id, piped);
+      piped.catch(() => egress.piped.delete(producer.id));
+    }
+    return piped;
+  }
+
+  #removeViewer(viewer: Viewer, reason: string): void {
+    if (viewer.closed) return;
+    viewer.closed = true;
+    this.#viewers.delete(viewer.id);
+    viewer.transport.close();
+    const ch = this.#channels.get(viewer.streamId);
+    this.#log.debug({ streamId: viewer.streamId, viewer: viewer.id, reason }, 'viewer left');
+    if (!ch || !ch.viewers.delete(viewer)) return;
+    this.emit('viewers', ch.streamId, ch.viewers.size);
+    this.#maybeRelease(ch);
+  }
+
+  /** WHEP DELETE. */
+  stopWatching(sessionId: string): boolean {
+    const v = this.#viewers.get(sessionId);
+    if (!v || v.via !== 'whep') return false;
+    this.#removeViewer(v, 'viewer stopped (DELETE)');
+    return true;
+  }
+
+  // ---- ICE restart (WHIP/WHEP PATCH) ----
+
+  etagOf(sessionId: string): string | undefined {
+    return this.#publishers.get(sessionId)?.etag ?? this.#viewers.get(sessionId)?.etag;
+  }
+
+  async restartIce(sessionId: string, remote: { ufrag: string; pwd: string }): Promise<IceRestartResult> {
+    const s = this.#publishers.get(sessionId) ?? this.#viewers.get(sessionId);
+    if (!s) throw new SfuError('not_found', 'No such session');
+    const iceParameters = await s.transport.restartIce();
+    s.etag = remote.ufrag;
+    return { etag: s.etag, iceParameters, iceCandidates: s.transport.iceCandidates };
+  }
+
+  // ---- lifecycle ----
+
+  #onWorkerLost(index: number): void {
+    for (const ch of [...this.#channels.values()]) {
+      if (ch.slot.index !== index) continue;
+      if (ch.publisher) this.#endPublisherSession(ch.publisher, 'media worker died');
+      for (const v of [...ch.viewers]) this.#removeViewer(v, 'media worker died');
+      this.#channels.delete(ch.streamId);
+    }
+  }
+
+  #assertOpen(): void {
+    if (!this.ready()) throw new SfuError('unavailable', 'Media server is not ready');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const s of [...this.#publishers.values()]) this.#endPublisherSession(s, 'server shutting down');
+    for (const v of [...this.#viewers.values()]) this.#removeViewer(v, 'server shutting down');
+    this.pool.close();
+  }
+
+  /** For tests and the viewer API: the channel router's capabilities. */
+  async routerCapabilities(streamId: string): Promise<types.RtpCapabilities> {
+    return (await this.#channel(streamId)).router.rtpCapabilities;
+  }
+}
+
+function transportInfo(t: types.WebRtcTransport): TransportInfo {
+  return { iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters };
+}
+
+function sourceCodecs(pub: IngestSession): SourceCodecs {
+  const out: SourceCodecs = {};
+  for (const [kind, p] of pub.producers) {
+    const c = p.rtpParameters.codecs.find((x) => !x.mimeType.toLowerCase().endsWith('/rtx'));
+    if (c) out[kind] = c;
+  }
+  return out;
+}

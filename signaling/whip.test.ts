@@ -1,0 +1,240 @@
+/**
+ * WHIP ingest and WHEP playback end to end: a real server with a real
+ * mediasoup worker, an OBS-like publisher (libdatachannel) sending real H.264
+ * and Opus over ICE/DTLS/SRTP on 127.0.0.1, and WHEP viewers receiving it.
+ */
+import { ObsPublisher, waitUntil, WhepViewer, WhipRefused } from '@whipcast/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSfuMedia } from './sfu-adapter.ts';
+import { startTestServer, type TestServer } from './testing.ts';
+
+let server: TestServer;
+
+async function channel(): Promise<{ streamId: string; key: string; auth: { authorization: string } }> {
+  const user = await server.register();
+  const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
+  const key = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+  return { streamId: me.id, key: key.streamKey, auth: user.auth };
+}
+
+async function status(streamId: string): Promise<{ status: string; viewerCount: number; startedAt: string | null }> {
+  return (await (await server.api(`/api/live/streams/${streamId}`)).json()) as {
+    status: string;
+    viewerCount: number;
+    startedAt: string | null;
+  };
+}
+
+async function waitStatus(streamId: string, want: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await status(streamId)).status === want) return;
+    if (Date.now() > deadline) throw new Error(`channel did not become ${want}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(async () => {
+  server = await startTestServer({ media: createSfuMedia, env: { MEDIA_WORKERS: '1', PUBLISHER_TIMEOUT_MS: '1500' } });
+});
+afterAll(() => server?.close());
+
+describe('WHIP from an OBS-like publisher to WHEP viewers', () => {
+  it('goes live on first media, delivers decodable H.264 and Opus, and goes offline on DELETE 200', async () => {
+    const { streamId, key } = await channel();
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
+    expect(pub.exchange!.status).toBe(201);
+    expect(pub.exchange!.headers.get('location')).toMatch(/^\/whip\/sessions\/[\w-]{20,}$/);
+    expect(pub.exchange!.etag).toMatch(/^"[^"]+"$/);
+    const answer = pub.exchange!.answer;
+    expect(answer).toMatch(/a=recvonly/);
+    expect(answer).toMatch(/a=rtpmap:111 opus\/48000\/2/);
+    expect(answer).toMatch(/a=rtpmap:96 H264\/90000/);
+    expect(answer.match(/^a=candidate:/gm)?.length).toBe(2); // one UDP candidate per m-line: OBS wants exactly one
+    await pub.connected();
+    await waitStatus(streamId, 'live');
+    expect((await status(streamId)).startedAt).not.toBeNull();
+
+    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
+    expect(viewer.exchange!.answer).toMatch(/a=sendonly/);
+    await viewer.connected();
+    const r = viewer.receiver;
+    await waitUntil(() => r.video.keyframes >= 1 && r.audio.packets >= 50, 8000, 'keyframe and audio at the viewer');
+    expect(r.video.firstFrameDecodable).toBe(true);
+    expect(r.video.frames).toBeGreaterThan(5);
+    expect(r.video.lastStamp).not.toBeNull();
+    await waitUntil(() => pub.counters.frames > 0 && r.video.latenciesMs.length > 10, 3000, 'latency samples');
+    const sorted = [...r.video.latenciesMs].sort((a, b) => a - b);
+    expect(sorted[Math.floor(sorted.length / 2)]!).toBeLessThan(200); // loopback glass-to-glass
+    expect((await status(streamId)).viewerCount).toBe(1);
+
+    expect(await pub.stop()).toBe(200);
+    await waitStatus(streamId, 'offline');
+    viewer.close();
+  });
+});
+
+const OFFER_HEADERS = { 'content-type': 'application/sdp' };
+
+/** A minimal well-formed sendonly offer. */
+function offer(mlines: string): string {
+  return [
+    'v=0',
+    'o=- 1 1 IN IP4 127.0.0.1',
+    's=-',
+    't=0 0',
+    'a=ice-ufrag:abcd',
+    'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+    'a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF',
+    'a=setup:actpass',
+    mlines,
+    '',
+  ].join('\r\n');
+}
+const H265_ONLY = offer(
+  'm=video 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:98 H265/90000',
+);
+const DATA_ONLY = offer('m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sctp-port:5000');
+
+describe('WHIP error paths', () => {
+  let key: string;
+  beforeAll(async () => {
+    key = (await channel()).key;
+  });
+  const post = (body: string, headers: Record<string, string>) => fetch(`${server.url}/whip`, { method: 'POST', headers, body });
+
+  it('answers CORS preflight with Accept-Post', async () => {
+    const res = await fetch(`${server.url}/whip`, { method: 'OPTIONS' });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('accept-post')).toBe('application/sdp');
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-expose-headers')).toMatch(/Location/);
+    expect(res.headers.get('access-control-allow-headers')).toMatch(/Authorization/);
+  });
+
+  it('415 for a body that is not application/sdp', async () => {
+    const res = await post('v=0', { 'content-type': 'text/plain', authorization: `Bearer ${key}` });
+    expect(res.status).toBe(415);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unsupported_media_type');
+  });
+
+  it('401 with WWW-Authenticate for a missing or unknown key', async () => {
+    for (const headers of [OFFER_HEADERS, { ...OFFER_HEADERS, authorization: 'Bearer wck_not-a-key' }]) {
+      const res = await post(H265_ONLY, headers);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    }
+  });
+
+  it('400 for malformed SDP, 422 for tracks it cannot take, 413 for a huge offer', async () => {
+    const auth = { ...OFFER_HEADERS, authorization: `Bearer ${key}` };
+    const bad = await post('hello, this is not SDP', auth);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('malformed_sdp');
+    const noMid = await post(offer('m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2'), auth);
+    expect(noMid.status).toBe(400);
+    for (const sdp of [H265_ONLY, DATA_ONLY]) {
+      const res = await post(sdp, auth);
+      expect(res.status).toBe(422);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unsupported_media');
+    }
+    const huge = await post(H265_ONLY + 'a=x-padding:' + 'x'.repeat(70_000) + '\r\n', auth);
+    expect(huge.status).toBe(413);
+  });
+
+  it('404 for DELETE/PATCH of an unknown session, 415 for a PATCH that is not an sdpfrag', async () => {
+    const del = await fetch(`${server.url}/whip/sessions/nope`, { method: 'DELETE' });
+    expect(del.status).toBe(404);
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
+    try {
+      const patch = (headers: Record<string, string>, body: string) => fetch(pub.location, { method: 'PATCH', headers, body });
+      expect((await patch({ 'content-type': 'text/plain' }, 'x')).status).toBe(415);
+      const trickle = await patch({ 'content-type': 'application/trickle-ice-sdpfrag' }, 'a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n');
+      expect(trickle.status).toBe(204);
+      const stale = await patch(
+        { 'content-type': 'application/trickle-ice-sdpfrag', 'if-match': '"stale"' },
+        'a=ice-ufrag:new1\r\na=ice-pwd:newpasswordnewpassword12\r\n',
+      );
+      expect(stale.status).toBe(412);
+      const restart = await patch(
+        { 'content-type': 'application/trickle-ice-sdpfrag', 'if-match': '*' },
+        'a=ice-ufrag:new1\r\na=ice-pwd:newpasswordnewpassword12\r\n',
+      );
+      expect(restart.status).toBe(200);
+      expect(restart.headers.get('etag')).toBe('"new1"');
+      expect(await restart.text()).toMatch(/^a=ice-ufrag:\S+\r\na=ice-pwd:\S+\r\na=candidate:/);
+    } finally {
+      await pub.stop();
+    }
+  });
+
+  it('keeps serving other clients while refusing bad input', async () => {
+    const res = await fetch(`${server.url}/healthz`);
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('publisher lifecycle', () => {
+  it('a fresh POST with the same key replaces a live session (OBS reconnect wins)', async () => {
+    const { streamId, key } = await channel();
+    const first = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
+    await first.connected();
+    await waitStatus(streamId, 'live');
+    const second = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
+    expect(second.exchange!.status).toBe(201);
+    await second.connected();
+    // the old session is gone, the channel never went offline
+    expect(await fetch(first.location, { method: 'DELETE' }).then((r) => r.status)).toBe(404);
+    expect((await status(streamId)).status).toBe('live');
+    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
+    await viewer.connected();
+    await waitUntil(() => viewer.receiver.video.keyframes >= 1, 5000, 'media from the new publisher');
+    expect(await second.stop()).toBe(200);
+    await waitStatus(streamId, 'offline');
+    first.drop();
+    viewer.close();
+  });
+
+  it('rotating the stream key ends the live session and refuses the old key', async () => {
+    const { streamId, key, auth } = await channel();
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
+    await pub.connected();
+    await waitStatus(streamId, 'live');
+    const rotated = await server.api('/api/live/streams/me/key', { method: 'POST', headers: auth });
+    expect(rotated.status).toBe(200);
+    await waitStatus(streamId, 'offline');
+    expect(await fetch(pub.location, { method: 'DELETE' }).then((r) => r.status)).toBe(404);
+    const again = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key }).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(WhipRefused);
+    expect((again as WhipRefused).status).toBe(401);
+    pub.drop();
+  });
+
+  it('a publisher that stops sending RTP times out and the channel goes offline', async () => {
+    const { streamId, key } = await channel();
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
+    await pub.connected();
+    await waitStatus(streamId, 'live');
+    pub.pauseMedia();
+    const t0 = Date.now();
+    await waitStatus(streamId, 'offline', 6000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000); // PUBLISHER_TIMEOUT_MS=1500, not instant
+    pub.drop();
+  });
+
+  it('a publisher that vanishes without DELETE (DTLS closed) takes the channel offline', async () => {
+    const { streamId, key } = await channel();
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
+    await pub.connected();
+    await waitStatus(streamId, 'live');
+    pub.drop();
+    await waitStatus(streamId, 'offline', 6000);
+  });
+
+  it('WHEP for a channel that is not live is 404 stream_offline', async () => {
+    const { streamId } = await channel();
+    const res = await fetch(`${server.url}/whep/${streamId}`, { method: 'POST', headers: OFFER_HEADERS, body: H265_ONLY });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('stream_offline');
+  });
+});
