@@ -1,5 +1,6 @@
 /** State the SFU keeps per channel, publisher session and viewer. */
 import type { types } from 'mediasoup';
+import type { ProgramTrack } from './program.ts';
 import type { MediaKind } from './sdp/offer.ts';
 import type { PooledWorker } from './workers.ts';
 
@@ -46,4 +47,8 @@ export interface ChannelMedia {
   live: boolean;
   readonly viewers: Set<Viewer>;
   readonly egress: Map<string, Promise<EgressRouter>>;
+  /** Stable per-kind producers viewers consume, fed by the current publisher. */
+  readonly program: Partial<Record<MediaKind, ProgramTrack>>;
+  readonly tapTransport: types.DirectTransport;
+  readonly programTransport: types.DirectTransport;
 }

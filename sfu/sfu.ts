@@ -14,6 +14,7 @@ import { parseOffer, type MediaKind, type ParsedOffer } from './sdp/offer.ts';
 import { egressRouterKey, planEgress, planIngest, type SourceCodecs } from './sdp/plan.ts';
 import type { ChannelMedia, EgressRouter, IngestSession, Viewer } from './sessions.ts';
 import { WorkerPool } from './workers.ts';
+import { ProgramTrack } from './program.ts';
 
 export interface SfuOptions {
   workerBin: string;
@@ -121,7 +122,23 @@ export class Sfu extends EventEmitter<SfuEvents> {
         const slot = this.pool.leastLoaded();
         const router = await slot.worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { streamId } });
         slot.load++;
-        const ch: ChannelMedia = { streamId, slot, router, publisher: null, live: false, viewers: new Set(), egress: new Map() };
+        const [tapTransport, programTransport] = await Promise.all([router.createDirectTransport(), router.createDirectTransport()]);
+        const ch: ChannelMedia = {
+          streamId,
+          slot,
+          router,
+          publisher: null,
+          live: false,
+          viewers: new Set(),
+          egress: new Map(),
+          program: {},
+          tapTransport,
+          programTransport,
+        };
+        // Viewers' keyframe requests reach the program producers as RTCP on this transport.
+        programTransport.on('rtcp', (packet) => {
+          if (hasKeyframeRequest(packet)) ch.program.video?.requestKeyFrame();
+        });
         router.observer.once('close', () => {
           slot.load--;
           if (this.#channels.get(streamId) === ch) this.#channels.delete(streamId);
@@ -215,7 +232,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     ch.publisher = session;
     this.#publishers.set(id, session);
     this.#watchPublisher(ch, session);
-    for (const v of ch.viewers) void this.#attach(ch, v);
+    await this.#feedProgram(ch, session);
     this.#log.info(
       { streamId, session: id, replaced: !!previous, tracks: tracks.map((t) => t.accepted.codec.mimeType) },
       'publisher connected',
@@ -227,6 +244,29 @@ export class Sfu extends EventEmitter<SfuEvents> {
       direction: 'recvonly',
     });
     return { sessionId: id, streamId, answer, etag: session.etag };
+  }
+
+  /** Points the channel's program tracks at a new publisher; viewers are re-attached only if a codec changed. */
+  async #feedProgram(ch: ChannelMedia, s: IngestSession): Promise<void> {
+    let recreated = false;
+    for (const [kind, producer] of s.producers) {
+      const current = ch.program[kind];
+      if (current && !current.producer.closed && current.accepts(producer)) {
+        await current.attach(producer);
+        continue;
+      }
+      current?.close();
+      ch.program[kind] = await ProgramTrack.create({
+        kind,
+        source: producer,
+        router: ch.router,
+        tapTransport: ch.tapTransport,
+        programTransport: ch.programTransport,
+      });
+      recreated = true;
+    }
+    for (const kind of ['audio', 'video'] as const) if (!s.producers.has(kind)) ch.program[kind]?.detach();
+    if (recreated) for (const v of ch.viewers) void this.#attach(ch, v);
   }
 
   #watchPublisher(ch: ChannelMedia, s: IngestSession): void {
@@ -279,6 +319,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     if (!ch || ch.publisher !== s) return;
     ch.publisher = null;
     if (opts.keepLive) return;
+    for (const p of Object.values(ch.program)) p.detach();
     if (ch.live) {
       ch.live = false;
       this.emit('offline', ch.streamId, reason);
@@ -310,7 +351,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const offer = parseOffer(offerSdp);
     const ch = this.#channels.get(streamId);
     if (!ch?.publisher || !ch.live) throw new SfuError('stream_offline', 'The stream is not live');
-    const source = sourceCodecs(ch.publisher);
+    const source = programCodecs(ch);
     const plan = planEgress(offer, source, ch.router.rtpCapabilities);
     const egress = await this.#egressRouter(ch, plan.routerCodecs);
     // RTX only when the egress router's RTX payload type is the one the player offered.
@@ -374,14 +415,14 @@ export class Sfu extends EventEmitter<SfuEvents> {
 
   /** Consumes the channel's current producers into a viewer's transport, on the viewer's own mids. */
   async #attach(ch: ChannelMedia, viewer: Viewer): Promise<void> {
-    const pub = ch.publisher;
-    if (!pub || viewer.closed) return;
+    if (viewer.closed) return;
     for (const [kind, mid] of Object.entries(viewer.mids) as [MediaKind, string][]) {
-      const producer = pub.producers.get(kind);
+      const producer = ch.program[kind]?.producer;
       if (!producer || producer.closed) continue;
+      if (viewer.consumers.get(kind)?.producerId === producer.id) continue;
       try {
         const source = viewer.router === ch.router ? producer : await this.#piped(ch, viewer.router, producer);
-        if (viewer.closed || ch.publisher !== pub) return;
+        if (viewer.closed || producer.closed) return;
         viewer.consumers.get(kind)?.close();
         const consumer = await viewer.transport.consume({
           producerId: source.id,
@@ -455,6 +496,17 @@ export class Sfu extends EventEmitter<SfuEvents> {
     return true;
   }
 
+  /** mediasoup stats of a session's transport and its producers/consumers (diagnostics, benchmarks). */
+  async sessionStats(sessionId: string): Promise<{ transport: unknown[]; tracks: Record<string, unknown[]> } | undefined> {
+    const p = this.#publishers.get(sessionId);
+    const v = this.#viewers.get(sessionId);
+    const s = p ?? v;
+    if (!s) return undefined;
+    const tracks: Record<string, unknown[]> = {};
+    for (const [kind, t] of p ? p.producers : v!.consumers) tracks[kind] = await t.getStats();
+    return { transport: await s.transport.getStats(), tracks };
+  }
+
   // ---- ICE restart (WHIP/WHEP PATCH) ----
 
   etagOf(sessionId: string): string | undefined {
@@ -502,11 +554,20 @@ function transportInfo(t: types.WebRtcTransport): TransportInfo {
   return { iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters };
 }
 
-function sourceCodecs(pub: IngestSession): SourceCodecs {
+function programCodecs(ch: ChannelMedia): SourceCodecs {
   const out: SourceCodecs = {};
-  for (const [kind, p] of pub.producers) {
-    const c = p.rtpParameters.codecs.find((x) => !x.mimeType.toLowerCase().endsWith('/rtx'));
-    if (c) out[kind] = c;
-  }
+  for (const [kind, p] of Object.entries(ch.program) as [MediaKind, ProgramTrack][]) if (!p.producer.closed) out[kind] = p.codec;
   return out;
+}
+
+/** True when a (compound) RTCP packet holds a PLI or FIR. */
+function hasKeyframeRequest(buf: Buffer): boolean {
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const fmt = buf[off]! & 0x1f;
+    const pt = buf[off + 1]!;
+    if (pt === 206 && (fmt === 1 || fmt === 4)) return true;
+    off += (buf.readUInt16BE(off + 2) + 1) * 4;
+  }
+  return false;
 }

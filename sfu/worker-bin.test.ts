@@ -47,55 +47,58 @@ describe('patched worker at run time', () => {
   });
 
   // libsrtp2 replaces mediasoup's libsrtp3 fork: every suite must encrypt and decrypt.
-  it.each(SUITES)('forwards RTP through an SRTP link with %s', async (suite) => {
-    const codec: types.RouterRtpCodecCapability = {
-      kind: 'audio',
-      mimeType: 'audio/opus',
-      clockRate: 48000,
-      channels: 2,
-      preferredPayloadType: 100,
-    };
-    const [r1, r2] = await Promise.all([worker.createRouter({ mediaCodecs: [codec] }), worker.createRouter({ mediaCodecs: [codec] })]);
-    const opts = {
-      listenInfo: { protocol: 'udp' as const, ip: '127.0.0.1' },
-      rtcpMux: true,
-      comedia: false,
-      enableSrtp: true,
-      srtpCryptoSuite: suite,
-    };
-    const [t1, t2] = await Promise.all([r1.createPlainTransport(opts), r2.createPlainTransport(opts)]);
-    await t1.connect({ ip: '127.0.0.1', port: t2.tuple.localPort, srtpParameters: t2.srtpParameters! });
-    await t2.connect({ ip: '127.0.0.1', port: t1.tuple.localPort, srtpParameters: t1.srtpParameters! });
+  it.each(SUITES.flatMap((suite) => [160, 1200].map((size) => [suite, size] as const)))(
+    'forwards RTP through an SRTP link with %s, %i-byte payloads',
+    async (suite, size) => {
+      const codec: types.RouterRtpCodecCapability = {
+        kind: 'audio',
+        mimeType: 'audio/opus',
+        clockRate: 48000,
+        channels: 2,
+        preferredPayloadType: 100,
+      };
+      const [r1, r2] = await Promise.all([worker.createRouter({ mediaCodecs: [codec] }), worker.createRouter({ mediaCodecs: [codec] })]);
+      const opts = {
+        listenInfo: { protocol: 'udp' as const, ip: '127.0.0.1' },
+        rtcpMux: true,
+        comedia: false,
+        enableSrtp: true,
+        srtpCryptoSuite: suite,
+      };
+      const [t1, t2] = await Promise.all([r1.createPlainTransport(opts), r2.createPlainTransport(opts)]);
+      await t1.connect({ ip: '127.0.0.1', port: t2.tuple.localPort, srtpParameters: t2.srtpParameters! });
+      await t2.connect({ ip: '127.0.0.1', port: t1.tuple.localPort, srtpParameters: t1.srtpParameters! });
 
-    const rtpParameters: types.RtpParameters = {
-      codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }],
-      encodings: [{ ssrc: 1111 }],
-    };
-    const inject = await r1.createDirectTransport();
-    const source = await inject.produce({ kind: 'audio', rtpParameters });
-    const link = await t1.consume({ producerId: source.id, rtpCapabilities: r1.rtpCapabilities });
-    const linked = await t2.produce({ kind: 'audio', rtpParameters: link.rtpParameters });
-    const sink = await r2.createDirectTransport();
-    const out = await sink.consume({ producerId: linked.id, rtpCapabilities: r2.rtpCapabilities });
-    let received = 0;
-    out.on('rtp', () => received++);
+      const rtpParameters: types.RtpParameters = {
+        codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }],
+        encodings: [{ ssrc: 1111 }],
+      };
+      const inject = await r1.createDirectTransport();
+      const source = await inject.produce({ kind: 'audio', rtpParameters });
+      const link = await t1.consume({ producerId: source.id, rtpCapabilities: r1.rtpCapabilities });
+      const linked = await t2.produce({ kind: 'audio', rtpParameters: link.rtpParameters });
+      const sink = await r2.createDirectTransport();
+      const out = await sink.consume({ producerId: linked.id, rtpCapabilities: r2.rtpCapabilities });
+      let received = 0;
+      out.on('rtp', () => received++);
 
-    const payload = randomBytes(160);
-    for (let seq = 0; seq < 50; seq++) {
-      const header = Buffer.alloc(12);
-      header.writeUInt8(0x80, 0);
-      header.writeUInt8(100, 1);
-      header.writeUInt16BE(seq, 2);
-      header.writeUInt32BE(seq * 960, 4);
-      header.writeUInt32BE(1111, 8);
-      source.send(Buffer.concat([header, payload]));
-      await new Promise((r) => setTimeout(r, 4));
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    expect(received).toBeGreaterThanOrEqual(48);
-    const stats = await t2.getStats();
-    expect(stats[0]?.rtpPacketLossReceived ?? 0).toBeLessThan(0.05);
-    r1.close();
-    r2.close();
-  });
+      const payload = randomBytes(size);
+      for (let seq = 0; seq < 50; seq++) {
+        const header = Buffer.alloc(12);
+        header.writeUInt8(0x80, 0);
+        header.writeUInt8(100, 1);
+        header.writeUInt16BE(seq, 2);
+        header.writeUInt32BE(seq * 960, 4);
+        header.writeUInt32BE(1111, 8);
+        source.send(Buffer.concat([header, payload]));
+        await new Promise((r) => setTimeout(r, 4));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      expect(received).toBeGreaterThanOrEqual(48);
+      const stats = await t2.getStats();
+      expect(stats[0]?.rtpPacketLossReceived ?? 0).toBeLessThan(0.05);
+      r1.close();
+      r2.close();
+    },
+  );
 });

@@ -180,15 +180,21 @@ describe('publisher lifecycle', () => {
     const first = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
     await first.connected();
     await waitStatus(streamId, 'live');
+    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
+    await viewer.connected();
+    const v = viewer.receiver.video;
+    await waitUntil(() => v.keyframes >= 1, 5000, 'media from the first publisher');
     const second = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
     expect(second.exchange!.status).toBe(201);
     await second.connected();
     // the old session is gone, the channel never went offline
     expect(await fetch(first.location, { method: 'DELETE' }).then((r) => r.status)).toBe(404);
     expect((await status(streamId)).status).toBe('live');
-    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
-    await viewer.connected();
-    await waitUntil(() => viewer.receiver.video.keyframes >= 1, 5000, 'media from the new publisher');
+    // the viewer's session carries on: same SSRC, frames from the new publisher (its own frame counter restarts at 0)
+    const framesBefore = v.frames;
+    await waitUntil(() => v.frames > framesBefore + 30 && (v.lastStamp?.frame ?? 1e9) < 60, 8000, 'frames from the new publisher');
+    expect(v.ssrcs.size).toBe(1);
+    expect(v.incompleteFrames).toBeLessThan(3);
     expect(await second.stop()).toBe(200);
     await waitStatus(streamId, 'offline');
     first.drop();

@@ -5,3 +5,4 @@ export * from './peers/http.ts';
 export * from './peers/receiver.ts';
 export * from './peers/obs-publisher.ts';
 export * from './peers/whep-viewer.ts';
+export * from './browser.ts';

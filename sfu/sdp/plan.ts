@@ -143,7 +143,13 @@ export function planEgress(offer: ParsedOffer, source: SourceCodecs, routerCaps:
       preferredPayloadType: codec.payloadType,
       parameters: src.parameters ?? {},
     });
-    const extensions = extensionsFor(m, routerCaps).filter((e) => !e.uri.includes('rtp-stream-id'));
+    // mediasoup writes header extensions with its own ids (the router's preferredId) and only
+    // swaps the MID value per consumer: an extension can be used only where the player's id matches.
+    const extensions = extensionsFor(m, routerCaps).filter(
+      (e) =>
+        !e.uri.includes('rtp-stream-id') &&
+        routerCaps.headerExtensions?.some((h) => h.kind === m.kind && h.uri === e.uri && h.preferredId === e.id),
+    );
     for (const e of extensions) {
       headerExtensions.push({ kind: m.kind, uri: e.uri as types.RtpHeaderExtensionUri, preferredId: e.id, direction: 'sendrecv' });
     }
