@@ -3,32 +3,34 @@
  * mediasoup worker, an OBS-like publisher (libdatachannel) sending real H.264
  * and Opus over ICE/DTLS/SRTP on 127.0.0.1, and WHEP viewers receiving it.
  */
-import { ObsPublisher, waitUntil, WhepViewer, WhipRefused } from '@whipcast/testkit';
+import { ObsPublisher, startGstPublisher, waitUntil, WhepViewer, WhipRefused } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
+import { detectAnnouncedAddress } from './config.ts';
 
 let server: TestServer;
 
-async function channel(): Promise<{ streamId: string; key: string; auth: { authorization: string } }> {
+async function channel(srv = server): Promise<{ streamId: string; key: string; auth: { authorization: string } }> {
+  const server = srv;
   const user = await server.register();
   const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
   const key = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
   return { streamId: me.id, key: key.streamKey, auth: user.auth };
 }
 
-async function status(streamId: string): Promise<{ status: string; viewerCount: number; startedAt: string | null }> {
-  return (await (await server.api(`/api/live/streams/${streamId}`)).json()) as {
+async function status(streamId: string, srv = server): Promise<{ status: string; viewerCount: number; startedAt: string | null }> {
+  return (await (await srv.api(`/api/live/streams/${streamId}`)).json()) as {
     status: string;
     viewerCount: number;
     startedAt: string | null;
   };
 }
 
-async function waitStatus(streamId: string, want: string, timeoutMs = 10_000): Promise<void> {
+async function waitStatus(streamId: string, want: string, timeoutMs = 10_000, srv = server): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if ((await status(streamId)).status === want) return;
+    if ((await status(streamId, srv)).status === want) return;
     if (Date.now() > deadline) throw new Error(`channel did not become ${want}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -242,5 +244,40 @@ describe('publisher lifecycle', () => {
     const res = await fetch(`${server.url}/whep/${streamId}`, { method: 'POST', headers: OFFER_HEADERS, body: H265_ONLY });
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('stream_offline');
+  });
+});
+
+describe('GStreamer webrtcbin publisher (max-bundle, bundle-only audio)', () => {
+  // libnice gathers no loopback candidates: this server announces the host's own address.
+  let gstServer: TestServer;
+  beforeAll(async () => {
+    gstServer = await startTestServer({
+      media: createSfuMedia,
+      env: { MEDIA_WORKERS: '1', RTC_LISTEN_IP: '0.0.0.0', RTC_ANNOUNCED_ADDRESS: detectAnnouncedAddress() },
+    });
+  });
+  afterAll(() => gstServer?.close());
+
+  it('publishes H.264 + Opus that a WHEP viewer receives', async () => {
+    const { streamId, key } = await channel(gstServer);
+    const server = gstServer;
+    const gst = startGstPublisher(`${server.url}/whip`, key, 8);
+
+    try {
+      expect(await gst.waitFor('STATUS', 10_000)).toBe('STATUS 201');
+      expect(await gst.waitFor('BUNDLE_ONLY', 1000)).toBe('BUNDLE_ONLY True');
+      await gst.waitFor('CONNECTED', 10_000);
+      await waitStatus(streamId, 'live', 10_000, server);
+      const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
+      await viewer.connected();
+      const r = viewer.receiver;
+      await waitUntil(() => r.video.keyframes >= 1 && r.audio.packets >= 25, 8000, 'GStreamer media at the viewer');
+      expect(r.video.firstFrameDecodable).toBe(true);
+      viewer.close();
+      expect(await gst.waitFor('DELETE', 10_000)).toBe('DELETE 200');
+      await waitStatus(streamId, 'offline', 10_000, server);
+    } finally {
+      gst.kill();
+    }
   });
 });

@@ -6,3 +6,4 @@ export * from './peers/receiver.ts';
 export * from './peers/obs-publisher.ts';
 export * from './peers/whep-viewer.ts';
 export * from './browser.ts';
+export * from './peers/gst-publisher.ts';
