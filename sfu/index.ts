@@ -1,4 +1,14 @@
-export { Sfu, SfuError, type SfuOptions, type SfuEvents, type SessionAnswer, type IceRestartResult, type SfuErrorCode } from './sfu.ts';
+export {
+  Sfu,
+  SfuError,
+  type ConsumerInfo,
+  type TransportView,
+  type SfuOptions,
+  type SfuEvents,
+  type SessionAnswer,
+  type IceRestartResult,
+  type SfuErrorCode,
+} from './sfu.ts';
 export { SdpError } from './sdp/errors.ts';
 export { parseOffer, type ParsedOffer, type OfferedMedia, type MediaKind } from './sdp/offer.ts';
 export { buildAnswer } from './sdp/answer.ts';

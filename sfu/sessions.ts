@@ -23,7 +23,7 @@ export interface Viewer {
   readonly streamId: string;
   readonly via: 'whep' | 'socket';
   readonly transport: types.WebRtcTransport;
-  readonly rtpCapabilities: types.RtpCapabilities;
+  rtpCapabilities: types.RtpCapabilities;
   /** The router the viewer's consumers live on (origin or a payload-type-scheme egress router). */
   readonly router: types.Router;
   /** The m-line (mid) each kind is delivered on; kept across publisher changes. */

@@ -35,6 +35,8 @@ export interface SfuEvents {
   offline: [streamId: string, reason: string];
   /** The number of viewers (sessions with consumers) of a channel changed. */
   viewers: [streamId: string, count: number];
+  /** The channel's codec changed: socket viewers must consume again. */
+  reconsume: [streamId: string];
 }
 
 export type SfuErrorCode = 'not_found' | 'stream_offline' | 'unavailable';
@@ -53,6 +55,20 @@ export interface SessionAnswer {
   streamId: string;
   answer: string;
   etag: string;
+}
+
+export interface TransportView {
+  id: string;
+  iceParameters: types.IceParameters;
+  iceCandidates: types.IceCandidate[];
+  dtlsParameters: types.DtlsParameters;
+}
+
+export interface ConsumerInfo {
+  id: string;
+  producerId: string;
+  kind: MediaKind;
+  rtpParameters: types.RtpParameters;
 }
 
 export interface IceRestartResult {
@@ -154,6 +170,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
   /** Closes a channel's routers once nobody publishes or watches. */
   #maybeRelease(ch: ChannelMedia): void {
     if (ch.publisher || ch.viewers.size > 0) return;
+    for (const v of this.#viewers.values()) if (v.streamId === ch.streamId) return;
     if (this.#channels.get(ch.streamId) === ch) this.#channels.delete(ch.streamId);
     void Promise.allSettled([...ch.egress.values()]).then((rs) => {
       for (const r of rs) if (r.status === 'fulfilled') r.value.router.close();
@@ -266,7 +283,10 @@ export class Sfu extends EventEmitter<SfuEvents> {
       recreated = true;
     }
     for (const kind of ['audio', 'video'] as const) if (!s.producers.has(kind)) ch.program[kind]?.detach();
-    if (recreated) for (const v of ch.viewers) void this.#attach(ch, v);
+    if (recreated) {
+      for (const v of ch.viewers) if (v.via === 'whep') void this.#attach(ch, v);
+      this.emit('reconsume', ch.streamId);
+    }
   }
 
   #watchPublisher(ch: ChannelMedia, s: IngestSession): void {
@@ -483,8 +503,8 @@ export class Sfu extends EventEmitter<SfuEvents> {
     viewer.transport.close();
     const ch = this.#channels.get(viewer.streamId);
     this.#log.debug({ streamId: viewer.streamId, viewer: viewer.id, reason }, 'viewer left');
-    if (!ch || !ch.viewers.delete(viewer)) return;
-    this.emit('viewers', ch.streamId, ch.viewers.size);
+    if (!ch) return;
+    if (ch.viewers.delete(viewer)) this.emit('viewers', ch.streamId, ch.viewers.size);
     this.#maybeRelease(ch);
   }
 
@@ -505,6 +525,119 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const tracks: Record<string, unknown[]> = {};
     for (const [kind, t] of p ? p.producers : v!.consumers) tracks[kind] = await t.getStats();
     return { transport: await s.transport.getStats(), tracks };
+  }
+
+  // ---- socket viewers (mediasoup-client) ----
+
+  /** The router capabilities a mediasoup-client Device loads for a channel. */
+  async capabilities(streamId: string): Promise<{ routerRtpCapabilities: types.RtpCapabilities; live: boolean }> {
+    this.#assertOpen();
+    const ch = await this.#channel(streamId);
+    const live = ch.live;
+    this.#maybeRelease(ch);
+    return { routerRtpCapabilities: ch.router.rtpCapabilities, live };
+  }
+
+  /** A receive transport for a socket viewer. It counts as a viewer once it consumes. */
+  async createViewerTransport(streamId: string): Promise<TransportView> {
+    this.#assertOpen();
+    const ch = await this.#channel(streamId);
+    const transport = await ch.router.createWebRtcTransport({
+      webRtcServer: ch.slot.webRtcServer,
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      appData: { streamId, role: 'viewer' },
+    });
+    const viewer: Viewer = {
+      id: transport.id,
+      streamId,
+      via: 'socket',
+      transport,
+      rtpCapabilities: {},
+      router: ch.router,
+      mids: {},
+      consumers: new Map(),
+      etag: '',
+      closed: false,
+    };
+    this.#viewers.set(viewer.id, viewer);
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'failed' || state === 'closed') this.#removeViewer(viewer, `DTLS ${state}`);
+    });
+    return {
+      id: transport.id,
+      iceParameters: transport.iceParameters,
+      iceCandidates: transport.iceCandidates,
+      dtlsParameters: transport.dtlsParameters,
+    };
+  }
+
+  #socketViewer(transportId: string): Viewer {
+    const v = this.#viewers.get(transportId);
+    if (!v || v.via !== 'socket' || v.closed) throw new SfuError('not_found', 'No such transport');
+    return v;
+  }
+
+  async connectViewerTransport(transportId: string, dtlsParameters: types.DtlsParameters): Promise<void> {
+    await this.#socketViewer(transportId).transport.connect({ dtlsParameters });
+  }
+
+  /** Consumes the channel's program tracks (paused: resume after the client set them up). */
+  async consume(transportId: string, rtpCapabilities: types.RtpCapabilities): Promise<ConsumerInfo[]> {
+    const viewer = this.#socketViewer(transportId);
+    const ch = this.#channels.get(viewer.streamId);
+    if (!ch?.live) throw new SfuError('stream_offline', 'The stream is not live');
+    viewer.rtpCapabilities = rtpCapabilities;
+    const out: ConsumerInfo[] = [];
+    for (const kind of ['audio', 'video'] as const) {
+      const producer = ch.program[kind]?.producer;
+      if (!producer || producer.closed) continue;
+      if (!ch.router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
+      viewer.consumers.get(kind)?.close();
+      const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities, paused: true });
+      viewer.consumers.set(kind, consumer);
+      consumer.observer.once('close', () => {
+        if (viewer.consumers.get(kind) === consumer) viewer.consumers.delete(kind);
+      });
+      out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });
+    }
+    if (out.length === 0) throw new SfuError('unavailable', 'Nothing this device can receive');
+    if (!ch.viewers.has(viewer)) {
+      ch.viewers.add(viewer);
+      this.emit('viewers', ch.streamId, ch.viewers.size);
+    }
+    return out;
+  }
+
+  #consumer(transportId: string, consumerId: string): types.Consumer {
+    const c = [...this.#socketViewer(transportId).consumers.values()].find((x) => x.id === consumerId);
+    if (!c) throw new SfuError('not_found', 'No such consumer');
+    return c;
+  }
+
+  async resumeConsumer(transportId: string, consumerId: string): Promise<void> {
+    const c = this.#consumer(transportId, consumerId);
+    await c.resume();
+    if (c.kind === 'video') {
+      // A new viewer needs a keyframe; OBS ignores the request, the GOP cache (DVR) covers it.
+      await c.requestKeyFrame();
+    }
+  }
+
+  async pauseConsumer(transportId: string, consumerId: string): Promise<void> {
+    await this.#consumer(transportId, consumerId).pause();
+  }
+
+  async restartViewerIce(transportId: string): Promise<types.IceParameters> {
+    return this.#socketViewer(transportId).transport.restartIce();
+  }
+
+  closeViewerTransport(transportId: string): boolean {
+    const v = this.#viewers.get(transportId);
+    if (!v || v.via !== 'socket') return false;
+    this.#removeViewer(v, 'closed by the client');
+    return true;
   }
 
   // ---- ICE restart (WHIP/WHEP PATCH) ----

@@ -1,12 +1,29 @@
 import type { EventEmitter } from 'node:events';
 import type { Route } from './http/types.ts';
 
+/** What the socket needs from the SFU for mediasoup-client viewers (ids are mediasoup ids). */
+export interface ViewerRtc {
+  capabilities(streamId: string): Promise<{ routerRtpCapabilities: object; live: boolean }>;
+  createViewerTransport(streamId: string): Promise<{ id: string; iceParameters: object; iceCandidates: object[]; dtlsParameters: object }>;
+  connectViewerTransport(transportId: string, dtlsParameters: never): Promise<void>;
+  consume(
+    transportId: string,
+    rtpCapabilities: never,
+  ): Promise<{ id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: object }[]>;
+  resumeConsumer(transportId: string, consumerId: string): Promise<void>;
+  pauseConsumer(transportId: string, consumerId: string): Promise<void>;
+  restartViewerIce(transportId: string): Promise<object>;
+  closeViewerTransport(transportId: string): boolean;
+}
+
 export interface MediaEvents {
   /** The channel's status is now `live` in the database. */
   live: [streamId: string];
   /** The channel's status is now `offline` in the database. */
   offline: [streamId: string, reason: string];
   viewers: [streamId: string, count: number];
+  /** Socket viewers must consume again (the channel's codecs changed). */
+  reconsume: [streamId: string];
 }
 
 /**
@@ -22,6 +39,8 @@ export interface MediaLayer {
   endPublisher(streamId: string, reason: string): void;
   /** HTTP routes the media layer serves (WHIP, WHEP). */
   routes(): Route[];
+  /** mediasoup-client viewers over the socket. */
+  readonly viewerRtc?: ViewerRtc;
   /** Channel lifecycle, after the database reflects it. */
   readonly events?: EventEmitter<MediaEvents>;
   close(): Promise<void>;

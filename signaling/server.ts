@@ -20,6 +20,8 @@ import type { Route } from './http/types.ts';
 import type { MediaLayer } from './media.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { startServer, type RunningServer } from './uws.ts';
+import { createChat } from './socket/chat.ts';
+import { createHub, type SocketState } from './socket/hub.ts';
 import { VERSION } from './version.ts';
 
 /** Largest body any route accepts (SDP offers are the biggest). Routes set tighter limits. */
@@ -98,7 +100,28 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     if (!site) logger.warn({ webDir: config.webDir }, 'web UI not built; serving the API only');
     const router = createRouter({ routes, fallback: staticHandler(site), logger });
 
-    const server: RunningServer = await startServer({
+    const chat = createChat({
+      db,
+      maxMessageLength: config.chatMaxMessageLength,
+      historyLimit: config.chatHistoryLimit,
+      ratePerTenSeconds: config.chatRatePerTenSeconds,
+    });
+    const socketFrames = metrics.counter('whipcast_socket_frames_total', 'Socket requests by type and outcome', ['type', 'ok']);
+    const hub = createHub({
+      accounts,
+      chat,
+      media,
+      logger: logger.child({ component: 'socket' }),
+      maxPayloadBytes: config.wsMaxPayloadBytes,
+      maxBackpressureBytes: config.wsMaxBackpressureBytes,
+      messagesPerSecond: config.wsMessagesPerSecond,
+      onFrame: (type, ok) => socketFrames.inc({ type, ok: String(ok) }),
+    });
+    metrics.gauge('whipcast_sockets', 'Open /ws sockets', () => hub.size());
+    cleanup.unshift(async () => hub.close());
+
+    const server: RunningServer = await startServer<SocketState>({
+      websocket: hub.websocket,
       host: config.host,
       port: config.port,
       maxBodyBytes: MAX_BODY_BYTES,

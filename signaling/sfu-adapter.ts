@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { resolveWorkerBin, Sfu } from '@whipcast/sfu';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
 import { whipRoutes } from './http/routes/whip.ts';
-import type { MediaLayer, MediaEvents } from './media.ts';
+import type { MediaLayer, MediaEvents, ViewerRtc } from './media.ts';
 import type { MediaDeps } from './server.ts';
 
 export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sfu: Sfu }> {
@@ -54,10 +54,12 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     });
   });
   sfu.on('viewers', (streamId, count) => events.emit('viewers', streamId, count));
+  sfu.on('reconsume', (streamId) => events.emit('reconsume', streamId));
 
   return {
     sfu,
     events,
+    viewerRtc: sfu as unknown as ViewerRtc,
     ready: () => sfu.ready(),
     viewerCount: (id) => sfu.viewerCount(id),
     endPublisher: (id, reason) => void sfu.endPublisher(id, reason),

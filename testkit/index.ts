@@ -7,3 +7,4 @@ export * from './peers/obs-publisher.ts';
 export * from './peers/whep-viewer.ts';
 export * from './browser.ts';
 export * from './peers/gst-publisher.ts';
+export * from './socket-client.ts';
