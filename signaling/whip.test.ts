@@ -261,12 +261,13 @@ describe('GStreamer webrtcbin publisher (max-bundle, bundle-only audio)', () => 
   it('publishes H.264 + Opus that a WHEP viewer receives', async () => {
     const { streamId, key } = await channel(gstServer);
     const server = gstServer;
-    const gst = startGstPublisher(`${server.url}/whip`, key, 8);
+    const gst = startGstPublisher(`${server.url}/whip`, key, 12);
 
     try {
       expect(await gst.waitFor('STATUS', 10_000)).toBe('STATUS 201');
       expect(await gst.waitFor('BUNDLE_ONLY', 1000)).toBe('BUNDLE_ONLY True');
-      await gst.waitFor('CONNECTED', 10_000);
+      await waitStatus(streamId, 'live', 10_000, server); // first media arrived: ICE and DTLS are up
+      await gst.waitFor('CONNECTED', 2_000);
       await waitStatus(streamId, 'live', 10_000, server);
       const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
       await viewer.connected();
@@ -274,7 +275,7 @@ describe('GStreamer webrtcbin publisher (max-bundle, bundle-only audio)', () => 
       await waitUntil(() => r.video.keyframes >= 1 && r.audio.packets >= 25, 8000, 'GStreamer media at the viewer');
       expect(r.video.firstFrameDecodable).toBe(true);
       viewer.close();
-      expect(await gst.waitFor('DELETE', 10_000)).toBe('DELETE 200');
+      expect(await gst.waitFor('DELETE', 15_000)).toBe('DELETE 200');
       await waitStatus(streamId, 'offline', 10_000, server);
     } finally {
       gst.kill();

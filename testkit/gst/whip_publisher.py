@@ -34,6 +34,7 @@ pipe = Gst.parse_launch(PIPELINE)
 webrtc = pipe.get_by_name("send")
 loop = GLib.MainLoop()
 location = None
+connected = [False]
 
 
 def fail(msg):
@@ -84,8 +85,10 @@ def on_negotiation_needed(element):
 
 def on_ice_state(element, _pspec):
     state = element.get_property("ice-connection-state")
-    if state == GstWebRTC.WebRTCICEConnectionState.CONNECTED:
-        print("CONNECTED", flush=True)
+    if state in (GstWebRTC.WebRTCICEConnectionState.CONNECTED, GstWebRTC.WebRTCICEConnectionState.COMPLETED):
+        if not connected[0]:
+            connected[0] = True
+            print("CONNECTED", flush=True)
     if state == GstWebRTC.WebRTCICEConnectionState.FAILED:
         fail("ICE failed")
 
