@@ -8,3 +8,4 @@ export * from './peers/whep-viewer.ts';
 export * from './browser.ts';
 export * from './peers/gst-publisher.ts';
 export * from './socket-client.ts';
+export * from './peers/socket-viewer.ts';

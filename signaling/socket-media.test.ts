@@ -1,0 +1,64 @@
+/**
+ * Viewers over the socket (the protocol mediasoup-client speaks) with a real
+ * WebRTC peer; viewer counts come from consumers, not from sockets; live and
+ * offline are pushed.
+ */
+import { ObsPublisher, SocketClient, SocketError, SocketViewer, waitUntil } from '@whipcast/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSfuMedia } from './sfu-adapter.ts';
+import { startTestServer, type TestServer } from './testing.ts';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ media: createSfuMedia, env: { MEDIA_WORKERS: '1' } });
+});
+afterAll(() => server?.close());
+
+describe('socket viewers', () => {
+  it('consume through the mediasoup-client protocol, count as viewers, and hear live/offline pushes', async () => {
+    const user = await server.register();
+    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
+    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+
+    const chatOnly = await SocketClient.connect(server.url);
+    const joined = await chatOnly.request({ t: 'chat.join', room: me.id });
+    expect(joined.live).toBe(false);
+
+    const early = await SocketClient.connect(server.url);
+    await early.request({ t: 'chat.join', room: me.id });
+    const offline = await early.request({ t: 'rtc.transport', streamId: me.id });
+    const err = await early.request({ t: 'rtc.consume', transportId: offline.id, rtpCapabilities: {} }).catch((e: unknown) => e);
+    expect((err as SocketError).code).toBe('stream_offline');
+
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey });
+    await pub.connected();
+    await chatOnly.waitFor('stream.live', (f) => f.room === me.id, 5000);
+
+    const socket = await SocketClient.connect(server.url);
+    await socket.request({ t: 'chat.join', room: me.id });
+    const viewer = new SocketViewer(socket, me.id);
+    await viewer.start();
+    const r = viewer.receiver;
+    await waitUntil(() => r.video.keyframes >= 1 && r.audio.packets >= 25, 8000, 'media over the socket-negotiated transport');
+    expect(r.video.firstFrameDecodable).toBe(true);
+
+    await chatOnly.waitFor('presence', (f) => f.viewers === 1, 3000);
+    const api = (await (await server.api(`/api/live/streams/${me.id}`)).json()) as { viewerCount: number };
+    expect(api.viewerCount).toBe(1); // three sockets in the room, one viewer
+
+    // a transport id that belongs to another socket is refused
+    const stranger = await SocketClient.connect(server.url);
+    expect(
+      ((await stranger.request({ t: 'rtc.close', transportId: viewer.transportId }).catch((e: unknown) => e)) as SocketError).code,
+    ).toBe('not_found');
+
+    expect(await pub.stop()).toBe(200);
+    const off = await chatOnly.waitFor('stream.offline', (f) => f.room === me.id, 5000);
+    expect(off.reason).toMatch(/DELETE/);
+
+    socket.close();
+    await chatOnly.waitFor('presence', (f) => f.viewers === 0, 3000);
+    viewer.close();
+    for (const c of [chatOnly, early, stranger]) c.close();
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * A viewer that uses the socket protocol the web player (mediasoup-client)
+ * uses: rtc.capabilities → rtc.transport → rtc.consume → rtc.connect →
+ * rtc.resume, with libdatachannel as the WebRTC peer. Like mediasoup-client,
+ * it turns the server's transport and consumer parameters into a remote SDP
+ * offer and answers it.
+ */
+import nodeDataChannel, { type PeerConnection } from 'node-datachannel';
+import type { ConsumerView, TransportView } from '@whipcast/signaling/protocol';
+import { MediaReceiver } from './receiver.ts';
+import type { SocketClient } from '../socket-client.ts';
+
+interface Codec {
+  mimeType: string;
+  payloadType: number;
+  clockRate: number;
+  channels?: number;
+  parameters?: Record<string, unknown>;
+  rtcpFeedback?: { type: string; parameter?: string }[];
+}
+
+/** What a libdatachannel peer can receive, as mediasoup RTP capabilities. */
+export const BOT_RTP_CAPABILITIES = {
+  codecs: [
+    { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, preferredPayloadType: 100, parameters: {}, rtcpFeedback: [] },
+    {
+      kind: 'video',
+      mimeType: 'video/H264',
+      clockRate: 90000,
+      preferredPayloadType: 101,
+      parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 },
+      rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+    },
+  ],
+  headerExtensions: [],
+};
+
+export function recvOffer(t: TransportView, consumers: ConsumerView[]): string {
+  const ice = t.iceParameters as { usernameFragment: string; password: string };
+  const fp = (t.dtlsParameters as { fingerprints: { algorithm: string; value: string }[] }).fingerprints.find(
+    (f) => f.algorithm === 'sha-256',
+  )!;
+  const cands = (
+    t.iceCandidates as {
+      foundation: string;
+      protocol: string;
+      priority: number;
+      address: string;
+      port: number;
+      type: string;
+      tcpType?: string;
+    }[]
+  )
+    .filter((c) => c.protocol === 'udp')
+    .map((c) => `a=candidate:${c.foundation} 1 ${c.protocol} ${c.priority} ${c.address} ${c.port} typ ${c.type}`);
+  const lines = [
+    'v=0',
+    'o=- 1 1 IN IP4 0.0.0.0',
+    's=-',
+    't=0 0',
+    'a=ice-lite',
+    `a=group:BUNDLE ${consumers.map((c) => (c.rtpParameters as { mid: string }).mid).join(' ')}`,
+  ];
+  for (const c of consumers) {
+    const p = c.rtpParameters as { mid: string; codecs: Codec[]; encodings: { ssrc: number }[]; rtcp?: { cname?: string } };
+    const codec = p.codecs[0]!;
+    lines.push(`m=${c.kind} 9 UDP/TLS/RTP/SAVPF ${codec.payloadType}`, 'c=IN IP4 0.0.0.0', `a=mid:${p.mid}`, 'a=sendonly');
+    lines.push(
+      `a=ice-ufrag:${ice.usernameFragment}`,
+      `a=ice-pwd:${ice.password}`,
+      `a=fingerprint:${fp.algorithm} ${fp.value}`,
+      'a=setup:actpass',
+    );
+    lines.push('a=rtcp-mux', 'a=rtcp-rsize');
+    lines.push(
+      `a=rtpmap:${codec.payloadType} ${codec.mimeType.split('/')[1]}/${codec.clockRate}${codec.channels ? `/${codec.channels}` : ''}`,
+    );
+    const fmtp = Object.entries(codec.parameters ?? {})
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(';');
+    if (fmtp) lines.push(`a=fmtp:${codec.payloadType} ${fmtp}`);
+    for (const fb of codec.rtcpFeedback ?? [])
+      lines.push(`a=rtcp-fb:${codec.payloadType} ${fb.type}${fb.parameter ? ` ${fb.parameter}` : ''}`);
+    const ssrc = p.encodings[0]!.ssrc;
+    lines.push(`a=ssrc:${ssrc} cname:${p.rtcp?.cname ?? 'whipcast'}`, `a=msid:whipcast ${c.kind}`);
+    lines.push(...cands, 'a=end-of-candidates');
+  }
+  return lines.join('\r\n') + '\r\n';
+}
+
+export class SocketViewer {
+  readonly receiver = new MediaReceiver({ audio: new Set(), h264: new Set() });
+  #pc: PeerConnection | null = null;
+  transportId = '';
+  consumers: ConsumerView[] = [];
+
+  constructor(
+    readonly socket: SocketClient,
+    readonly streamId: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const { socket, streamId } = this;
+    await socket.request({ t: 'rtc.capabilities', streamId });
+    const t = await socket.request({ t: 'rtc.transport', streamId });
+    this.transportId = t.id;
+    await this.consume(t);
+  }
+
+  async consume(t?: TransportView): Promise<void> {
+    const { consumers } = await this.socket.request({
+      t: 'rtc.consume',
+      transportId: this.transportId,
+      rtpCapabilities: BOT_RTP_CAPABILITIES,
+    });
+    this.consumers = consumers;
+    for (const c of consumers) {
+      const pt = (c.rtpParameters as { codecs: Codec[] }).codecs[0]!.payloadType;
+      (c.kind === 'audio' ? this.receiver.kinds.audio : this.receiver.kinds.h264).add(pt);
+    }
+    if (!t) return;
+    const pc = new nodeDataChannel.PeerConnection('socket-viewer', { iceServers: [] });
+    this.#pc = pc;
+    pc.onTrack((track) => {
+      track.setMediaHandler(new nodeDataChannel.RtcpReceivingSession());
+      track.onMessage((m) => this.receiver.push(m));
+    });
+    pc.setRemoteDescription(recvOffer(t, consumers), 'offer');
+    const answer = pc.localDescription();
+    if (!answer) throw new Error('libdatachannel made no answer');
+    const fp = /a=fingerprint:(\S+) (\S+)/.exec(answer.sdp)!;
+    await this.socket.request({
+      t: 'rtc.connect',
+      transportId: this.transportId,
+      dtlsParameters: { role: 'client', fingerprints: [{ algorithm: fp[1], value: fp[2] }] },
+    });
+    this.receiver.startedAt = performance.now();
+    for (const c of consumers) await this.socket.request({ t: 'rtc.resume', consumerId: c.id });
+  }
+
+  close(): void {
+    this.#pc?.close();
+  }
+}
