@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'server',
-          include: ['{db,sfu,signaling,testkit,bench}/**/*.test.ts'],
+          include: ['{db,sfu,signaling,testkit,bench}/**/*.test.ts', 'web/e2e/**/*.test.ts'],
           globalSetup: ['./db/vitest-global-setup.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,

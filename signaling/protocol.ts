@@ -21,7 +21,9 @@ export const ClientFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('ping'), id }),
   /** Authenticate (or re-authenticate with a refreshed token) without reconnecting; `null` signs out. */
   z.object({ t: z.literal('auth'), id, token: z.string().max(512).nullable() }),
-  /** Follow a channel: live/offline and presence pushes; counts as a chatter only after chat.join. */
+  /** Follow every channel's live status and viewer count (the browse page): `lobby.update` pushes. */
+  z.object({ t: z.literal('lobby.join'), id }),
+  z.object({ t: z.literal('lobby.leave'), id }),
   z.object({ t: z.literal('chat.join'), id, room: streamId }),
   z.object({ t: z.literal('chat.leave'), id, room: streamId }),
   z.object({
@@ -102,6 +104,8 @@ export interface TransportView {
 export interface Results {
   ping: { now: number };
   auth: { user: { id: string; username: string } | null };
+  'lobby.join': Record<string, never>;
+  'lobby.leave': Record<string, never>;
   'chat.join': RoomState;
   'chat.leave': Record<string, never>;
   'chat.history': { messages: ChatMessageView[] };
@@ -149,6 +153,8 @@ export type ServerFrame =
   /** Some pushes to this socket were dropped (it was too slow): refetch history. */
   | { t: 'chat.resync'; room: string }
   | { t: 'presence'; room: string; viewers: number; chatters: number }
+  /** A channel's live status or viewer count changed (coalesced, for lobby sockets). */
+  | { t: 'lobby.update'; room: string; live: boolean; viewers: number }
   | { t: 'stream.live'; room: string }
   | { t: 'stream.offline'; room: string; reason: string }
   /** The channel's publisher changed codecs: consume again on the same transport. */

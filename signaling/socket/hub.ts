@@ -94,10 +94,28 @@ export function createHub(opts: HubOptions): Hub {
     }
   }
 
-  const presence = new Presence((room, counts) => pushToRoom(room, { t: 'presence', room, ...counts }));
+  const lobby = new Set<SocketHandle<SocketState>>();
+  const liveRooms = new Set<string>();
+  const presence = new Presence((room, counts) => {
+    pushToRoom(room, { t: 'presence', room, ...counts });
+    pushToLobby(room);
+  });
+  function pushToLobby(room: string): void {
+    if (!lobby.size) return;
+    const bytes = encodeFrame({ t: 'lobby.update', room, live: liveRooms.has(room), viewers: media?.viewerCount(room) ?? 0 });
+    for (const s of lobby) if (!s.closed) s.send(bytes);
+  }
   const onViewers = (room: string, n: number) => presence.setViewers(room, n);
-  const onLive = (room: string) => pushToRoom(room, { t: 'stream.live', room });
-  const onOffline = (room: string, reason: string) => pushToRoom(room, { t: 'stream.offline', room, reason });
+  const onLive = (room: string) => {
+    liveRooms.add(room);
+    pushToRoom(room, { t: 'stream.live', room });
+    pushToLobby(room);
+  };
+  const onOffline = (room: string, reason: string) => {
+    liveRooms.delete(room);
+    pushToRoom(room, { t: 'stream.offline', room, reason });
+    pushToLobby(room);
+  };
   const onReconsume = (room: string) => pushToRoom(room, { t: 'rtc.reconsume', room });
   media?.events?.on('viewers', onViewers);
   media?.events?.on('live', onLive);
@@ -138,6 +156,12 @@ export function createHub(opts: HubOptions): Hub {
         s.data.user = u;
         return { user: { id: u.id, username: u.username } };
       }
+      case 'lobby.join':
+        lobby.add(s);
+        return {};
+      case 'lobby.leave':
+        lobby.delete(s);
+        return {};
       case 'chat.join': {
         if (!s.data.rooms.has(f.room) && s.data.rooms.size >= MAX_ROOMS_PER_SOCKET)
           throw new ChatError('rate_limited', 'Too many rooms on one socket');
@@ -326,6 +350,7 @@ export function createHub(opts: HubOptions): Hub {
     },
     close(s) {
       sockets.delete(s);
+      lobby.delete(s);
       for (const room of [...s.data.rooms]) leave(s, room);
       for (const transportId of s.data.transports.keys()) media?.viewerRtc?.closeViewerTransport(transportId);
       s.data.transports.clear();

@@ -1,0 +1,51 @@
+/** "Go live from this browser": camera or screen published over WHIP, like OBS would. */
+export class BrowserPublisher {
+  #pc: RTCPeerConnection | null = null;
+  #stream: MediaStream | null = null;
+  #location: string | null = null;
+
+  constructor(
+    private readonly whipUrl: string,
+    private readonly streamKey: string,
+  ) {}
+
+  async start(source: 'camera' | 'screen'): Promise<MediaStream> {
+    const stream =
+      source === 'screen'
+        ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true })
+        : await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+    this.#stream = stream;
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    this.#pc = pc;
+    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+    // H.264 first: every viewer's browser decodes it.
+    for (const t of pc.getTransceivers()) {
+      if (t.sender.track?.kind !== 'video') continue;
+      const codecs = RTCRtpSender.getCapabilities('video')?.codecs ?? [];
+      const h264 = codecs.filter((c) => c.mimeType === 'video/H264' && /packetization-mode=1/.test(c.sdpFmtpLine ?? ''));
+      if (h264.length) t.setCodecPreferences([...h264, ...codecs.filter((c) => !h264.includes(c))]);
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(this.whipUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${this.streamKey}` },
+      body: pc.localDescription!.sdp,
+    });
+    if (res.status !== 201) {
+      this.stop();
+      const body = (await res.json().catch(() => null)) as { error?: { message: string } } | null;
+      throw new Error(body?.error?.message ?? `WHIP POST failed (${res.status})`);
+    }
+    this.#location = new URL(res.headers.get('location')!, this.whipUrl).toString();
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    return stream;
+  }
+
+  stop(): void {
+    if (this.#location)
+      void fetch(this.#location, { method: 'DELETE', headers: { authorization: `Bearer ${this.streamKey}` } }).catch(() => {});
+    this.#location = null;
+    this.#pc?.close();
+    for (const t of this.#stream?.getTracks() ?? []) t.stop();
+  }
+}
