@@ -1,5 +1,7 @@
 /** State the SFU keeps per channel, publisher session and viewer. */
 import type { types } from 'mediasoup';
+import type { DvrBuffer } from './dvr/buffer.ts';
+import type { ReplaySession } from './dvr/replay.ts';
 import type { ProgramTrack } from './program.ts';
 import type { MediaKind } from './sdp/offer.ts';
 import type { PooledWorker } from './workers.ts';
@@ -31,6 +33,10 @@ export interface Viewer {
   readonly consumers: Map<MediaKind, types.Consumer>;
   etag: string;
   closed: boolean;
+  /** Set while the viewer watches the past (seek) or catches up (instant start). */
+  replay?: ReplaySession | undefined;
+  /** Catch-up viewers: paused program consumers, resumed at the next live keyframe. */
+  standby?: Map<MediaKind, types.Consumer> | undefined;
 }
 
 export interface EgressRouter {
@@ -50,5 +56,7 @@ export interface ChannelMedia {
   /** Stable per-kind producers viewers consume, fed by the current publisher. */
   readonly program: Partial<Record<MediaKind, ProgramTrack>>;
   readonly tapTransport: types.DirectTransport;
+  /** The time-shift buffer (DVR and the GOP cache for instant start). */
+  readonly dvr: DvrBuffer;
   readonly programTransport: types.DirectTransport;
 }

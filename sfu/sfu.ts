@@ -14,6 +14,9 @@ import { parseOffer, type MediaKind, type ParsedOffer } from './sdp/offer.ts';
 import { egressRouterKey, planEgress, planIngest, type SourceCodecs } from './sdp/plan.ts';
 import type { ChannelMedia, EgressRouter, IngestSession, Viewer } from './sessions.ts';
 import { WorkerPool } from './workers.ts';
+import { DvrBuffer } from './dvr/buffer.ts';
+import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
+import { ReplaySession } from './dvr/replay.ts';
 import { ProgramTrack } from './program.ts';
 
 export interface SfuOptions {
@@ -25,6 +28,12 @@ export interface SfuOptions {
   port: number;
   /** A publisher silent (no RTP) this long is ended and its channel goes offline. */
   publisherTimeoutMs: number;
+  /** DVR window per channel, ms (default 30 min). */
+  dvrWindowMs?: number;
+  /** DVR memory budget per channel, bytes (default 512 MiB); the window shrinks to fit. */
+  dvrMaxBytes?: number;
+  /** Start new socket viewers from the cached GOP (default true). */
+  instantStart?: boolean;
   logger?: SfuLogger;
 }
 
@@ -37,6 +46,8 @@ export interface SfuEvents {
   viewers: [streamId: string, count: number];
   /** The channel's codec changed: socket viewers must consume again. */
   reconsume: [streamId: string];
+  /** A socket viewer's consumers changed server-side (catch-up done: switch to the standby consumers). */
+  dvr: [transportId: string, event: { t: 'switch' }];
 }
 
 export type SfuErrorCode = 'not_found' | 'stream_offline' | 'unavailable';
@@ -69,6 +80,8 @@ export interface ConsumerInfo {
   producerId: string;
   kind: MediaKind;
   rtpParameters: types.RtpParameters;
+  /** Instant start: a live consumer to switch to when the server says so (`dvr` event). */
+  standby?: boolean;
 }
 
 export interface IceRestartResult {
@@ -140,6 +153,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         slot.load++;
         const [tapTransport, programTransport] = await Promise.all([router.createDirectTransport(), router.createDirectTransport()]);
         const ch: ChannelMedia = {
+          dvr: new DvrBuffer({ windowMs: this.opts.dvrWindowMs ?? 30 * 60_000, maxBytes: this.opts.dvrMaxBytes ?? 512 * 1024 * 1024 }),
           streamId,
           slot,
           router,
@@ -273,19 +287,59 @@ export class Sfu extends EventEmitter<SfuEvents> {
         continue;
       }
       current?.close();
-      ch.program[kind] = await ProgramTrack.create({
+      const track = await ProgramTrack.create({
         kind,
         source: producer,
         router: ch.router,
         tapTransport: ch.tapTransport,
         programTransport: ch.programTransport,
       });
+      ch.program[kind] = track;
+      this.#record(ch, track);
       recreated = true;
     }
     for (const kind of ['audio', 'video'] as const) if (!s.producers.has(kind)) ch.program[kind]?.detach();
     if (recreated) {
       for (const v of ch.viewers) if (v.via === 'whep') void this.#attach(ch, v);
       this.emit('reconsume', ch.streamId);
+    }
+  }
+
+  /** Feeds a program track into the channel's DVR buffer and wakes replays at the live edge. */
+  #record(ch: ChannelMedia, track: ProgramTrack): void {
+    const codec = track.kind === 'video' ? codecOf(track.codec.mimeType) : null;
+    track.onPacket((packet, info) => {
+      const keyframe = codec !== null && isKeyframeStart(codec, packet);
+      if (keyframe) this.#switchCatchUpViewers(ch);
+      ch.dvr.push({ at: info.arrivalMs, kind: info.kind, keyframe, data: Buffer.from(packet) });
+      for (const v of ch.viewers) v.replay?.notify();
+    });
+  }
+
+  /**
+   * A live keyframe is about to reach the program producer: catch-up viewers
+   * that reached the live edge resume their standby program consumers now
+   * (the worker handles the resume before this packet), so they switch
+   * exactly on a keyframe.
+   */
+  #switchCatchUpViewers(ch: ChannelMedia): void {
+    for (const v of ch.viewers) {
+      if (!v.standby || !v.replay || v.replay.behindLiveMs() > 500) continue;
+      const standby = v.standby;
+      v.standby = undefined;
+      for (const [kind, c] of standby) {
+        void c.resume().catch(() => {});
+        const old = v.consumers.get(kind);
+        v.consumers.set(kind, c);
+        c.observer.once('close', () => {
+          if (v.consumers.get(kind) === c) v.consumers.delete(kind);
+        });
+        setTimeout(() => old?.close(), 1000);
+      }
+      const replay = v.replay;
+      v.replay = undefined;
+      setTimeout(() => replay.close(), 1000);
+      this.emit('dvr', v.id, { t: 'switch' });
     }
   }
 
@@ -499,6 +553,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
   #removeViewer(viewer: Viewer, reason: string): void {
     if (viewer.closed) return;
     viewer.closed = true;
+    this.#stopReplay(viewer);
     this.#viewers.delete(viewer.id);
     viewer.transport.close();
     const ch = this.#channels.get(viewer.streamId);
@@ -589,35 +644,178 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const ch = this.#channels.get(viewer.streamId);
     if (!ch?.live) throw new SfuError('stream_offline', 'The stream is not live');
     viewer.rtpCapabilities = rtpCapabilities;
+    this.#stopReplay(viewer);
+    if (this.opts.instantStart !== false) {
+      const started = await this.#catchUp(ch, viewer);
+      if (started) return started;
+    }
+    return this.#consumeProgram(ch, viewer, true);
+  }
+
+  /** Program consumers for a viewer (paused: the client resumes them). `standby` keeps them aside without replacing current ones. */
+  async #consumeProgram(
+    ch: ChannelMedia,
+    viewer: Viewer,
+    paused: boolean,
+    standby?: Map<MediaKind, types.Consumer>,
+  ): Promise<ConsumerInfo[]> {
+    const rtpCapabilities = viewer.rtpCapabilities;
     const out: ConsumerInfo[] = [];
     for (const kind of ['audio', 'video'] as const) {
       const producer = ch.program[kind]?.producer;
       if (!producer || producer.closed) continue;
       if (!ch.router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
-      viewer.consumers.get(kind)?.close();
-      const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities, paused: true });
-      viewer.consumers.set(kind, consumer);
-      consumer.observer.once('close', () => {
-        if (viewer.consumers.get(kind) === consumer) viewer.consumers.delete(kind);
-      });
+      const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities, paused });
+      if (standby) standby.set(kind, consumer);
+      else {
+        viewer.consumers.get(kind)?.close();
+        viewer.consumers.set(kind, consumer);
+        consumer.observer.once('close', () => {
+          if (viewer.consumers.get(kind) === consumer) viewer.consumers.delete(kind);
+        });
+      }
       out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });
     }
     if (out.length === 0) throw new SfuError('unavailable', 'Nothing this device can receive');
-    if (!ch.viewers.has(viewer)) {
-      ch.viewers.add(viewer);
-      this.emit('viewers', ch.streamId, ch.viewers.size);
-    }
+    this.#countViewer(ch, viewer);
     return out;
   }
 
+  #countViewer(ch: ChannelMedia, viewer: Viewer): void {
+    if (ch.viewers.has(viewer)) return;
+    ch.viewers.add(viewer);
+    this.emit('viewers', ch.streamId, ch.viewers.size);
+  }
+
+  #stopReplay(viewer: Viewer): void {
+    viewer.replay?.close();
+    viewer.replay = undefined;
+    for (const c of viewer.standby?.values() ?? []) c.close();
+    viewer.standby = undefined;
+  }
+
+  /** Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. */
+  async #replayConsumers(ch: ChannelMedia, viewer: Viewer, from: number, catchUpRate: number): Promise<ConsumerInfo[]> {
+    const tracks = (['audio', 'video'] as const)
+      .map((kind) => ch.program[kind])
+      .filter((p): p is ProgramTrack => !!p && !p.producer.closed)
+      .map((p) => ({ kind: p.kind, codec: p.codec, ssrc: p.ssrc }));
+    const replay = await ReplaySession.create({ buffer: ch.dvr, router: ch.router, tracks, from, catchUpRate });
+    const out: ConsumerInfo[] = [];
+    try {
+      for (const [kind, producer] of replay.producers) {
+        if (!ch.router.canConsume({ producerId: producer.id, rtpCapabilities: viewer.rtpCapabilities })) continue;
+        const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities: viewer.rtpCapabilities, paused: true });
+        viewer.consumers.get(kind)?.close();
+        viewer.consumers.set(kind, consumer);
+        consumer.observer.once('close', () => {
+          if (viewer.consumers.get(kind) === consumer) viewer.consumers.delete(kind);
+        });
+        out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });
+      }
+    } catch (err) {
+      replay.close();
+      throw err;
+    }
+    viewer.replay = replay;
+    this.#countViewer(ch, viewer);
+    return out;
+  }
+
+  /** Instant start: replay the cached GOP faster than real time, then hand over to the live program at a keyframe. */
+  async #catchUp(ch: ChannelMedia, viewer: Viewer): Promise<ConsumerInfo[] | null> {
+    const last = ch.dvr.lastKeyframe();
+    const kf = last === null ? undefined : ch.dvr.at(last);
+    if (!kf || Date.now() - kf.at > 10_000 || !ch.program.video) return null;
+    const out = await this.#replayConsumers(ch, viewer, last!, 2);
+    const standbyConsumers = new Map<MediaKind, types.Consumer>();
+    const standby = await this.#consumeProgram(ch, viewer, true, standbyConsumers).catch(() => null);
+    if (!standby) return out;
+    viewer.standby = standbyConsumers;
+    return [...out, ...standby.map((s) => ({ ...s, standby: true }))];
+  }
+
+  // ---- DVR (socket viewers) ----
+
+  /** Seeks a viewer into the past: `offsetMs` behind live, or `deltaMs` from where it is. Returns its new consumers. */
+  async dvrSeek(
+    transportId: string,
+    target: { offsetMs?: number; deltaMs?: number },
+  ): Promise<{ consumers: ConsumerInfo[]; behindLiveMs: number; windowMs: number; live: boolean }> {
+    const viewer = this.#socketViewer(transportId);
+    const ch = this.#channels.get(viewer.streamId);
+    if (!ch || !ch.viewers.has(viewer)) throw new SfuError('not_found', 'Consume the stream first');
+    const range = ch.dvr.range();
+    const now = Date.now();
+    if (!range) throw new SfuError('stream_offline', 'Nothing recorded yet');
+    const current = viewer.replay ? viewer.replay.position() : now;
+    let t = target.offsetMs !== undefined ? now - target.offsetMs : current + (target.deltaMs ?? 0);
+    t = Math.max(range.start, t);
+    if (t >= now - 1000) {
+      return { consumers: await this.dvrLive(transportId), behindLiveMs: 0, windowMs: now - range.start, live: true };
+    }
+    const from = ch.dvr.keyframeAtOrBefore(t);
+    if (from === null) throw new SfuError('not_found', 'No keyframe recorded in the window');
+    this.#stopReplay(viewer);
+    const consumers = await this.#replayConsumers(ch, viewer, from, 1);
+    const start = ch.dvr.at(from)!.at;
+    return { consumers, behindLiveMs: now - start, windowMs: now - range.start, live: false };
+  }
+
+  /** Back to live: consumers on the program again. */
+  async dvrLive(transportId: string): Promise<ConsumerInfo[]> {
+    const viewer = this.#socketViewer(transportId);
+    const ch = this.#channels.get(viewer.streamId);
+    if (!ch?.live) throw new SfuError('stream_offline', 'The stream is not live');
+    this.#stopReplay(viewer);
+    return this.#consumeProgram(ch, viewer, true);
+  }
+
+  dvrPause(transportId: string): void {
+    const v = this.#socketViewer(transportId);
+    if (!v.replay) throw new SfuError('not_found', 'Seek first: live playback cannot be held');
+    v.replay.pause();
+  }
+
+  dvrResume(transportId: string): void {
+    const v = this.#socketViewer(transportId);
+    if (!v.replay) throw new SfuError('not_found', 'Not in DVR mode');
+    v.replay.play();
+  }
+
+  /** Where a viewer is: null when watching live. */
+  dvrPosition(transportId: string): { behindLiveMs: number; windowMs: number; paused: boolean } | null {
+    const v = this.#viewers.get(transportId);
+    if (!v?.replay || v.standby) return null;
+    const range = this.#channels.get(v.streamId)?.dvr.range();
+    return { behindLiveMs: Math.round(v.replay.behindLiveMs()), windowMs: range ? Date.now() - range.start : 0, paused: v.replay.paused };
+  }
+
+  /** DVR window of a channel (ms) and memory used. */
+  dvrStats(streamId: string): { windowMs: number; bytes: number; packets: number } | null {
+    const ch = this.#channels.get(streamId);
+    if (!ch) return null;
+    const r = ch.dvr.range();
+    return { windowMs: r ? r.end - r.start : 0, bytes: ch.dvr.bytes, packets: ch.dvr.size };
+  }
+
   #consumer(transportId: string, consumerId: string): types.Consumer {
-    const c = [...this.#socketViewer(transportId).consumers.values()].find((x) => x.id === consumerId);
+    const v = this.#socketViewer(transportId);
+    const c = [...v.consumers.values(), ...(v.standby?.values() ?? [])].find((x) => x.id === consumerId);
     if (!c) throw new SfuError('not_found', 'No such consumer');
     return c;
   }
 
   async resumeConsumer(transportId: string, consumerId: string): Promise<void> {
     const c = this.#consumer(transportId, consumerId);
+    const viewer = this.#socketViewer(transportId);
+    if (viewer.replay && !viewer.replay.started && [...viewer.replay.producers.values()].some((p) => p.id === c.producerId)) {
+      await c.resume();
+      // Start the replay clock once the video consumer is ready (or the audio one when there is no video).
+      if (c.kind === 'video' || !viewer.replay.producers.has('video')) viewer.replay.play();
+      return;
+    }
+    if (viewer.standby && [...viewer.standby.values()].includes(c)) return; // resumed at the switch
     await c.resume();
     if (c.kind === 'video') {
       // A new viewer needs a keyframe; OBS ignores the request, the GOP cache (DVR) covers it.

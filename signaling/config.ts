@@ -187,7 +187,7 @@ export const SETTINGS = {
     'DVR_MEMORY_MB',
     '256',
     int(8, 1_000_000),
-    'Memory per channel for the DVR buffer; older media spills to disk under `$DATA_DIR/dvr`.',
+    'Memory per channel for the DVR buffer; when the window needs more, the oldest media is dropped (see docs/dvr.md for the formula).',
   ),
   // Chat
   chatMaxMessageLength: setting('Chat', 'CHAT_MAX_MESSAGE_LENGTH', '500', int(1, 10_000), 'Longest chat message, in characters.'),

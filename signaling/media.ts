@@ -14,6 +14,14 @@ export interface ViewerRtc {
   pauseConsumer(transportId: string, consumerId: string): Promise<void>;
   restartViewerIce(transportId: string): Promise<object>;
   closeViewerTransport(transportId: string): boolean;
+  dvrSeek(
+    transportId: string,
+    target: { offsetMs?: number; deltaMs?: number },
+  ): Promise<{ consumers: object[]; behindLiveMs: number; windowMs: number; live: boolean }>;
+  dvrLive(transportId: string): Promise<object[]>;
+  dvrPause(transportId: string): void;
+  dvrResume(transportId: string): void;
+  dvrPosition(transportId: string): { behindLiveMs: number; windowMs: number; paused: boolean } | null;
 }
 
 export interface MediaEvents {
@@ -24,6 +32,8 @@ export interface MediaEvents {
   viewers: [streamId: string, count: number];
   /** Socket viewers must consume again (the channel's codecs changed). */
   reconsume: [streamId: string];
+  /** A socket viewer's catch-up is over: switch to its standby consumers. */
+  dvrSwitch: [transportId: string];
 }
 
 /**

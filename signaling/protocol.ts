@@ -58,6 +58,27 @@ export const ClientFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('rtc.pause'), id, consumerId: z.string().max(64) }),
   z.object({ t: z.literal('rtc.restartIce'), id, transportId: z.string().max(64) }),
   z.object({ t: z.literal('rtc.close'), id, transportId: z.string().max(64) }),
+  /** DVR: watch the past on the same transport. `offsetMs` behind live, or `deltaMs` from the current position. */
+  z.object({
+    t: z.literal('dvr.seek'),
+    id,
+    transportId: z.string().max(64),
+    offsetMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(24 * 3600_000)
+      .optional(),
+    deltaMs: z
+      .number()
+      .int()
+      .min(-24 * 3600_000)
+      .max(24 * 3600_000)
+      .optional(),
+  }),
+  z.object({ t: z.literal('dvr.live'), id, transportId: z.string().max(64) }),
+  z.object({ t: z.literal('dvr.pause'), id, transportId: z.string().max(64) }),
+  z.object({ t: z.literal('dvr.resume'), id, transportId: z.string().max(64) }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type ClientFrameType = ClientFrame['t'];
@@ -91,6 +112,8 @@ export interface ConsumerView {
   producerId: string;
   kind: 'audio' | 'video';
   rtpParameters: Record<string, unknown>;
+  /** Instant start: set up this consumer too, but show it only after `dvr.switch`. */
+  standby?: boolean;
 }
 
 export interface TransportView {
@@ -123,6 +146,10 @@ export interface Results {
   'rtc.pause': Record<string, never>;
   'rtc.restartIce': { iceParameters: Record<string, unknown> };
   'rtc.close': Record<string, never>;
+  'dvr.seek': { consumers: ConsumerView[]; behindLiveMs: number; windowMs: number; live: boolean };
+  'dvr.live': { consumers: ConsumerView[] };
+  'dvr.pause': Record<string, never>;
+  'dvr.resume': Record<string, never>;
 }
 
 export const ERROR_CODES = [
@@ -158,7 +185,11 @@ export type ServerFrame =
   | { t: 'stream.live'; room: string }
   | { t: 'stream.offline'; room: string; reason: string }
   /** The channel's publisher changed codecs: consume again on the same transport. */
-  | { t: 'rtc.reconsume'; room: string };
+  | { t: 'rtc.reconsume'; room: string }
+  /** Where a DVR viewer is (about once a second while not live). */
+  | { t: 'dvr.position'; transportId: string; behindLiveMs: number; windowMs: number; paused: boolean }
+  /** Instant start is over: show the standby (live) consumers, drop the catch-up ones. */
+  | { t: 'dvr.switch'; transportId: string };
 export type ServerFrameType = ServerFrame['t'];
 
 export const PROTOCOL_VERSION = 1;

@@ -24,6 +24,8 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     announcedAddress: config.rtcAnnouncedAddress ?? (loopbackOnly ? undefined : detectAnnouncedAddress()),
     port: config.rtcPort,
     publisherTimeoutMs: config.publisherTimeoutMs,
+    dvrWindowMs: config.dvrWindowSeconds * 1000,
+    dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
     logger: log,
   });
   metrics.gauge('whipcast_live_channels', 'Channels with a live publisher', () => sfu.liveStreams().length);
@@ -55,6 +57,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   });
   sfu.on('viewers', (streamId, count) => events.emit('viewers', streamId, count));
   sfu.on('reconsume', (streamId) => events.emit('reconsume', streamId));
+  sfu.on('dvr', (transportId) => events.emit('dvrSwitch', transportId));
 
   return {
     sfu,

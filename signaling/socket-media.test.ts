@@ -61,4 +61,31 @@ describe('socket viewers', () => {
     viewer.close();
     for (const c of [chatOnly, early, stranger]) c.close();
   });
+
+  it('instant start: a new viewer decodes a keyframe long before the publisher sends its next one', async () => {
+    const user = await server.register();
+    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
+    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+    // keyframes every 4 s, and OBS ignores keyframe requests (so does this publisher)
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, video: { keyframeInterval: 4, seconds: 8 } });
+    await pub.connected();
+    await waitUntil(() => pub.counters.keyframes >= 1 && pub.counters.frames >= 45, 10_000, 'publisher past its first keyframe');
+    const ttff: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const socket = await SocketClient.connect(server.url);
+      const viewer = new SocketViewer(socket, me.id);
+      const t0 = performance.now();
+      await viewer.start();
+      await waitUntil(() => viewer.receiver.video.firstFrameDecodable === true, 6000, 'first decodable frame');
+      ttff.push(performance.now() - t0);
+      expect(viewer.consumers.some((c) => c.standby)).toBe(true); // handed over to the live program at a keyframe
+      viewer.close();
+      socket.close();
+      await new Promise((r) => setTimeout(r, 700)); // land at different points of the GOP
+    }
+    // without the GOP cache the wait would average 2 s and reach 4 s
+    expect(Math.max(...ttff)).toBeLessThan(1500);
+    expect(pub.counters.plisReceived).toBeGreaterThanOrEqual(0);
+    await pub.stop();
+  });
 });

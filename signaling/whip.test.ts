@@ -27,7 +27,7 @@ async function status(streamId: string, srv = server): Promise<{ status: string;
   };
 }
 
-async function waitStatus(streamId: string, want: string, timeoutMs = 10_000, srv = server): Promise<void> {
+async function waitStatus(streamId: string, want: string, timeoutMs = 20_000, srv = server): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if ((await status(streamId, srv)).status === want) return;

@@ -117,6 +117,20 @@ export function createHub(opts: HubOptions): Hub {
     pushToLobby(room);
   };
   const onReconsume = (room: string) => pushToRoom(room, { t: 'rtc.reconsume', room });
+  const transportOwner = new Map<string, SocketHandle<SocketState>>();
+  const onDvrSwitch = (transportId: string) => {
+    const s = transportOwner.get(transportId);
+    if (s) sendTo(s, { t: 'dvr.switch', transportId });
+  };
+  media?.events?.on('dvrSwitch', onDvrSwitch);
+  // DVR position pushes, once a second, for viewers not watching live.
+  const positionTimer = setInterval(() => {
+    if (!media?.viewerRtc) return;
+    for (const [transportId, s] of transportOwner) {
+      const p = media.viewerRtc.dvrPosition(transportId);
+      if (p) sendTo(s, { t: 'dvr.position', transportId, ...p });
+    }
+  }, 1000);
   media?.events?.on('viewers', onViewers);
   media?.events?.on('live', onLive);
   media?.events?.on('offline', onOffline);
@@ -228,6 +242,7 @@ export function createHub(opts: HubOptions): Hub {
         if (s.data.transports.size >= MAX_TRANSPORTS_PER_SOCKET) throw new ChatError('rate_limited', 'Too many transports on one socket');
         const t = await rtc().createViewerTransport(f.streamId);
         s.data.transports.set(t.id, f.streamId);
+        transportOwner.set(t.id, s);
         if (s.closed) rtc().closeViewerTransport(t.id);
         return t as unknown as Results['rtc.transport'];
       }
@@ -263,6 +278,25 @@ export function createHub(opts: HubOptions): Hub {
         ownTransport(s, f.transportId);
         rtc().closeViewerTransport(f.transportId);
         s.data.transports.delete(f.transportId);
+        transportOwner.delete(f.transportId);
+        return {};
+      case 'dvr.seek': {
+        ownTransport(s, f.transportId);
+        if ((f.offsetMs === undefined) === (f.deltaMs === undefined))
+          throw new ChatError('bad_frame', 'Give exactly one of offsetMs and deltaMs');
+        const target = f.offsetMs !== undefined ? { offsetMs: f.offsetMs } : { deltaMs: f.deltaMs! };
+        return (await rtc().dvrSeek(f.transportId, target)) as unknown as Results['dvr.seek'];
+      }
+      case 'dvr.live':
+        ownTransport(s, f.transportId);
+        return { consumers: (await rtc().dvrLive(f.transportId)) as unknown as Results['dvr.live']['consumers'] };
+      case 'dvr.pause':
+        ownTransport(s, f.transportId);
+        rtc().dvrPause(f.transportId);
+        return {};
+      case 'dvr.resume':
+        ownTransport(s, f.transportId);
+        rtc().dvrResume(f.transportId);
         return {};
     }
   }
@@ -352,7 +386,10 @@ export function createHub(opts: HubOptions): Hub {
       sockets.delete(s);
       lobby.delete(s);
       for (const room of [...s.data.rooms]) leave(s, room);
-      for (const transportId of s.data.transports.keys()) media?.viewerRtc?.closeViewerTransport(transportId);
+      for (const transportId of s.data.transports.keys()) {
+        media?.viewerRtc?.closeViewerTransport(transportId);
+        transportOwner.delete(transportId);
+      }
       s.data.transports.clear();
     },
   };
@@ -363,6 +400,8 @@ export function createHub(opts: HubOptions): Hub {
     size: () => sockets.size,
     close() {
       presence.close();
+      clearInterval(positionTimer);
+      media?.events?.off('dvrSwitch', onDvrSwitch);
       media?.events?.off('viewers', onViewers);
       media?.events?.off('live', onLive);
       media?.events?.off('offline', onOffline);

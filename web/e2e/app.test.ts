@@ -105,6 +105,22 @@ describe('web app in Chromium', () => {
     await expect.poll(() => b.getByTestId('viewer-count').textContent(), { timeout: 5000 }).toBe('2');
     await b.screenshot({ path: `${SHOTS}player-chat.png`, fullPage: true });
 
+    // DVR: back 10 s on the same connection, frames keep decoding, LIVE returns; keyboard too
+    const frames = () => b.locator('video').first().getAttribute('data-frames-decoded').then(Number);
+    await b.getByRole('button', { name: 'Back 10 s' }).click();
+    await expect.poll(() => b.getByTestId('dvr-position').textContent(), { timeout: 5000 }).toMatch(/^-\d+:\d\d$/);
+    const before = await frames();
+    await expect.poll(frames, { timeout: 8000 }).toBeGreaterThan(before + 10);
+    await b.screenshot({ path: `${SHOTS}player-dvr.png`, fullPage: true });
+    await b.getByRole('button', { name: 'LIVE', exact: true }).click();
+    await expect.poll(() => b.getByTestId('dvr-position').textContent(), { timeout: 5000 }).toBe('LIVE');
+    const atLive = await frames();
+    await expect.poll(frames, { timeout: 8000 }).toBeGreaterThan(atLive + 10);
+    await b.locator('body').press('ArrowLeft');
+    await expect.poll(() => b.getByTestId('dvr-position').textContent(), { timeout: 5000 }).not.toBe('LIVE');
+    await b.locator('body').press('l');
+    await expect.poll(() => b.getByTestId('dvr-position').textContent(), { timeout: 5000 }).toBe('LIVE');
+
     // rotating the key ends the publisher; the viewer's player shows offline
     await a.goto(`${server.url}/live/go-live`);
     await a.getByRole('button', { name: 'Rotate…' }).click();

@@ -5,15 +5,30 @@
  * consumers), re-consumes when told to, and rebuilds after a reconnect.
  */
 import { Device, type types } from 'mediasoup-client';
+import type { ConsumerView } from '$shared/protocol.ts';
 import { socket } from './socket.svelte.ts';
 
 export type PlayerState = 'connecting' | 'playing' | 'offline' | 'error';
 
+export interface DvrState {
+  /** Watching the live edge. */
+  live: boolean;
+  behindLiveMs: number;
+  windowMs: number;
+  paused: boolean;
+}
+
 export class ChannelPlayer {
-  readonly stream = new MediaStream();
+  stream = new MediaStream();
+  dvr: DvrState = { live: true, behindLiveMs: 0, windowMs: 0, paused: false };
+  /** Called when the tracks to show change (seek, back to live, instant-start switch). */
+  onStream: (stream: MediaStream) => void = () => {};
+  onDvr: (dvr: DvrState) => void = () => {};
   #device: Device | null = null;
   #transport: types.Transport | null = null;
   #consumers: types.Consumer[] = [];
+  #standby: types.Consumer[] = [];
+  #pausedAt: number | null = null;
   #off: (() => void)[] = [];
   #closed = false;
 
@@ -29,6 +44,13 @@ export class ChannelPlayer {
         if (f.t === 'stream.live') void this.#consume();
         if (f.t === 'stream.offline') this.onState('offline', f.reason);
         if (f.t === 'rtc.reconsume') void this.#consume();
+      }),
+      socket.on((f) => {
+        if (f.t === 'dvr.switch' && f.transportId === this.#transport?.id) this.#show(this.#standby, true);
+        if (f.t === 'dvr.position' && f.transportId === this.#transport?.id) {
+          this.dvr = { live: false, behindLiveMs: f.behindLiveMs, windowMs: f.windowMs, paused: f.paused };
+          this.onDvr(this.dvr);
+        }
       }),
       socket.onReconnect(() => void this.#rebuild()),
     );
@@ -81,25 +103,84 @@ export class ChannelPlayer {
         transportId: transport.id,
         rtpCapabilities: this.#device.rtpCapabilities as unknown as Record<string, unknown>,
       });
-      for (const c of this.#consumers) c.close();
-      for (const track of this.stream.getTracks()) this.stream.removeTrack(track);
-      this.#consumers = [];
-      for (const info of consumers) {
-        const consumer = await transport.consume({
-          id: info.id,
-          producerId: info.producerId,
-          kind: info.kind,
-          rtpParameters: info.rtpParameters as unknown as types.RtpParameters,
-        });
-        this.#consumers.push(consumer);
-        this.stream.addTrack(consumer.track);
-        await socket.request({ t: 'rtc.resume', consumerId: consumer.id });
-      }
+      await this.#replace(consumers);
+      this.dvr = { ...this.dvr, live: true, behindLiveMs: 0, paused: false };
+      this.onDvr(this.dvr);
       this.onState('playing');
     } catch (e) {
       const code = (e as { code?: string }).code;
       this.onState(code === 'stream_offline' ? 'offline' : 'error', (e as Error).message);
     }
+  }
+
+  /** Creates client consumers for what the server gave, shows the non-standby ones, resumes them. */
+  async #replace(consumers: ConsumerView[]): Promise<void> {
+    const transport = this.#transport!;
+    const shown: types.Consumer[] = [];
+    const standby: types.Consumer[] = [];
+    for (const info of consumers) {
+      const consumer = await transport.consume({
+        id: info.id,
+        producerId: info.producerId,
+        kind: info.kind,
+        rtpParameters: info.rtpParameters as unknown as types.RtpParameters,
+      });
+      (info.standby ? standby : shown).push(consumer);
+    }
+    for (const c of this.#standby) c.close();
+    this.#standby = standby;
+    this.#show(shown, false);
+    for (const c of shown) await socket.request({ t: 'rtc.resume', consumerId: c.id });
+    for (const c of standby) await socket.request({ t: 'rtc.resume', consumerId: c.id });
+  }
+
+  #show(consumers: types.Consumer[], fromStandby: boolean): void {
+    if (!consumers.length) return;
+    const old = this.#consumers;
+    this.#consumers = consumers;
+    if (fromStandby) this.#standby = [];
+    this.stream = new MediaStream(consumers.map((c) => c.track));
+    this.onStream(this.stream);
+    // Let the element switch before the old tracks end.
+    setTimeout(() => {
+      for (const c of old) if (!consumers.includes(c)) c.close();
+    }, 500);
+  }
+
+  /** DVR: go `offsetMs` behind live, or move by `deltaMs` from the current position. */
+  async seek(target: { offsetMs: number } | { deltaMs: number }): Promise<void> {
+    const transport = this.#transport;
+    if (!transport) return;
+    const r = await socket.request({ t: 'dvr.seek', transportId: transport.id, ...target });
+    await this.#replace(r.consumers);
+    this.#pausedAt = null;
+    this.dvr = { live: r.live, behindLiveMs: r.behindLiveMs, windowMs: r.windowMs, paused: false };
+    this.onDvr(this.dvr);
+  }
+
+  async goLive(): Promise<void> {
+    const transport = this.#transport;
+    if (!transport) return;
+    const r = await socket.request({ t: 'dvr.live', transportId: transport.id });
+    await this.#replace(r.consumers);
+    this.#pausedAt = null;
+    this.dvr = { ...this.dvr, live: true, behindLiveMs: 0, paused: false };
+    this.onDvr(this.dvr);
+  }
+
+  /** Holds the position (the server stops feeding); live playback becomes time-shifted on resume. */
+  async setPaused(paused: boolean): Promise<void> {
+    const transport = this.#transport;
+    if (!transport) return;
+    if (this.dvr.live) {
+      if (paused) this.#pausedAt = Date.now();
+      else if (this.#pausedAt !== null) await this.seek({ offsetMs: Date.now() - this.#pausedAt });
+      this.dvr = { ...this.dvr, paused };
+    } else {
+      await socket.request({ t: paused ? 'dvr.pause' : 'dvr.resume', transportId: transport.id });
+      this.dvr = { ...this.dvr, paused };
+    }
+    this.onDvr(this.dvr);
   }
 
   /** WebRTC stats for the latency indicator and tests. */

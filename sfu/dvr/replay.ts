@@ -1,0 +1,172 @@
+/**
+ * One viewer's time-shifted source: producers on a private DirectTransport,
+ * fed from the channel's DvrBuffer at real-time pace (or faster, to catch up)
+ * starting at a keyframe. Packets keep the program's SSRC, sequence numbers
+ * and timestamps, so the stream the viewer decodes is the program itself,
+ * shifted in time; audio and video stay in sync because they are replayed in
+ * arrival order on one clock.
+ */
+import type { types } from 'mediasoup';
+import type { MediaKind } from '../sdp/offer.ts';
+import type { DvrBuffer } from './buffer.ts';
+
+export interface ReplayTrackSpec {
+  kind: MediaKind;
+  codec: types.RtpCodecParameters;
+  ssrc: number;
+}
+
+export interface ReplayOptions {
+  buffer: DvrBuffer;
+  router: types.Router;
+  tracks: ReplayTrackSpec[];
+  /** Absolute buffer index to start from (a video keyframe). */
+  from: number;
+  /** Playback rate until the live edge is within `liveEdgeMs`, then 1. */
+  catchUpRate?: number;
+  liveEdgeMs?: number;
+  now?: () => number;
+}
+
+export class ReplaySession {
+  readonly producers = new Map<MediaKind, types.Producer>();
+  #transport: types.DirectTransport | null = null;
+  #cursor: number;
+  #mediaAt: number; // media (arrival) time of the cursor position
+  #wallAt = 0; // wall time when #mediaAt was current
+  #rate: number;
+  #timer: NodeJS.Timeout | null = null;
+  #playing = false;
+  #started = false;
+  #closed = false;
+  readonly #now: () => number;
+  /** Called once when playback reaches the live edge (catch-up done). */
+  onLiveEdge: (() => void) | null = null;
+  /** Called for each packet sent, after sending (tests, metrics). */
+  onSent: ((kind: MediaKind, data: Buffer) => void) | null = null;
+
+  private constructor(private readonly opts: ReplayOptions) {
+    this.#cursor = opts.from;
+    this.#mediaAt = opts.buffer.at(opts.from)?.at ?? (opts.now ?? Date.now)();
+    this.#rate = opts.catchUpRate ?? 1;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  static async create(opts: ReplayOptions): Promise<ReplaySession> {
+    const s = new ReplaySession(opts);
+    s.#transport = await opts.router.createDirectTransport();
+    for (const t of opts.tracks) {
+      const producer = await s.#transport.produce({
+        kind: t.kind,
+        rtpParameters: {
+          codecs: [t.codec],
+          encodings: [{ ssrc: t.ssrc }],
+          headerExtensions: [],
+          rtcp: { cname: 'whipcast', reducedSize: true },
+        },
+        appData: { replay: true },
+      });
+      s.producers.set(t.kind, producer);
+    }
+    return s;
+  }
+
+  get started(): boolean {
+    return this.#started;
+  }
+
+  get paused(): boolean {
+    return !this.#playing;
+  }
+
+  /** Media time the viewer sees now. */
+  position(): number {
+    if (!this.#playing) return this.#mediaAt;
+    return this.#mediaAt + (this.#now() - this.#wallAt) * this.#rate;
+  }
+
+  /** How far behind live the viewer is, ms. */
+  behindLiveMs(): number {
+    return Math.max(0, this.#now() - this.position());
+  }
+
+  play(): void {
+    if (this.#closed || this.#playing) return;
+    if (!this.#started) this.#prime();
+    this.#started = true;
+    this.#playing = true;
+    this.#wallAt = this.#now();
+    this.#pump();
+  }
+
+  pause(): void {
+    if (!this.#playing) return;
+    this.#mediaAt = this.position();
+    this.#playing = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /**
+   * mediasoup validates a new RTP stream with a probation of sequential
+   * packets (RFC 3550 A.1) and drops them: without priming, the keyframe that
+   * starts a replay would be lost and the viewer would wait a whole GOP. The
+   * packets just before the start point (same stream, consecutive sequence
+   * numbers, not part of the keyframe) are sent first and absorbed instead.
+   */
+  #prime(): void {
+    const { buffer } = this.opts;
+    for (const [kind, producer] of this.producers) {
+      const before: Buffer[] = [];
+      for (let i = this.#cursor - 1; i >= buffer.start && before.length < 12 && this.#cursor - i < 4000; i--) {
+        const p = buffer.at(i)!;
+        if (p.kind === kind) before.unshift(p.data);
+      }
+      for (const data of before) producer.send(data);
+    }
+  }
+
+  /** The buffer got a new packet: a session at the live edge sends it at once. */
+  notify(): void {
+    if (this.#playing && !this.#timer) this.#pump();
+  }
+
+  #pump(): void {
+    this.#timer = null;
+    if (!this.#playing || this.#closed) return;
+    const { buffer } = this.opts;
+    const pos = this.position();
+    if (this.#cursor < buffer.start) this.#cursor = buffer.start; // evicted under us: skip ahead
+    while (this.#cursor < buffer.end) {
+      const p = buffer.at(this.#cursor)!;
+      if (p.at > pos) break;
+      this.#cursor++;
+      const producer = this.producers.get(p.kind);
+      if (producer && !producer.closed) {
+        producer.send(p.data);
+        this.onSent?.(p.kind, p.data);
+      }
+    }
+    const liveEdge = this.opts.liveEdgeMs ?? 150;
+    if (this.#rate !== 1 && this.#cursor >= buffer.end - 1 && this.#now() - pos <= liveEdge) {
+      this.#mediaAt = pos;
+      this.#wallAt = this.#now();
+      this.#rate = 1;
+      this.onLiveEdge?.();
+    }
+    if (this.#cursor < buffer.end) {
+      const next = buffer.at(this.#cursor)!;
+      const wait = Math.max(1, Math.min(50, (next.at - this.position()) / this.#rate));
+      this.#timer = setTimeout(() => this.#pump(), wait);
+    }
+    // else: waiting for live packets (notify()).
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#playing = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#transport?.close();
+  }
+}
