@@ -11,7 +11,7 @@ export {
 } from './sfu.ts';
 export { SdpError } from './sdp/errors.ts';
 export { parseOffer, type ParsedOffer, type OfferedMedia, type MediaKind } from './sdp/offer.ts';
-export { buildAnswer } from './sdp/answer.ts';
+export { buildAnswer, remoteDtlsRole } from './sdp/answer.ts';
 export { planIngest, planEgress } from './sdp/plan.ts';
 export { MEDIA_CODECS } from './codecs.ts';
 export { resolveWorkerBin, cachedWorkerPath } from './worker-bin.ts';

@@ -1,0 +1,45 @@
+/** CPU and memory of processes from /proc (Linux), for the server, its mediasoup workers and the bench itself. */
+import { readFileSync, readdirSync } from 'node:fs';
+
+const TICKS = 100; // USER_HZ on Linux
+const PAGE = 4096;
+
+export interface ProcSample {
+  pid: number;
+  cpuSeconds: number;
+  rssBytes: number;
+}
+
+export function sample(pid: number): ProcSample | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    const rss = Number(fields[21]);
+    return { pid, cpuSeconds: (utime + stime) / TICKS, rssBytes: rss * PAGE };
+  } catch {
+    return null;
+  }
+}
+
+/** Child processes of `pid` whose command name matches. */
+export function children(pid: number, comm: RegExp): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid && comm.test(name)) out.push(Number(d));
+    } catch {}
+  }
+  return out;
+}
+
+/** CPU use between two samples, as a fraction of one core. */
+export function cpuShare(a: ProcSample | null, b: ProcSample | null, seconds: number): number {
+  if (!a || !b || seconds <= 0) return 0;
+  return (b.cpuSeconds - a.cpuSeconds) / seconds;
+}

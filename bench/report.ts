@@ -1,0 +1,156 @@
+/** Writes the results: JSON, an HTML report with SVG plots, a PNG of it (headless Chromium), and a table on stdout. */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { launchChromium } from '@whipcast/testkit';
+import { capacity, type StepResult } from './sfu-bench.ts';
+
+export interface BenchReport {
+  command: string;
+  date: string;
+  machine: { cores: number; node: string };
+  options: Record<string, unknown>;
+  whipcast: StepResult[];
+  baseline: StepResult[];
+  capacity: { whipcast: number; baseline: number };
+  notes: string[];
+}
+
+const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
+
+export function table(r: BenchReport): string {
+  const rows = [
+    [
+      'target',
+      'viewers',
+      'fail',
+      'main CPU',
+      'worker CPU',
+      'bots CPU',
+      'kbps/viewer',
+      'loss %',
+      'p50 ms',
+      'p95 ms',
+      'p99 ms',
+      'TTFF p50',
+      'TTFF p95',
+    ],
+  ];
+  for (const [name, results] of [
+    ['whipcast', r.whipcast],
+    ['baseline', r.baseline],
+  ] as const) {
+    for (const s of results) {
+      rows.push([
+        name,
+        String(s.viewers),
+        String(s.joinFailures),
+        `${f(s.cpu.main * 100)}%`,
+        `${f(s.cpu.workers * 100)}%`,
+        `${f(s.cpu.bench * 100)}%`,
+        f(s.kbpsPerViewer),
+        f(s.lossPct, 2),
+        f(s.latencyMs.p50, 1),
+        f(s.latencyMs.p95, 1),
+        f(s.latencyMs.p99, 1),
+        f(s.ttffMs.p50),
+        f(s.ttffMs.p95),
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const line = (row: string[]) => row.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  const ratios = r.whipcast
+    .map((w) => {
+      const b = r.baseline.find((x) => x.viewers === w.viewers);
+      if (!b) return '';
+      const cpu = (w.cpu.main + w.cpu.workers) / Math.max(1e-6, b.cpu.workers + b.cpu.main);
+      return `  N=${w.viewers}: server CPU ×${f(cpu, 2)} of baseline, p95 latency ${f(w.latencyMs.p95 - b.latencyMs.p95, 1)} ms more`;
+    })
+    .filter(Boolean);
+  return [
+    line(rows[0]!),
+    ...rows.slice(1).map(line),
+    '',
+    `capacity (<1% loss, p95 under target, no join failures): whipcast ${r.capacity.whipcast}, baseline ${r.capacity.baseline} (largest step tried: ${Math.max(...r.whipcast.map((s) => s.viewers))})`,
+    'ratios against the baseline run:',
+    ...ratios,
+  ].join('\n');
+}
+
+function plot(title: string, series: { name: string; color: string; points: [number, number][] }[], yLabel: string): string {
+  const W = 520;
+  const H = 260;
+  const P = 44;
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
+  const xMax = Math.max(1, ...xs);
+  const yMax = Math.max(1, ...ys) * 1.1;
+  const X = (x: number) => P + (x / xMax) * (W - 2 * P);
+  const Y = (y: number) => H - P - (y / yMax) * (H - 2 * P);
+  const lines = series
+    .map((s) => {
+      const pts = s.points.filter((p) => Number.isFinite(p[1]));
+      return `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${X(p[0])},${Y(p[1])}`).join(' ')}"/>${pts
+        .map((p) => `<circle cx="${X(p[0])}" cy="${Y(p[1])}" r="3" fill="${s.color}"/>`)
+        .join('')}`;
+    })
+    .join('');
+  const legend = series.map((s, i) => `<text x="${P + i * 140}" y="16" fill="${s.color}" font-size="12">■ ${s.name}</text>`).join('');
+  const ticks = [0, 0.25, 0.5, 0.75, 1]
+    .map((t) => `<text x="4" y="${Y(t * yMax) + 4}" font-size="10">${f(t * yMax, yMax < 10 ? 1 : 0)}</text>`)
+    .join('');
+  const xticks = [...new Set(xs)].map((x) => `<text x="${X(x) - 6}" y="${H - P + 16}" font-size="10">${x}</text>`).join('');
+  return `<figure><svg width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${title}">
+<line x1="${P}" y1="${H - P}" x2="${W - P}" y2="${H - P}" stroke="#888"/><line x1="${P}" y1="${P / 2}" x2="${P}" y2="${H - P}" stroke="#888"/>
+${ticks}${xticks}${lines}${legend}<text x="${W / 2 - 30}" y="${H - 6}" font-size="11">viewers</text><text x="${P + 4}" y="${P / 2 + 12}" font-size="11">${yLabel}</text></svg><figcaption>${title}</figcaption></figure>`;
+}
+
+export function html(r: BenchReport): string {
+  const pts = (rs: StepResult[], pick: (s: StepResult) => number) => rs.map((s) => [s.viewers, pick(s)] as [number, number]);
+  return `<!doctype html><html lang="en"><meta charset="utf-8"><title>whipcast benchmark ${r.date}</title>
+<style>body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:1150px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}figure{display:inline-block;margin:0 1rem 1rem 0}pre{background:#f4f4f4;padding:.5rem}</style>
+<h1>whipcast SFU benchmark</h1>
+<p>${r.date} · ${r.machine.cores} cores · Node ${r.machine.node}</p>
+<pre>${r.command}</pre>
+${plot(
+  'Glass-to-glass latency p95 (ms)',
+  [
+    { name: 'whipcast', color: '#c0392b', points: pts(r.whipcast, (s) => s.latencyMs.p95) },
+    { name: 'baseline', color: '#2471a3', points: pts(r.baseline, (s) => s.latencyMs.p95) },
+  ],
+  'ms',
+)}
+${plot(
+  'Server CPU (fraction of one core: main + workers)',
+  [
+    { name: 'whipcast', color: '#c0392b', points: pts(r.whipcast, (s) => s.cpu.main + s.cpu.workers) },
+    { name: 'baseline', color: '#2471a3', points: pts(r.baseline, (s) => s.cpu.main + s.cpu.workers) },
+    { name: 'bots (whipcast run)', color: '#7f8c8d', points: pts(r.whipcast, (s) => s.cpu.bench) },
+  ],
+  'cores',
+)}
+<h2>Results</h2><pre>${table(r).replace(/</g, '&lt;')}</pre>
+<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${n}</li>`).join('')}</ul>
+</html>`;
+}
+
+export async function writeReport(dir: string, r: BenchReport): Promise<{ json: string; html: string; png: string | null }> {
+  const json = join(dir, 'bench.json');
+  const page = join(dir, 'bench.html');
+  await writeFile(json, JSON.stringify(r, null, 2));
+  await writeFile(page, html(r));
+  let png: string | null = join(dir, 'bench.png');
+  try {
+    const browser = await launchChromium();
+    const tab = await browser.context.newPage();
+    await tab.setViewportSize({ width: 1200, height: 900 });
+    await tab.goto(`file://${page}`);
+    await tab.screenshot({ path: png, fullPage: true });
+    await browser.close();
+  } catch {
+    png = null; // no Chromium: JSON and HTML are still written
+  }
+  return { json, html: page, png };
+}
+
+export { capacity };
