@@ -3,7 +3,7 @@
  * WebRTC peer; viewer counts come from consumers, not from sockets; live and
  * offline are pushed.
  */
-import { ObsPublisher, SocketClient, SocketError, SocketViewer, waitUntil } from '@whipcast/testkit';
+import { nowUs, ObsPublisher, SocketClient, SocketError, SocketViewer, waitUntil } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
@@ -75,17 +75,24 @@ describe('socket viewers', () => {
       const socket = await SocketClient.connect(server.url);
       const viewer = new SocketViewer(socket, me.id);
       const t0 = performance.now();
+      const joinedUs = nowUs();
       await viewer.start();
       await waitUntil(() => viewer.receiver.video.firstFrameDecodable === true, 6000, 'first decodable frame');
       ttff.push(performance.now() - t0);
+      // the first picture was captured before this viewer asked: it came from the GOP cache
+      const stamp = viewer.receiver.video.firstFrameStamp;
+      expect(stamp).not.toBeNull();
+      expect(stamp!.captureUs).toBeLessThan(joinedUs);
       expect(viewer.consumers.some((c) => c.standby)).toBe(true); // handed over to the live program at a keyframe
       viewer.close();
       socket.close();
       await new Promise((r) => setTimeout(r, 700)); // land at different points of the GOP
     }
-    // without the GOP cache the wait would average 2 s and reach 4 s
-    expect(Math.max(...ttff)).toBeLessThan(1500);
-    expect(pub.counters.plisReceived).toBeGreaterThanOrEqual(0);
+    // without the GOP cache the wait would average 2 s and reach 4 s; the bound is loose
+    // because CI runs this beside Chromium and the benchmarks on two cores
+    ttff.sort((a, b) => a - b);
+    expect(ttff[1]).toBeLessThan(1500);
+    expect(ttff[2]).toBeLessThan(3000);
     await pub.stop();
   });
 });

@@ -69,9 +69,12 @@ export class ObsPublisher {
     this.#video = this.#pc.addTrack(video);
     this.#video.setMediaHandler(new nodeDataChannel.RtcpNackResponder(2048));
     this.#video.onMessage((m) => this.#rtcp(m));
-    this.#connected = new Promise((resolve, reject) => {
+    // The peer connection reports "connected" a moment before its tracks open; sending then throws.
+    const tracks = [this.#video, ...(this.#audio ? [this.#audio] : [])];
+    const tracksOpen = Promise.all(tracks.map((t) => new Promise<void>((resolve) => t.onOpen(() => resolve()))));
+    this.#connected = new Promise<void>((resolve, reject) => {
       this.#pc.onStateChange((s) => {
-        if (s === 'connected') resolve();
+        if (s === 'connected') void tracksOpen.then(() => resolve());
         if (s === 'failed' || s === 'closed') reject(new Error(`publisher peer connection ${s}`));
       });
     });

@@ -23,6 +23,8 @@ export interface VideoStats extends StreamStats {
   firstFrameDecodable: boolean | null;
   /** ms from `startedAt` to the first complete decodable keyframe. */
   timeToFirstFrameMs: number | null;
+  /** Capture stamp of that first decodable keyframe (when it carried one). */
+  firstFrameStamp: CaptureStamp | null;
   /** Glass-to-glass latency samples, ms (from SEI capture stamps). */
   latenciesMs: number[];
   lastStamp: CaptureStamp | null;
@@ -39,6 +41,7 @@ export class MediaReceiver {
     incompleteFrames: 0,
     firstFrameDecodable: null,
     timeToFirstFrameMs: null,
+    firstFrameStamp: null,
     latenciesMs: [],
     lastStamp: null,
   };
@@ -101,7 +104,10 @@ export class MediaReceiver {
     v.frames++;
     if (f.keyframe) v.keyframes++;
     if (v.firstFrameDecodable === null) v.firstFrameDecodable = f.decodable;
-    if (v.timeToFirstFrameMs === null && f.decodable) v.timeToFirstFrameMs = performance.now() - this.startedAt;
+    if (v.timeToFirstFrameMs === null && f.decodable) {
+      v.timeToFirstFrameMs = performance.now() - this.startedAt;
+      v.firstFrameStamp = f.stamp;
+    }
     if (f.stamp) {
       v.lastStamp = f.stamp;
       if (v.latenciesMs.length < this.#keepLatencies) v.latenciesMs.push((nowUs() - f.stamp.captureUs) / 1000);

@@ -5,7 +5,7 @@
  * it turns the server's transport and consumer parameters into a remote SDP
  * offer and answers it.
  */
-import nodeDataChannel, { type PeerConnection } from 'node-datachannel';
+import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
 import type { ConsumerView, TransportView } from '@whipcast/signaling/protocol';
 import { MediaReceiver } from './receiver.ts';
 import type { SocketClient } from '../socket-client.ts';
@@ -91,6 +91,11 @@ export function recvOffer(t: TransportView, consumers: ConsumerView[]): string {
 export class SocketViewer {
   readonly receiver = new MediaReceiver({ audio: new Set(), h264: new Set() });
   #pc: PeerConnection | null = null;
+  /** Held so node-datachannel does not garbage-collect the tracks (and silently stop delivering). */
+  readonly #tracks: Track[] = [];
+  #transport: TransportView | null = null;
+  /** Every consumer ever offered, in m-line order (a re-offer keeps the old m-lines, as mediasoup-client does). */
+  #offered: ConsumerView[] = [];
   transportId = '';
   consumers: ConsumerView[] = [];
 
@@ -104,6 +109,7 @@ export class SocketViewer {
     await socket.request({ t: 'rtc.capabilities', streamId });
     const t = await socket.request({ t: 'rtc.transport', streamId });
     this.transportId = t.id;
+    this.#transport = t;
     await this.consume(t);
   }
 
@@ -113,19 +119,16 @@ export class SocketViewer {
       transportId: this.transportId,
       rtpCapabilities: BOT_RTP_CAPABILITIES,
     });
-    this.consumers = consumers;
-    for (const c of consumers) {
-      const pt = (c.rtpParameters as { codecs: Codec[] }).codecs[0]!.payloadType;
-      (c.kind === 'audio' ? this.receiver.kinds.audio : this.receiver.kinds.h264).add(pt);
-    }
+    this.#adopt(consumers);
     if (!t) return;
     const pc = new nodeDataChannel.PeerConnection('socket-viewer', { iceServers: [] });
     this.#pc = pc;
     pc.onTrack((track) => {
+      this.#tracks.push(track);
       track.setMediaHandler(new nodeDataChannel.RtcpReceivingSession());
       track.onMessage((m) => this.receiver.push(m));
     });
-    pc.setRemoteDescription(recvOffer(t, consumers), 'offer');
+    pc.setRemoteDescription(recvOffer(t, this.#offered), 'offer');
     const answer = pc.localDescription();
     if (!answer) throw new Error('libdatachannel made no answer');
     const fp = /a=fingerprint:(\S+) (\S+)/.exec(answer.sdp)!;
@@ -136,6 +139,36 @@ export class SocketViewer {
     });
     this.receiver.startedAt = performance.now();
     for (const c of consumers) await this.socket.request({ t: 'rtc.resume', consumerId: c.id });
+  }
+
+  /** DVR: seek on the same transport; resolves once the new consumers are negotiated and resumed. */
+  async seek(target: { offsetMs: number } | { deltaMs: number }): Promise<{ behindLiveMs: number; live: boolean }> {
+    const r = await this.socket.request({ t: 'dvr.seek', transportId: this.transportId, ...target });
+    await this.#switchTo(r.consumers);
+    return { behindLiveMs: r.behindLiveMs, live: r.live };
+  }
+
+  /** DVR: back to the live edge. */
+  async live(): Promise<void> {
+    const r = await this.socket.request({ t: 'dvr.live', transportId: this.transportId });
+    await this.#switchTo(r.consumers);
+  }
+
+  async #switchTo(consumers: ConsumerView[]): Promise<void> {
+    if (!this.#pc || !this.#transport) throw new Error('start() first');
+    this.#adopt(consumers);
+    // a re-offer with the new m-lines appended; libdatachannel answers locally, mediasoup needs no answer
+    this.#pc.setRemoteDescription(recvOffer(this.#transport, this.#offered), 'offer');
+    for (const c of consumers) await this.socket.request({ t: 'rtc.resume', consumerId: c.id });
+  }
+
+  #adopt(consumers: ConsumerView[]): void {
+    this.consumers = consumers;
+    for (const c of consumers) {
+      if (!this.#offered.some((o) => o.id === c.id)) this.#offered.push(c);
+      const pt = (c.rtpParameters as { codecs: Codec[] }).codecs[0]!.payloadType;
+      (c.kind === 'audio' ? this.receiver.kinds.audio : this.receiver.kinds.h264).add(pt);
+    }
   }
 
   close(): void {
