@@ -63,6 +63,10 @@ describe('web app in Chromium', () => {
     await a.screenshot({ path: `${SHOTS}browse-empty.png` });
     expect(await axeSerious(a)).toEqual([]);
 
+    await a.goto(`${server.url}/login`);
+    await a.screenshot({ path: `${SHOTS}login.png` });
+    expect(await axeSerious(a)).toEqual([]);
+
     await signUp(a, `streamer_${suffix}`);
     await expect.poll(() => a.getByTestId('live-status').textContent()).toBe('Offline');
     await a.getByRole('button', { name: 'Reveal' }).click();
