@@ -1,12 +1,15 @@
 /**
- * `npm run bench -- [options]`: whipcast's SFU benchmark against a bare
- * mediasoup baseline, run side by side. See docs/benchmarks.md.
+ * `npm run bench -- [options]`: whipcast's SFU, chat and DVR benchmarks, each
+ * beside a baseline run (bare mediasoup, raw uWS publish, live join). See
+ * docs/benchmarks.md.
  */
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBaseline } from './baseline.ts';
+import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
+import { runDvrBench } from './dvr-bench.ts';
 import { children } from './proc.ts';
 import { capacity, table, writeReport, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
@@ -16,6 +19,9 @@ const HELP = `whipcast benchmark
 
 usage: npm run bench -- [options]
 
+  --mode <m,m,…>        sfu, chat, dvr (default sfu,chat,dvr)
+
+ sfu: one OBS-like publisher, N viewer bots per step
   --steps <n,n,…>       viewers per step (default 5,10,20)
   --seconds <s>         measured seconds per step (default 8)
   --ramp <n>            viewer joins per second (default 10)
@@ -23,6 +29,18 @@ usage: npm run bench -- [options]
   --size <WxH>          publisher resolution (default 640x360)
   --keyframe <s>        publisher keyframe interval (default 1)
   --target-ms <ms>      p95 latency target for the capacity figure (default 400)
+  --via <whep|socket>   how whipcast's bots join (default whep; the baseline always uses WHEP)
+
+ chat: K sockets in one room, one sender at M messages/s
+  --chat-sockets <k>    (default 200)
+  --chat-rate <m>       messages per second (default 20)
+  --chat-seconds <s>    (default 5)
+
+ dvr: socket viewer bots seek back and return to live
+  --dvr-viewers <n>     (default 6)
+  --dvr-offsets <s,s,…> seconds behind live (default 5,20; the publisher runs that long first)
+
+ general
   --url <url>           benchmark a running whipcast instead of starting one
                         (needs --stream-key and --stream-id; CPU is then not sampled)
   --stream-key <key>    --stream-id <id>
@@ -42,6 +60,13 @@ const { values } = parseArgs({
     size: { type: 'string', default: '640x360' },
     keyframe: { type: 'string', default: '1' },
     'target-ms': { type: 'string', default: '400' },
+    mode: { type: 'string', default: 'sfu,chat,dvr' },
+    via: { type: 'string', default: 'whep' },
+    'chat-sockets': { type: 'string', default: '200' },
+    'chat-rate': { type: 'string', default: '20' },
+    'chat-seconds': { type: 'string', default: '5' },
+    'dvr-viewers': { type: 'string', default: '6' },
+    'dvr-offsets': { type: 'string', default: '5,20' },
     url: { type: 'string' },
     'stream-key': { type: 'string' },
     'stream-id': { type: 'string' },
@@ -79,6 +104,18 @@ const opts: SfuBenchOptions = {
   progress,
 };
 
+const modes = new Set(values.mode!.split(','));
+for (const m of modes) if (!['sfu', 'chat', 'dvr'].includes(m)) throw new Error(`unknown mode ${m}`);
+if (values.via !== 'whep' && values.via !== 'socket') throw new Error('--via is whep or socket');
+const via = values.via;
+const chatOpts: ChatBenchOptions = {
+  sockets: Number(values['chat-sockets']),
+  messagesPerSecond: Number(values['chat-rate']),
+  seconds: Number(values['chat-seconds']),
+  progress,
+};
+const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
+
 // The server and its worker get priority over the bots: the bots are the measuring instrument.
 try {
   (await import('node:os')).setPriority(process.pid, 5);
@@ -88,56 +125,83 @@ const report: BenchReport = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   date: new Date().toISOString(),
   machine: { cores: availableParallelism(), node: process.version },
-  options: { ...opts, progress: undefined },
+  options: { ...opts, progress: undefined, via, modes: [...modes] },
   whipcast: [],
   baseline: [],
   capacity: { whipcast: 0, baseline: 0 },
+  chat: [],
+  dvr: null,
   notes: [
     'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5.',
     'Worker CPU is read from /proc for the mediasoup worker processes; main is the whipcast Node process.',
     "Latency = capture stamp in each frame (SEI) to reassembly at the bot, same clock: it includes the bots' own queueing.",
-    'TTFF = WHEP POST to the first complete keyframe with SPS/PPS at the bot.',
+    `TTFF = join request (${via === 'whep' ? 'WHEP POST' : 'socket rtc.capabilities'}) to the first complete keyframe with SPS/PPS at the bot.`,
+    'Chat latency = send time in the message text to receipt at each of the K sockets (whipcast persists each message before broadcasting it).',
+    'DVR: seek = dvr.seek request to the first keyframe from the requested time; the live join of the same bots is its baseline.',
   ],
 };
 
+const sfu = modes.has('sfu');
 console.error(
-  `[bench] steps ${opts.steps.join(', ')} · ${opts.seconds} s each · ${opts.kbps} kbps ${values.size} · keyframe ${opts.keyframeInterval} s`,
+  `[bench] ${[...modes].join(' + ')}${sfu ? ` · steps ${opts.steps.join(', ')} · ${opts.seconds} s each · ${opts.kbps} kbps ${values.size} · keyframe ${opts.keyframeInterval} s · bots via ${via}` : ''}`,
 );
+
+const dvrRun = async (url: string, streamId: string, key: string) => {
+  report.dvr = await runDvrBench(url, streamId, key, {
+    viewers: Number(values['dvr-viewers']),
+    offsetsMs: dvrOffsets,
+    keyframeInterval: opts.keyframeInterval,
+    video: { kbps: opts.kbps, width, height },
+    progress,
+  });
+};
+
 if (values.url) {
   if (!values['stream-key'] || !values['stream-id']) throw new Error('--url needs --stream-key and --stream-id');
-  report.whipcast = await runSfuBench(
-    { name: 'whipcast', url: values.url, streamId: values['stream-id'], key: values['stream-key'], mainPid: null, workerPids: () => [] },
-    opts,
-  );
-} else {
-  const server = await startServer();
-  try {
-    const ch = await prepareChannel(server.url);
+  const streamId = values['stream-id'];
+  if (sfu)
     report.whipcast = await runSfuBench(
-      {
-        name: 'whipcast',
-        url: server.url,
-        streamId: ch.streamId,
-        key: ch.key,
-        mainPid: server.pid,
-        workerPids: () => (server.pid ? children(server.pid, /mediasoup/) : []),
-      },
+      { name: 'whipcast', url: values.url, streamId, key: values['stream-key'], via, mainPid: null, workerPids: () => [] },
       opts,
     );
+  if (modes.has('dvr')) await dvrRun(values.url, streamId, values['stream-key']);
+  if (modes.has('chat')) console.error('[bench] chat mode needs a session token: run it against a server the bench starts');
+} else {
+  const server = await startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' });
+  try {
+    const ch = await prepareChannel(server.url);
+    if (sfu)
+      report.whipcast = await runSfuBench(
+        {
+          name: 'whipcast',
+          url: server.url,
+          streamId: ch.streamId,
+          key: ch.key,
+          via,
+          mainPid: server.pid,
+          workerPids: () => (server.pid ? children(server.pid, /mediasoup/) : []),
+        },
+        opts,
+      );
+    if (modes.has('chat')) report.chat.push(await chatWhipcast(server.url, ch.streamId, ch.token, chatOpts));
+    if (modes.has('dvr')) await dvrRun(server.url, ch.streamId, ch.key);
   } finally {
     await server.stop();
   }
 }
 if (!values['no-baseline']) {
-  const base = await startBaseline();
-  try {
-    report.baseline = await runSfuBench(
-      { name: 'baseline', url: base.url, streamId: 'baseline', mainPid: null, workerPids: () => [base.workerPid] },
-      opts,
-    );
-  } finally {
-    await base.stop();
+  if (sfu) {
+    const base = await startBaseline();
+    try {
+      report.baseline = await runSfuBench(
+        { name: 'baseline', url: base.url, streamId: 'baseline', mainPid: null, workerPids: () => [base.workerPid] },
+        opts,
+      );
+    } finally {
+      await base.stop();
+    }
   }
+  if (modes.has('chat') && report.chat.length) report.chat.push(await chatBaseline(chatOpts));
 }
 report.capacity = { whipcast: capacity(report.whipcast, opts.latencyTargetMs), baseline: capacity(report.baseline, opts.latencyTargetMs) };
 if (process.stderr.isTTY) process.stderr.write('\n');

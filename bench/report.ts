@@ -2,6 +2,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { launchChromium } from '@whipcast/testkit';
+import type { ChatResult } from './chat-bench.ts';
+import type { DvrResult } from './dvr-bench.ts';
 import { capacity, type StepResult } from './sfu-bench.ts';
 
 export interface BenchReport {
@@ -12,12 +14,61 @@ export interface BenchReport {
   whipcast: StepResult[];
   baseline: StepResult[];
   capacity: { whipcast: number; baseline: number };
+  /** whipcast's chat, then the raw uWS baseline (when run). */
+  chat: ChatResult[];
+  dvr: DvrResult | null;
   notes: string[];
 }
 
 const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 
+function columns(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((c, i) => c.padStart(widths[i]!)).join('  '));
+}
+
+function chatTable(r: BenchReport): string[] {
+  if (!r.chat.length) return [];
+  const rows = [['chat', 'sockets', 'sent', 'delivered %', 'deliveries/s', 'p50 ms', 'p95 ms', 'p99 ms']];
+  for (const c of r.chat)
+    rows.push([
+      c.target,
+      String(c.sockets),
+      String(c.sent),
+      f(c.deliveryPct, 1),
+      f(c.deliveriesPerSecond),
+      f(c.latencyMs.p50, 1),
+      f(c.latencyMs.p95, 1),
+      f(c.latencyMs.p99, 1),
+    ]);
+  const [w, b] = r.chat;
+  const ratio = w && b ? [`chat p95 latency ×${f(w.latencyMs.p95 / Math.max(0.5, b.latencyMs.p95), 1)} of raw uWS publish`] : [];
+  return ['', ...columns(rows), ...ratio];
+}
+
+function dvrTable(r: BenchReport): string[] {
+  const d = r.dvr;
+  if (!d) return [];
+  const rows = [['dvr step', 'to first frame p50 ms', 'p95 ms', 'landed behind target p50 ms', 'max ms']];
+  rows.push(['live join (baseline)', f(d.liveTtffMs.p50), f(d.liveTtffMs.p95), '', '']);
+  for (const s of d.seeks)
+    rows.push([
+      `seek −${s.offsetMs / 1000} s`,
+      f(s.toFirstFrameMs.p50),
+      f(s.toFirstFrameMs.p95),
+      f(s.landedBehindTargetMs.p50),
+      f(s.landedBehindTargetMs.max),
+    ]);
+  rows.push(['back to live', f(d.backToLiveMs.p50), f(d.backToLiveMs.p95), '', '']);
+  return ['', ...columns(rows), `dvr: ${d.viewers} socket viewers, ${d.failures} failed`];
+}
+
 export function table(r: BenchReport): string {
+  return [...sfuTable(r), ...chatTable(r), ...dvrTable(r)].join('\n').replace(/^\n/, '');
+}
+
+function sfuTable(r: BenchReport): string[] {
+  if (!r.whipcast.length) return [];
   const rows = [
     [
       'target',
@@ -57,8 +108,6 @@ export function table(r: BenchReport): string {
       ]);
     }
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const line = (row: string[]) => row.map((c, i) => c.padStart(widths[i]!)).join('  ');
   const ratios = r.whipcast
     .map((w) => {
       const b = r.baseline.find((x) => x.viewers === w.viewers);
@@ -68,13 +117,12 @@ export function table(r: BenchReport): string {
     })
     .filter(Boolean);
   return [
-    line(rows[0]!),
-    ...rows.slice(1).map(line),
+    ...columns(rows),
     '',
     `capacity (<1% loss, p95 under target, no join failures): whipcast ${r.capacity.whipcast}, baseline ${r.capacity.baseline} (largest step tried: ${Math.max(...r.whipcast.map((s) => s.viewers))})`,
     'ratios against the baseline run:',
     ...ratios,
-  ].join('\n');
+  ];
 }
 
 function plot(title: string, series: { name: string; color: string; points: [number, number][] }[], yLabel: string): string {
@@ -106,20 +154,27 @@ ${ticks}${xticks}${lines}${legend}<text x="${W / 2 - 30}" y="${H - 6}" font-size
 }
 
 export function html(r: BenchReport): string {
-  const pts = (rs: StepResult[], pick: (s: StepResult) => number) => rs.map((s) => [s.viewers, pick(s)] as [number, number]);
   return `<!doctype html><html lang="en"><meta charset="utf-8"><title>whipcast benchmark ${r.date}</title>
 <style>body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:1150px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}figure{display:inline-block;margin:0 1rem 1rem 0}pre{background:#f4f4f4;padding:.5rem}</style>
 <h1>whipcast SFU benchmark</h1>
 <p>${r.date} · ${r.machine.cores} cores · Node ${r.machine.node}</p>
 <pre>${r.command}</pre>
-${plot(
-  'Glass-to-glass latency p95 (ms)',
-  [
-    { name: 'whipcast', color: '#c0392b', points: pts(r.whipcast, (s) => s.latencyMs.p95) },
-    { name: 'baseline', color: '#2471a3', points: pts(r.baseline, (s) => s.latencyMs.p95) },
-  ],
-  'ms',
-)}
+${r.whipcast.length ? plots(r) : ''}
+<h2>Results</h2><pre>${table(r).replace(/</g, '&lt;')}</pre>
+<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${n}</li>`).join('')}</ul>
+</html>`;
+}
+
+function plots(r: BenchReport): string {
+  const pts = (rs: StepResult[], pick: (s: StepResult) => number) => rs.map((s) => [s.viewers, pick(s)] as [number, number]);
+  return `${plot(
+    'Glass-to-glass latency p95 (ms)',
+    [
+      { name: 'whipcast', color: '#c0392b', points: pts(r.whipcast, (s) => s.latencyMs.p95) },
+      { name: 'baseline', color: '#2471a3', points: pts(r.baseline, (s) => s.latencyMs.p95) },
+    ],
+    'ms',
+  )}
 ${plot(
   'Server CPU (fraction of one core: main + workers)',
   [
@@ -128,10 +183,7 @@ ${plot(
     { name: 'bots (whipcast run)', color: '#7f8c8d', points: pts(r.whipcast, (s) => s.cpu.bench) },
   ],
   'cores',
-)}
-<h2>Results</h2><pre>${table(r).replace(/</g, '&lt;')}</pre>
-<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${n}</li>`).join('')}</ul>
-</html>`;
+)}`;
 }
 
 export async function writeReport(dir: string, r: BenchReport): Promise<{ json: string; html: string; png: string | null }> {

@@ -67,8 +67,8 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
   };
 }
 
-/** Registers a user and returns its channel id and stream key. */
-export async function prepareChannel(url: string): Promise<{ streamId: string; key: string }> {
+/** Registers a user and returns its channel id, stream key and session token. */
+export async function prepareChannel(url: string): Promise<{ streamId: string; key: string; token: string }> {
   const username = `bench_${Math.random().toString(36).slice(2, 10)}`;
   const reg = await fetch(`${url}/api/auth/register`, {
     method: 'POST',
@@ -80,5 +80,5 @@ export async function prepareChannel(url: string): Promise<{ streamId: string; k
   const auth = { authorization: `Bearer ${token}` };
   const me = (await (await fetch(`${url}/api/live/streams/me`, { headers: auth })).json()) as { id: string };
   const key = (await (await fetch(`${url}/api/live/streams/me/key`, { headers: auth })).json()) as { streamKey: string };
-  return { streamId: me.id, key: key.streamKey };
+  return { streamId: me.id, key: key.streamKey, token };
 }

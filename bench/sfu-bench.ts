@@ -4,7 +4,7 @@
  * whipcast and against the bare-mediasoup baseline. Bots parse RTP and read
  * the stamps: latency is measured, not guessed.
  */
-import { ObsPublisher, WhepViewer } from '@whipcast/testkit';
+import { ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
 import { children, cpuShare, sample, type ProcSample } from './proc.ts';
 
 export interface SfuBenchOptions {
@@ -26,6 +26,8 @@ export interface StepResult {
   viewers: number;
   joined: number;
   joinFailures: number;
+  /** The first few join failures' reasons. */
+  joinErrors: string[];
   /** Server CPU as a fraction of one core: Node main process and mediasoup workers. */
   cpu: { main: number; workers: number; bench: number };
   rssMb: { main: number; workers: number };
@@ -42,6 +44,8 @@ export interface Target {
   url: string;
   streamId: string;
   key?: string;
+  /** How bots join: WHEP, or the socket protocol the web player speaks (whipcast only). */
+  via?: 'whep' | 'socket';
   /** Pid of the server's Node process (null when it is this process). */
   mainPid: number | null;
   workerPids(): number[];
@@ -52,6 +56,33 @@ const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
+
+interface Bot {
+  receiver: MediaReceiver;
+  close(): void;
+}
+
+async function join(target: Target): Promise<Bot> {
+  if (target.via === 'socket') {
+    const socket = await SocketClient.connect(target.url);
+    const v = new SocketViewer(socket, target.streamId);
+    const close = () => {
+      v.close();
+      socket.close();
+    };
+    await v.start().catch((err: unknown) => {
+      close();
+      throw err;
+    });
+    return { receiver: v.receiver, close };
+  }
+  const v = await WhepViewer.watch({ url: `${target.url}/whep/${target.streamId}` });
+  await v.connected(15_000).catch((err: unknown) => {
+    v.close();
+    throw err;
+  });
+  return v;
+}
 
 export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promise<StepResult[]> {
   const publisher = await ObsPublisher.publish({
@@ -68,27 +99,31 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
   });
   await publisher.connected();
   await new Promise((r) => setTimeout(r, 1500));
-  const viewers: WhepViewer[] = [];
+  const viewers: Bot[] = [];
   const results: StepResult[] = [];
   try {
     for (const n of opts.steps) {
       const ttff: number[] = [];
       let failures = 0;
+      const errors: string[] = [];
+      const fail = (why: string) => {
+        failures++;
+        if (errors.length < 3) errors.push(why);
+      };
       const joins: Promise<void>[] = [];
       const toJoin = n - viewers.length;
       for (let j = 0; j < toJoin; j++) {
         const started = performance.now();
         joins.push(
-          WhepViewer.watch({ url: `${target.url}/whep/${target.streamId}` })
+          join(target)
             .then(async (v) => {
               viewers.push(v);
-              await v.connected(15_000);
               const deadline = Date.now() + 15_000;
               while (v.receiver.video.timeToFirstFrameMs === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
               if (v.receiver.video.timeToFirstFrameMs !== null) ttff.push(performance.now() - started);
-              else failures++;
+              else fail('no decodable frame within 15 s');
             })
-            .catch(() => void failures++),
+            .catch((err: unknown) => fail(err instanceof Error ? err.message : String(err))),
         );
         opts.progress(`${target.name}: ${n} viewers — joining ${n - toJoin + j + 1}/${n}`);
         await new Promise((r) => setTimeout(r, 1000 / opts.rampPerSecond));
@@ -134,6 +169,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         viewers: n,
         joined: viewers.length,
         joinFailures: failures,
+        joinErrors: errors,
         cpu: {
           main: cpuShare(s0.main, s1.main, secs),
           workers: sumWorkers(s0.workers, s1.workers),

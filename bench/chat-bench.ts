@@ -1,0 +1,126 @@
+/**
+ * Chat fan-out: K sockets in one room, one sender at M messages/s; delivery
+ * rate and latency (send time carried in the text) for whipcast's chat
+ * (validated, persisted, then broadcast) against a raw uWebSockets.js publish
+ * of the same MessagePack frames (the baseline).
+ */
+import { encode, decode } from '@msgpack/msgpack';
+import { SocketClient } from '@whipcast/testkit';
+import WebSocket from 'ws';
+import { startServer as startUws } from '../signaling/uws.ts';
+
+export interface ChatBenchOptions {
+  sockets: number;
+  messagesPerSecond: number;
+  seconds: number;
+  progress(text: string): void;
+}
+
+export interface ChatResult {
+  target: 'whipcast' | 'baseline';
+  sockets: number;
+  sent: number;
+  deliveryPct: number;
+  deliveriesPerSecond: number;
+  latencyMs: { p50: number; p95: number; p99: number };
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+};
+
+function summarise(target: ChatResult['target'], o: ChatBenchOptions, sent: number, latencies: number[], seconds: number): ChatResult {
+  return {
+    target,
+    sockets: o.sockets,
+    sent,
+    deliveryPct: (100 * latencies.length) / Math.max(1, sent * o.sockets),
+    deliveriesPerSecond: latencies.length / seconds,
+    latencyMs: { p50: pct(latencies, 50), p95: pct(latencies, 95), p99: pct(latencies, 99) },
+  };
+}
+
+export async function chatWhipcast(url: string, room: string, token: string, o: ChatBenchOptions): Promise<ChatResult> {
+  const latencies: number[] = [];
+  const clients: SocketClient[] = [];
+  for (let i = 0; i < o.sockets; i++) {
+    const c = await SocketClient.connect(url);
+    await c.request({ t: 'chat.join', room });
+    c.ws.on('message', (data: Buffer) => {
+      const f = decode(data) as { t: string; message?: { text: string } };
+      if (f.t === 'chat.message') latencies.push(Date.now() - Number(f.message!.text.split(' ')[0]));
+    });
+    clients.push(c);
+    if (i % 50 === 0) o.progress(`chat whipcast: ${i}/${o.sockets} sockets`);
+  }
+  const sender = await SocketClient.connect(url);
+  await sender.request({ t: 'auth', token });
+  await sender.request({ t: 'chat.join', room });
+  let sent = 0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < o.seconds * 1000) {
+    const due = Math.floor(((Date.now() - t0) / 1000) * o.messagesPerSecond);
+    while (sent < due) {
+      sent++;
+      void sender.request({ t: 'chat.send', room, text: `${Date.now()} message ${sent}` }).catch(() => {});
+    }
+    o.progress(`chat whipcast: ${sent} sent`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const c of [...clients, sender]) c.close();
+  return summarise('whipcast', o, sent, latencies, o.seconds);
+}
+
+export async function chatBaseline(o: ChatBenchOptions): Promise<ChatResult> {
+  const server = await startUws<object>({
+    host: '127.0.0.1',
+    port: 0,
+    maxBodyBytes: 1024,
+    trustProxy: false,
+    onError: () => {},
+    http: async () => new Response('baseline', { status: 404 }),
+    websocket: {
+      path: '/ws',
+      maxPayloadLength: 65536,
+      maxBackpressure: 1 << 20,
+      idleTimeoutSeconds: 60,
+      upgrade: () => ({}),
+      open: (s) => s.subscribe('room'),
+      message: (_s, data) => void server.publish('room', new Uint8Array(data)),
+      drain: () => {},
+      close: () => {},
+    },
+  });
+  const url = `ws://127.0.0.1:${server.port}/ws`;
+  const latencies: number[] = [];
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < o.sockets; i++) {
+    const ws = new WebSocket(url);
+    await new Promise((r) => ws.once('open', r));
+    ws.on('message', (data: Buffer) => {
+      const f = decode(data) as { text: string };
+      latencies.push(Date.now() - Number(f.text.split(' ')[0]));
+    });
+    sockets.push(ws);
+  }
+  const sender = new WebSocket(url);
+  await new Promise((r) => sender.once('open', r));
+  let sent = 0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < o.seconds * 1000) {
+    const due = Math.floor(((Date.now() - t0) / 1000) * o.messagesPerSecond);
+    while (sent < due) {
+      sent++;
+      sender.send(encode({ t: 'chat.message', text: `${Date.now()} message ${sent}` }));
+    }
+    o.progress(`chat baseline: ${sent} sent`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  // the sender is subscribed too: its own echoes are not counted as deliveries to the K sockets
+  for (const ws of [...sockets, sender]) ws.close();
+  server.stopListening();
+  return summarise('baseline', o, sent, latencies, o.seconds);
+}
