@@ -156,7 +156,7 @@ ${ticks}${xticks}${lines}${legend}<text x="${W / 2 - 30}" y="${H - 6}" font-size
 export function html(r: BenchReport): string {
   return `<!doctype html><html lang="en"><meta charset="utf-8"><title>whipcast benchmark ${r.date}</title>
 <style>body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:1150px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}figure{display:inline-block;margin:0 1rem 1rem 0}pre{background:#f4f4f4;padding:.5rem}</style>
-<h1>whipcast SFU benchmark</h1>
+<h1>whipcast benchmarks</h1>
 <p>${r.date} · ${r.machine.cores} cores · Node ${r.machine.node}</p>
 <pre>${r.command}</pre>
 ${r.whipcast.length ? plots(r) : ''}

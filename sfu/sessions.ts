@@ -28,6 +28,8 @@ export interface Viewer {
   rtpCapabilities: types.RtpCapabilities;
   /** The router the viewer's consumers live on (origin or a payload-type-scheme egress router). */
   readonly router: types.Router;
+  /** Where the viewer was placed; its slot is given back when it leaves. */
+  readonly shard: AudienceShard;
   /** The m-line (mid) each kind is delivered on; kept across publisher changes. */
   readonly mids: Partial<Record<MediaKind, string>>;
   readonly consumers: Map<MediaKind, types.Consumer>;
@@ -45,6 +47,21 @@ export interface EgressRouter {
   readonly piped: Map<string, Promise<types.Producer>>;
 }
 
+/**
+ * One router of a channel's audience. A channel's viewers fill a router up to
+ * a limit, then the next router opens on the least-loaded worker and the
+ * program is piped to it (`pipeToRouter`). Shard 0 of the socket audience is
+ * the channel's own router.
+ */
+export interface AudienceShard {
+  readonly slot: PooledWorker;
+  readonly ready: Promise<EgressRouter>;
+  /** Viewers placed here (counted when placed, before the router is ready). */
+  viewers: number;
+  /** The channel's own router: never closed for being empty. */
+  readonly origin: boolean;
+}
+
 export interface ChannelMedia {
   readonly streamId: string;
   readonly slot: PooledWorker;
@@ -52,7 +69,8 @@ export interface ChannelMedia {
   publisher: IngestSession | null;
   live: boolean;
   readonly viewers: Set<Viewer>;
-  readonly egress: Map<string, Promise<EgressRouter>>;
+  /** Audience routers by delivery scheme ('socket' or a WHEP payload-type scheme). */
+  readonly egress: Map<string, AudienceShard[]>;
   /** Stable per-kind producers viewers consume, fed by the current publisher. */
   readonly program: Partial<Record<MediaKind, ProgramTrack>>;
   readonly tapTransport: types.DirectTransport;

@@ -12,8 +12,8 @@ import { SdpError } from './sdp/errors.ts';
 import { buildAnswer, remoteDtlsRole, type TransportInfo } from './sdp/answer.ts';
 import { parseOffer, type MediaKind, type ParsedOffer } from './sdp/offer.ts';
 import { egressRouterKey, planEgress, planIngest, type SourceCodecs } from './sdp/plan.ts';
-import type { ChannelMedia, EgressRouter, IngestSession, Viewer } from './sessions.ts';
-import { WorkerPool } from './workers.ts';
+import type { AudienceShard, ChannelMedia, EgressRouter, IngestSession, Viewer } from './sessions.ts';
+import { WorkerPool, type PooledWorker } from './workers.ts';
 import { DvrBuffer } from './dvr/buffer.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
 import { ReplaySession } from './dvr/replay.ts';
@@ -34,6 +34,8 @@ export interface SfuOptions {
   dvrMaxBytes?: number;
   /** Start new socket viewers from the cached GOP (default true). */
   instantStart?: boolean;
+  /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
+  routerMaxViewers?: number;
   logger?: SfuLogger;
 }
 
@@ -48,6 +50,17 @@ export interface SfuEvents {
   reconsume: [streamId: string];
   /** A socket viewer's consumers changed server-side (catch-up done: switch to the standby consumers). */
   dvr: [transportId: string, event: { t: 'switch' }];
+  /** A socket viewer's transport was closed by the server (worker lost, shutdown): the client builds a new one. */
+  transportClosed: [transportId: string, reason: string];
+}
+
+/** Viewers per worker for one channel (placement introspection for metrics and tests). */
+export interface AudiencePlacement {
+  worker: number;
+  /** This worker holds the channel's own router (ingest, program, DVR replays of its viewers). */
+  channel: boolean;
+  routers: number;
+  viewers: number;
 }
 
 export type SfuErrorCode = 'not_found' | 'stream_offline' | 'unavailable';
@@ -160,7 +173,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
           publisher: null,
           live: false,
           viewers: new Set(),
-          egress: new Map(),
+          egress: new Map([['socket', [{ slot, ready: Promise.resolve({ router, piped: new Map() }), viewers: 0, origin: true }]]]),
           program: {},
           tapTransport,
           programTransport,
@@ -171,7 +184,8 @@ export class Sfu extends EventEmitter<SfuEvents> {
         });
         router.observer.once('close', () => {
           slot.load--;
-          if (this.#channels.get(streamId) === ch) this.#channels.delete(streamId);
+          // still registered: not released by us, so its worker died under it
+          if (this.#channels.get(streamId) === ch) this.#channelLost(ch, 'media worker died');
         });
         this.#channels.set(streamId, ch);
         return ch;
@@ -186,20 +200,18 @@ export class Sfu extends EventEmitter<SfuEvents> {
     if (ch.publisher || ch.viewers.size > 0) return;
     for (const v of this.#viewers.values()) if (v.streamId === ch.streamId) return;
     if (this.#channels.get(ch.streamId) === ch) this.#channels.delete(ch.streamId);
-    void Promise.allSettled([...ch.egress.values()]).then((rs) => {
-      for (const r of rs) if (r.status === 'fulfilled') r.value.router.close();
-    });
+    this.#closeAudience(ch);
     ch.router.close();
   }
 
   async #transport(
-    ch: ChannelMedia,
+    slot: PooledWorker,
     router: types.Router,
     offer: ParsedOffer,
     opts: { tcp: boolean; appData: Record<string, unknown> },
   ): Promise<types.WebRtcTransport> {
     const transport = await router.createWebRtcTransport({
-      webRtcServer: ch.slot.webRtcServer,
+      webRtcServer: slot.webRtcServer,
       enableUdp: true,
       // OBS is confused by several candidates: publishers get the UDP one only.
       enableTcp: opts.tcp,
@@ -230,7 +242,10 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const ch = await this.#channel(streamId);
     const tracks = planIngest(offer, ch.router.rtpCapabilities);
     const id = newId();
-    const transport = await this.#transport(ch, ch.router, offer, { tcp: false, appData: { streamId, sessionId: id, role: 'publisher' } });
+    const transport = await this.#transport(ch.slot, ch.router, offer, {
+      tcp: false,
+      appData: { streamId, sessionId: id, role: 'publisher' },
+    });
     const producers = new Map<MediaKind, types.Producer>();
     try {
       for (const t of tracks) {
@@ -427,7 +442,20 @@ export class Sfu extends EventEmitter<SfuEvents> {
     if (!ch?.publisher || !ch.live) throw new SfuError('stream_offline', 'The stream is not live');
     const source = programCodecs(ch);
     const plan = planEgress(offer, source, ch.router.rtpCapabilities);
-    const egress = await this.#egressRouter(ch, plan.routerCodecs);
+    const shard = this.#place(ch, egressRouterKey(plan.routerCodecs), plan.routerCodecs);
+    let egress: EgressRouter;
+    let transport: types.WebRtcTransport;
+    const id = newId();
+    try {
+      egress = await shard.ready;
+      transport = await this.#transport(shard.slot, egress.router, offer, {
+        tcp: true,
+        appData: { streamId, sessionId: id, role: 'viewer' },
+      });
+    } catch (err) {
+      this.#unplace(ch, shard);
+      throw err;
+    }
     // RTX only when the egress router's RTX payload type is the one the player offered.
     const caps: types.RtpCapabilities = {
       codecs: [...(plan.rtpCapabilities.codecs ?? [])],
@@ -443,8 +471,6 @@ export class Sfu extends EventEmitter<SfuEvents> {
         caps.codecs!.push({ ...routerRtx });
       }
     }
-    const id = newId();
-    const transport = await this.#transport(ch, egress.router, offer, { tcp: true, appData: { streamId, sessionId: id, role: 'viewer' } });
     const mids: Partial<Record<MediaKind, string>> = {};
     for (const a of plan.accepted) mids[a.media.kind] = a.media.mid;
     const viewer: Viewer = {
@@ -454,6 +480,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
       transport,
       rtpCapabilities: caps,
       router: egress.router,
+      shard,
       mids,
       consumers: new Map(),
       etag: offer.iceUfrag,
@@ -495,7 +522,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
       if (!producer || producer.closed) continue;
       if (viewer.consumers.get(kind)?.producerId === producer.id) continue;
       try {
-        const source = viewer.router === ch.router ? producer : await this.#piped(ch, viewer.router, producer);
+        const source = await this.#sourceFor(viewer, producer);
         if (viewer.closed || producer.closed) return;
         viewer.consumers.get(kind)?.close();
         const consumer = await viewer.transport.consume({
@@ -514,32 +541,84 @@ export class Sfu extends EventEmitter<SfuEvents> {
     }
   }
 
-  async #egressRouter(ch: ChannelMedia, codecs: types.RouterRtpCodecCapability[]): Promise<EgressRouter> {
-    const key = egressRouterKey(codecs);
-    let entry = ch.egress.get(key);
-    if (!entry) {
-      entry = (async () => {
-        const router = await ch.slot.worker.createRouter({ mediaCodecs: codecs, appData: { streamId: ch.streamId, egress: key } });
-        ch.router.observer.once('close', () => router.close());
+  /**
+   * Places a viewer on one of the channel's audience routers for a delivery
+   * scheme: the first with room, else a new router on the least-loaded worker.
+   * Synchronous, so concurrent joins count against the limit at once.
+   */
+  #place(ch: ChannelMedia, key: string, codecs: types.RouterRtpCodecCapability[]): AudienceShard {
+    const max = this.opts.routerMaxViewers ?? 250;
+    let shards = ch.egress.get(key);
+    if (!shards) ch.egress.set(key, (shards = []));
+    let shard = shards.find((x) => x.viewers < max && !x.slot.worker.closed);
+    if (!shard) {
+      // the channel's own worker first (no pipe needed for its program), then the least loaded
+      const slot = shards.length === 0 && !ch.slot.worker.closed ? ch.slot : this.pool.leastLoaded();
+      const list = shards;
+      const ready = (async (): Promise<EgressRouter> => {
+        const router = await slot.worker.createRouter({ mediaCodecs: codecs, appData: { streamId: ch.streamId, egress: key } });
+        if (ch.router.closed) router.close();
+        else ch.router.observer.once('close', () => router.close());
+        router.observer.once('close', () => {
+          const i = list.indexOf(created);
+          if (i >= 0) list.splice(i, 1);
+          slot.load--;
+        });
         return { router, piped: new Map() };
       })();
-      ch.egress.set(key, entry);
-      entry.catch(() => ch.egress.delete(key));
+      const created: AudienceShard = { slot, ready, viewers: 0, origin: false };
+      slot.load++; // the router
+      ready.catch(() => {
+        const i = list.indexOf(created);
+        if (i >= 0) list.splice(i, 1);
+        slot.load--;
+      });
+      shards.push(created);
+      shard = created;
+      if (shards.length > 1)
+        this.#log.info(
+          { streamId: ch.streamId, scheme: key, worker: slot.index, routers: shards.length },
+          'audience spread to another router',
+        );
     }
-    return entry;
+    shard.viewers++;
+    shard.slot.load++;
+    return shard;
   }
 
-  async #piped(ch: ChannelMedia, router: types.Router, producer: types.Producer): Promise<types.Producer> {
-    const egress = await [...ch.egress.values()].reduce<Promise<EgressRouter | undefined>>(async (found, p) => {
-      const f = await found;
-      if (f) return f;
-      const e = await p.catch(() => undefined);
-      return e?.router === router ? e : undefined;
-    }, Promise.resolve(undefined));
-    if (!egress) throw new Error('egress router not found');
+  /** Gives a viewer's place back; an empty audience router (not the channel's own) is closed. */
+  #unplace(ch: ChannelMedia, shard: AudienceShard): void {
+    shard.viewers--;
+    shard.slot.load--;
+    if (shard.viewers > 0 || shard.origin) return;
+    const list = [...ch.egress.values()].find((l) => l.includes(shard));
+    if (list) list.splice(list.indexOf(shard), 1);
+    void shard.ready.then(
+      (e) => e.router.close(),
+      () => {},
+    );
+  }
+
+  #closeAudience(ch: ChannelMedia): void {
+    for (const shards of ch.egress.values())
+      for (const shard of shards.splice(0))
+        if (!shard.origin)
+          void shard.ready.then(
+            (e) => e.router.close(),
+            () => {},
+          );
+  }
+
+  /** The producer a viewer consumes for a channel producer: itself on the channel's router, else its pipe into the viewer's router. */
+  async #sourceFor(viewer: Viewer, producer: types.Producer): Promise<types.Producer> {
+    if (viewer.shard.origin) return producer;
+    const egress = await viewer.shard.ready;
+    const ch = this.#channels.get(viewer.streamId);
+    if (!ch) throw new SfuError('stream_offline', 'The stream is not live');
+    if (egress.router === ch.router) return producer;
     let piped = egress.piped.get(producer.id);
     if (!piped) {
-      piped = ch.router.pipeToRouter({ producerId: producer.id, router, keepId: false }).then((r) => {
+      piped = ch.router.pipeToRouter({ producerId: producer.id, router: egress.router, keepId: false }).then((r) => {
         const p = r.pipeProducer!;
         p.observer.once('close', () => egress.piped.delete(producer.id));
         return p;
@@ -550,7 +629,28 @@ export class Sfu extends EventEmitter<SfuEvents> {
     return piped;
   }
 
-  #removeViewer(viewer: Viewer, reason: string): void {
+  /** The worker a viewer (WHEP session or socket transport) was placed on. */
+  viewerWorker(id: string): number | undefined {
+    return this.#viewers.get(id)?.shard.slot.index;
+  }
+
+  /** Per worker: audience routers and viewers of a channel. */
+  placement(streamId: string): AudiencePlacement[] {
+    const ch = this.#channels.get(streamId);
+    if (!ch) return [];
+    const by = new Map<number, AudiencePlacement>();
+    for (const shards of ch.egress.values())
+      for (const shard of shards) {
+        const p = by.get(shard.slot.index) ?? { worker: shard.slot.index, channel: shard.slot === ch.slot, routers: 0, viewers: 0 };
+        p.routers++;
+        p.viewers += shard.viewers;
+        by.set(shard.slot.index, p);
+      }
+    return [...by.values()].sort((x, y) => x.worker - y.worker);
+  }
+
+  /** `notify`: the server, not the client, ended it (socket clients are told, to rebuild). */
+  #removeViewer(viewer: Viewer, reason: string, opts: { notify?: boolean } = {}): void {
     if (viewer.closed) return;
     viewer.closed = true;
     this.#stopReplay(viewer);
@@ -558,7 +658,12 @@ export class Sfu extends EventEmitter<SfuEvents> {
     viewer.transport.close();
     const ch = this.#channels.get(viewer.streamId);
     this.#log.debug({ streamId: viewer.streamId, viewer: viewer.id, reason }, 'viewer left');
-    if (!ch) return;
+    if (viewer.via === 'socket' && opts.notify) this.emit('transportClosed', viewer.id, reason);
+    if (!ch) {
+      viewer.shard.slot.load--;
+      return;
+    }
+    this.#unplace(ch, viewer.shard);
     if (ch.viewers.delete(viewer)) this.emit('viewers', ch.streamId, ch.viewers.size);
     this.#maybeRelease(ch);
   }
@@ -597,20 +702,30 @@ export class Sfu extends EventEmitter<SfuEvents> {
   async createViewerTransport(streamId: string): Promise<TransportView> {
     this.#assertOpen();
     const ch = await this.#channel(streamId);
-    const transport = await ch.router.createWebRtcTransport({
-      webRtcServer: ch.slot.webRtcServer,
-      enableUdp: true,
-      enableTcp: true,
-      preferUdp: true,
-      appData: { streamId, role: 'viewer' },
-    });
+    const shard = this.#place(ch, 'socket', MEDIA_CODECS);
+    let router: types.Router;
+    let transport: types.WebRtcTransport;
+    try {
+      router = (await shard.ready).router;
+      transport = await router.createWebRtcTransport({
+        webRtcServer: shard.slot.webRtcServer,
+        enableUdp: true,
+        enableTcp: true,
+        preferUdp: true,
+        appData: { streamId, role: 'viewer' },
+      });
+    } catch (err) {
+      this.#unplace(ch, shard);
+      throw err;
+    }
     const viewer: Viewer = {
       id: transport.id,
       streamId,
       via: 'socket',
       transport,
       rtpCapabilities: {},
-      router: ch.router,
+      router,
+      shard,
       mids: {},
       consumers: new Map(),
       etag: '',
@@ -620,6 +735,8 @@ export class Sfu extends EventEmitter<SfuEvents> {
     transport.on('dtlsstatechange', (state) => {
       if (state === 'failed' || state === 'closed') this.#removeViewer(viewer, `DTLS ${state}`);
     });
+    // its router closed under it (worker died, audience torn down): the client must build a new one
+    transport.observer.once('close', () => this.#removeViewer(viewer, 'transport closed by the server', { notify: true }));
     return {
       id: transport.id,
       iceParameters: transport.iceParameters,
@@ -665,7 +782,9 @@ export class Sfu extends EventEmitter<SfuEvents> {
       const producer = ch.program[kind]?.producer;
       if (!producer || producer.closed) continue;
       if (!ch.router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
-      const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities, paused });
+      const source = await this.#sourceFor(viewer, producer);
+      if (viewer.closed) throw new SfuError('not_found', 'No such transport');
+      const consumer = await viewer.transport.consume({ producerId: source.id, rtpCapabilities, paused });
       if (standby) standby.set(kind, consumer);
       else {
         viewer.consumers.get(kind)?.close();
@@ -700,11 +819,11 @@ export class Sfu extends EventEmitter<SfuEvents> {
       .map((kind) => ch.program[kind])
       .filter((p): p is ProgramTrack => !!p && !p.producer.closed)
       .map((p) => ({ kind: p.kind, codec: p.codec, ssrc: p.ssrc }));
-    const replay = await ReplaySession.create({ buffer: ch.dvr, router: ch.router, tracks, from, catchUpRate });
+    const replay = await ReplaySession.create({ buffer: ch.dvr, router: viewer.router, tracks, from, catchUpRate });
     const out: ConsumerInfo[] = [];
     try {
       for (const [kind, producer] of replay.producers) {
-        if (!ch.router.canConsume({ producerId: producer.id, rtpCapabilities: viewer.rtpCapabilities })) continue;
+        if (!viewer.router.canConsume({ producerId: producer.id, rtpCapabilities: viewer.rtpCapabilities })) continue;
         const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities: viewer.rtpCapabilities, paused: true });
         viewer.consumers.get(kind)?.close();
         viewer.consumers.set(kind, consumer);
@@ -768,7 +887,9 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const ch = this.#channels.get(viewer.streamId);
     if (!ch?.live) throw new SfuError('stream_offline', 'The stream is not live');
     this.#stopReplay(viewer);
-    return this.#consumeProgram(ch, viewer, true);
+    // like a new viewer: from the cached GOP, not waiting for the publisher's next keyframe
+    const caughtUp = this.opts.instantStart !== false ? await this.#catchUp(ch, viewer) : null;
+    return caughtUp ?? this.#consumeProgram(ch, viewer, true);
   }
 
   dvrPause(transportId: string): void {
@@ -855,12 +976,20 @@ export class Sfu extends EventEmitter<SfuEvents> {
   // ---- lifecycle ----
 
   #onWorkerLost(index: number): void {
-    for (const ch of [...this.#channels.values()]) {
-      if (ch.slot.index !== index) continue;
-      if (ch.publisher) this.#endPublisherSession(ch.publisher, 'media worker died');
-      for (const v of [...ch.viewers]) this.#removeViewer(v, 'media worker died');
-      this.#channels.delete(ch.streamId);
+    for (const ch of [...this.#channels.values()]) if (ch.slot.index === index) this.#channelLost(ch, 'media worker died');
+  }
+
+  /** A channel's router is gone with its worker: offline now; OBS's fresh POST and the viewers' rebuilds bring it back. */
+  #channelLost(ch: ChannelMedia, reason: string): void {
+    if (ch.publisher) this.#endPublisherSession(ch.publisher, reason);
+    if (ch.live) {
+      ch.live = false;
+      this.emit('offline', ch.streamId, reason);
     }
+    // viewers on other workers lose the program too
+    for (const v of [...this.#viewers.values()]) if (v.streamId === ch.streamId) this.#removeViewer(v, reason, { notify: true });
+    this.#closeAudience(ch);
+    if (this.#channels.get(ch.streamId) === ch) this.#channels.delete(ch.streamId);
   }
 
   #assertOpen(): void {

@@ -96,7 +96,13 @@ export class WorkerPool {
     return this.#slots.find((s) => s.worker === worker);
   }
 
+  /** Serving: at least one worker runs (a lost one is being replaced; leastLoaded() skips it). */
   ready(): boolean {
+    return !this.#closed && this.#slots.some((s) => !s.worker.closed);
+  }
+
+  /** Every worker runs. */
+  complete(): boolean {
     return !this.#closed && this.#slots.length > 0 && this.#slots.every((s) => !s.worker.closed);
   }
 

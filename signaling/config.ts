@@ -138,6 +138,13 @@ export const SETTINGS = {
     optional(int(1, 256)),
     'Number of mediasoup workers. Default: one per CPU core.',
   ),
+  routerMaxViewers: setting(
+    'Media',
+    'ROUTER_MAX_VIEWERS',
+    '250',
+    int(1, 100_000),
+    "Viewers per mediasoup router. A channel's audience beyond it spreads to another router on the least-loaded worker (pipeToRouter).",
+  ),
   rtcListenIp: setting('Media', 'RTC_LISTEN_IP', '0.0.0.0', str, 'IP the media sockets (WebRtcServer) bind to.'),
   rtcAnnouncedAddress: setting(
     'Media',

@@ -34,6 +34,8 @@ export interface MediaEvents {
   reconsume: [streamId: string];
   /** A socket viewer's catch-up is over: switch to its standby consumers. */
   dvrSwitch: [transportId: string];
+  /** The server closed a socket viewer's transport; its client must build a new one. */
+  transportClosed: [transportId: string, reason: string];
 }
 
 /**

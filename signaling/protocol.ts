@@ -186,6 +186,8 @@ export type ServerFrame =
   | { t: 'stream.offline'; room: string; reason: string }
   /** The channel's publisher changed codecs: consume again on the same transport. */
   | { t: 'rtc.reconsume'; room: string }
+  /** The server closed this receive transport (its media worker was lost): build a new one. */
+  | { t: 'rtc.closed'; transportId: string; reason: string }
   /** Where a DVR viewer is (about once a second while not live). */
   | { t: 'dvr.position'; transportId: string; behindLiveMs: number; windowMs: number; paused: boolean }
   /** Instant start is over: show the standby (live) consumers, drop the catch-up ones. */

@@ -26,11 +26,24 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     publisherTimeoutMs: config.publisherTimeoutMs,
     dvrWindowMs: config.dvrWindowSeconds * 1000,
     dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
+    routerMaxViewers: config.routerMaxViewers,
     logger: log,
   });
   metrics.gauge('whipcast_live_channels', 'Channels with a live publisher', () => sfu.liveStreams().length);
   metrics.gauge('whipcast_viewers', 'Viewers with a media session, all channels', () =>
     sfu.liveStreams().reduce((n, id) => n + sfu.viewerCount(id), 0),
+  );
+  metrics.gauge(
+    'whipcast_worker_viewers',
+    'Viewers placed on each mediasoup worker, all channels',
+    () => {
+      const byWorker: Record<string, number> = {};
+      for (const w of sfu.pool.workers) byWorker[String(w.index)] = 0;
+      for (const id of sfu.liveStreams())
+        for (const p of sfu.placement(id)) byWorker[String(p.worker)] = (byWorker[String(p.worker)] ?? 0) + p.viewers;
+      return byWorker;
+    },
+    'worker',
   );
   metrics.gauge('whipcast_media_workers_alive', 'Running mediasoup workers', () => sfu.pool.workers.filter((w) => !w.worker.closed).length);
   const events = new EventEmitter<MediaEvents>();
@@ -58,6 +71,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   sfu.on('viewers', (streamId, count) => events.emit('viewers', streamId, count));
   sfu.on('reconsume', (streamId) => events.emit('reconsume', streamId));
   sfu.on('dvr', (transportId) => events.emit('dvrSwitch', transportId));
+  sfu.on('transportClosed', (transportId, reason) => events.emit('transportClosed', transportId, reason));
 
   return {
     sfu,

@@ -123,6 +123,12 @@ export function createHub(opts: HubOptions): Hub {
     if (s) sendTo(s, { t: 'dvr.switch', transportId });
   };
   media?.events?.on('dvrSwitch', onDvrSwitch);
+  const onTransportClosed = (transportId: string, reason: string) => {
+    const s = transportOwner.get(transportId);
+    transportOwner.delete(transportId);
+    if (s) sendTo(s, { t: 'rtc.closed', transportId, reason });
+  };
+  media?.events?.on('transportClosed', onTransportClosed);
   // DVR position pushes, once a second, for viewers not watching live.
   const positionTimer = setInterval(() => {
     if (!media?.viewerRtc) return;
@@ -402,6 +408,7 @@ export function createHub(opts: HubOptions): Hub {
       presence.close();
       clearInterval(positionTimer);
       media?.events?.off('dvrSwitch', onDvrSwitch);
+      media?.events?.off('transportClosed', onTransportClosed);
       media?.events?.off('viewers', onViewers);
       media?.events?.off('live', onLive);
       media?.events?.off('offline', onOffline);
