@@ -104,6 +104,23 @@ export interface IceRestartResult {
 }
 
 const newId = (): string => randomBytes(18).toString('base64url');
+
+/** Resolves when the transport's DTLS is connected, or after `timeoutMs` / when it fails (callers go on either way). */
+function dtlsConnected(transport: types.WebRtcTransport, timeoutMs: number): Promise<void> {
+  if (transport.dtlsState === 'connected' || transport.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      transport.off('dtlsstatechange', onState);
+      resolve();
+    };
+    const onState = (state: types.DtlsState) => {
+      if (state !== 'new' && state !== 'connecting') done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    transport.on('dtlsstatechange', onState);
+  });
+}
 const MONITOR_INTERVAL_MS = 250;
 
 export class Sfu extends EventEmitter<SfuEvents> {
@@ -932,8 +949,13 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const viewer = this.#socketViewer(transportId);
     if (viewer.replay && !viewer.replay.started && [...viewer.replay.producers.values()].some((p) => p.id === c.producerId)) {
       await c.resume();
-      // Start the replay clock once the video consumer is ready (or the audio one when there is no video).
-      if (c.kind === 'video' || !viewer.replay.producers.has('video')) viewer.replay.play();
+      // Start the replay clock once the video consumer is ready (or the audio one when there is no video)
+      // and DTLS is up: packets sent before that are lost, and the first of them is the keyframe.
+      if (c.kind === 'video' || !viewer.replay.producers.has('video')) {
+        const replay = viewer.replay;
+        await dtlsConnected(viewer.transport, 10_000);
+        if (viewer.replay === replay && !replay.started) replay.play();
+      }
       return;
     }
     if (viewer.standby && [...viewer.standby.values()].includes(c)) return; // resumed at the switch

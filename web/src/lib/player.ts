@@ -44,10 +44,11 @@ export class ChannelPlayer {
         if (f.t === 'stream.live') void this.#consume();
         if (f.t === 'stream.offline') this.onState('offline', f.reason);
         if (f.t === 'rtc.reconsume') void this.#consume();
-        if (f.t === 'rtc.closed' && f.transportId === this.#transport?.id) void this.#rebuild();
       }),
       socket.on((f) => {
         if (f.t === 'dvr.switch' && f.transportId === this.#transport?.id) this.#show(this.#standby, true);
+        // the server lost the media worker under this transport
+        if (f.t === 'rtc.closed' && f.transportId === this.#transport?.id) void this.#rebuild();
         if (f.t === 'dvr.position' && f.transportId === this.#transport?.id) {
           this.dvr = { live: false, behindLiveMs: f.behindLiveMs, windowMs: f.windowMs, paused: f.paused };
           this.onDvr(this.dvr);
