@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { startBaseline } from './baseline.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { runDvrBench } from './dvr-bench.ts';
-import { children } from './proc.ts';
+import { children, pin } from './proc.ts';
 import { capacity, table, writeReport, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
 import { runSfuBench, type SfuBenchOptions } from './sfu-bench.ts';
@@ -45,6 +45,7 @@ usage: npm run bench -- [options]
                         (needs --stream-key and --stream-id; CPU is then not sampled)
   --stream-key <key>    --stream-id <id>
   --no-baseline         skip the bare-mediasoup baseline run
+  --no-pin              do not pin the server (and its workers) to CPU 0 and the bots to the other CPUs
   --out <dir>           where bench.json, bench.html, bench.png go (default bench-results)
   -h, --help
 
@@ -71,6 +72,7 @@ const { values } = parseArgs({
     'stream-key': { type: 'string' },
     'stream-id': { type: 'string' },
     'no-baseline': { type: 'boolean', default: false },
+    'no-pin': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -116,10 +118,16 @@ const chatOpts: ChatBenchOptions = {
 };
 const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
 
-// The server and its worker get priority over the bots: the bots are the measuring instrument.
+// The server and its workers get priority over the bots (the measuring instrument) and, with two
+// or more cores, a core of their own: the bots stay off it.
 try {
   (await import('node:os')).setPriority(process.pid, 5);
 } catch {}
+const cores = availableParallelism();
+const pinning = !values['no-pin'] && cores >= 2 && pin(process.pid, `1-${cores - 1}`);
+const pinServer = (pids: number[]) => {
+  if (pinning) for (const p of pids) pin(p, '0');
+};
 
 const report: BenchReport = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
@@ -133,10 +141,13 @@ const report: BenchReport = {
   dvr: null,
   notes: [
     'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5.',
+    pinning
+      ? `Pinned: server and mediasoup workers on CPU 0, bots on CPU${cores > 2 ? `s 1-${cores - 1}` : ' 1'}; server CPU above 100% of one core is impossible, so a saturated CPU 0 shows as loss and latency.`
+      : 'Not pinned: server, workers and bots share every CPU.',
     'Worker CPU is read from /proc for the mediasoup worker processes; main is the whipcast Node process.',
     "Latency = capture stamp in each frame (SEI) to reassembly at the bot, same clock: it includes the bots' own queueing.",
     `TTFF = join request (${via === 'whep' ? 'WHEP POST' : 'socket rtc.capabilities'}) to the first complete keyframe with SPS/PPS at the bot.`,
-    'Chat latency = send time in the message text to receipt at each of the K sockets (whipcast persists each message before broadcasting it).',
+    "Chat latency = send time in the message text to receipt at each of the K sockets (whipcast persists each message before broadcasting it). The raw uWS baseline runs inside the bench process, on the bots' CPU.",
     'DVR: seek = dvr.seek request to the first keyframe from the requested time; the live join of the same bots is its baseline.',
   ],
 };
@@ -168,6 +179,7 @@ if (values.url) {
   if (modes.has('chat')) console.error('[bench] chat mode needs a session token: run it against a server the bench starts');
 } else {
   const server = await startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' });
+  if (server.pid) pinServer([server.pid, ...children(server.pid, /mediasoup/)]);
   try {
     const ch = await prepareChannel(server.url);
     if (sfu)
@@ -192,6 +204,7 @@ if (values.url) {
 if (!values['no-baseline']) {
   if (sfu) {
     const base = await startBaseline();
+    pinServer([base.workerPid]);
     try {
       report.baseline = await runSfuBench(
         { name: 'baseline', url: base.url, streamId: 'baseline', mainPid: null, workerPids: () => [base.workerPid] },

@@ -1,4 +1,5 @@
 /** CPU and memory of processes from /proc (Linux), for the server, its mediasoup workers and the bench itself. */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
 const TICKS = 100; // USER_HZ on Linux
@@ -42,4 +43,14 @@ export function children(pid: number, comm: RegExp): number[] {
 export function cpuShare(a: ProcSample | null, b: ProcSample | null, seconds: number): number {
   if (!a || !b || seconds <= 0) return 0;
   return (b.cpuSeconds - a.cpuSeconds) / seconds;
+}
+
+/** Pins a process (all its threads) to CPUs, e.g. "0" or "1-3"; false when `taskset` is missing or refuses. */
+export function pin(pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-pc', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -228,21 +228,6 @@ export const SETTINGS = {
     int(1, 100_000),
     'Frames a socket may send per second (sustained) before it gets rate-limit errors; sustained abuse closes it.',
   ),
-  // Cluster
-  nodeId: setting(
-    'Cluster',
-    'NODE_ID',
-    undefined,
-    optional(str),
-    'Name of this node in a multi-node deployment. Default: hostname + port.',
-  ),
-  nodeUrl: setting(
-    'Cluster',
-    'NODE_URL',
-    undefined,
-    optional(str),
-    "URL other nodes use to reach this node's control API. Enables clustering (requires DATABASE_URL).",
-  ),
 } as const;
 
 type Settings = typeof SETTINGS;
