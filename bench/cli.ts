@@ -85,9 +85,14 @@ if (values.help) {
 
 const [width, height] = values.size!.split('x').map(Number) as [number, number];
 let lastLen = 0;
+const startedAt = performance.now();
+let estimatedSeconds = 60;
+/** A progress bar (time against the run's estimated length) and what is happening, on a terminal. */
 const progress = (text: string) => {
   if (!process.stderr.isTTY) return;
-  const line = `\r[bench] ${text}`;
+  const done = Math.min(0.99, (performance.now() - startedAt) / 1000 / estimatedSeconds);
+  const bar = '█'.repeat(Math.round(done * 24)).padEnd(24, '░');
+  const line = `\r[bench] ${bar} ${String(Math.round(done * 100)).padStart(2)}%  ${text}`;
   process.stderr.write(line.padEnd(lastLen));
   lastLen = line.length;
 };
@@ -117,6 +122,19 @@ const chatOpts: ChatBenchOptions = {
   progress,
 };
 const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
+{
+  const runs = values['no-baseline'] ? 1 : 2;
+  let prev = 0;
+  let sfuSeconds = 4;
+  for (const n of opts.steps) {
+    sfuSeconds += (n - prev) / opts.rampPerSecond + 2 + opts.seconds;
+    prev = n;
+  }
+  const chatSeconds = chatOpts.sockets * 0.005 + chatOpts.seconds + 2;
+  const dvrSeconds = Math.max(...dvrOffsets) / 1000 + 4 + Math.ceil(Number(values['dvr-viewers']) / 3) * (2 + dvrOffsets.length);
+  estimatedSeconds =
+    5 + (modes.has('sfu') ? sfuSeconds * runs : 0) + (modes.has('chat') ? chatSeconds * runs : 0) + (modes.has('dvr') ? dvrSeconds : 0);
+}
 
 // The server and its workers get priority over the bots (the measuring instrument) and, with two
 // or more cores, a core of their own: the bots stay off it.
