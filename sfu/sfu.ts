@@ -30,8 +30,9 @@ export interface SfuOptions {
   publisherTimeoutMs: number;
   /** DVR window per channel, ms (default 30 min). */
   dvrWindowMs?: number;
-  /** DVR memory budget per channel, bytes (default 512 MiB); the window shrinks to fit. */
+  /** DVR memory budget per channel, bytes (default 512 MiB); beyond it media spills to `dvrSpillDir`, or the window shrinks. */
   dvrMaxBytes?: number;
+  dvrSpillDir?: string;
   /** Start new socket viewers from the cached GOP (default true). */
   instantStart?: boolean;
   /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
@@ -183,7 +184,11 @@ export class Sfu extends EventEmitter<SfuEvents> {
         slot.load++;
         const [tapTransport, programTransport] = await Promise.all([router.createDirectTransport(), router.createDirectTransport()]);
         const ch: ChannelMedia = {
-          dvr: new DvrBuffer({ windowMs: this.opts.dvrWindowMs ?? 30 * 60_000, maxBytes: this.opts.dvrMaxBytes ?? 512 * 1024 * 1024 }),
+          dvr: new DvrBuffer({
+            windowMs: this.opts.dvrWindowMs ?? 30 * 60_000,
+            maxBytes: this.opts.dvrMaxBytes ?? 512 * 1024 * 1024,
+            ...(this.opts.dvrSpillDir ? { spillDir: this.opts.dvrSpillDir } : {}),
+          }),
           streamId,
           slot,
           router,
@@ -219,6 +224,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     if (this.#channels.get(ch.streamId) === ch) this.#channels.delete(ch.streamId);
     this.#closeAudience(ch);
     ch.router.close();
+    ch.dvr.close();
   }
 
   async #transport(
@@ -930,11 +936,11 @@ export class Sfu extends EventEmitter<SfuEvents> {
   }
 
   /** DVR window of a channel (ms) and memory used. */
-  dvrStats(streamId: string): { windowMs: number; bytes: number; packets: number } | null {
+  dvrStats(streamId: string): { windowMs: number; bytes: number; diskBytes: number; packets: number } | null {
     const ch = this.#channels.get(streamId);
     if (!ch) return null;
     const r = ch.dvr.range();
-    return { windowMs: r ? r.end - r.start : 0, bytes: ch.dvr.bytes, packets: ch.dvr.size };
+    return { windowMs: r ? r.end - r.start : 0, bytes: ch.dvr.bytes, diskBytes: ch.dvr.diskBytes, packets: ch.dvr.size };
   }
 
   #consumer(transportId: string, consumerId: string): types.Consumer {
@@ -1011,6 +1017,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     // viewers on other workers lose the program too
     for (const v of [...this.#viewers.values()]) if (v.streamId === ch.streamId) this.#removeViewer(v, reason, { notify: true });
     this.#closeAudience(ch);
+    ch.dvr.close();
     if (this.#channels.get(ch.streamId) === ch) this.#channels.delete(ch.streamId);
   }
 

@@ -194,7 +194,14 @@ export const SETTINGS = {
     'DVR_MEMORY_MB',
     '256',
     int(8, 1_000_000),
-    'Memory per channel for the DVR buffer; when the window needs more, the oldest media is dropped (see docs/dvr.md for the formula).',
+    'Memory per channel for the DVR buffer; beyond it the oldest media is spilled to `DVR_SPILL_DIR` (or, with spilling off, dropped). See docs/dvr.md for the formula.',
+  ),
+  dvrSpillDir: setting(
+    'DVR',
+    'DVR_SPILL_DIR',
+    'tmp',
+    str,
+    'Where DVR media beyond `DVR_MEMORY_MB` goes (files are unlinked at once: nothing is left after a crash). `tmp` = the OS temp directory; `off` = no spilling, the window shrinks to fit memory.',
   ),
   // Chat
   chatMaxMessageLength: setting('Chat', 'CHAT_MAX_MESSAGE_LENGTH', '500', int(1, 10_000), 'Longest chat message, in characters.'),

@@ -4,6 +4,8 @@
  * `events`, pushes to sockets), and exposes the WHIP/WHEP routes.
  */
 import { EventEmitter } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { resolveWorkerBin, Sfu } from '@whipcast/sfu';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
 import { whipRoutes } from './http/routes/whip.ts';
@@ -27,6 +29,9 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     dvrWindowMs: config.dvrWindowSeconds * 1000,
     dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
     routerMaxViewers: config.routerMaxViewers,
+    ...(config.dvrSpillDir === 'off'
+      ? {}
+      : { dvrSpillDir: config.dvrSpillDir === 'tmp' ? join(tmpdir(), 'whipcast-dvr') : config.dvrSpillDir }),
     logger: log,
   });
   metrics.gauge('whipcast_live_channels', 'Channels with a live publisher', () => sfu.liveStreams().length);

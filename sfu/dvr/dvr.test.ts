@@ -3,6 +3,9 @@
  * memory bound over a long synthetic stream, and seeking through a real
  * mediasoup worker (replay producer → consumer) landing on the right GOP.
  */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import { buildRtp, findStamp, h264Fixture, H264Depacketizer, packetizeH264, parseRtp, withStamp } from '@whipcast/testkit';
@@ -68,6 +71,37 @@ describe('DVR buffer', () => {
     expect(buf.bytes).toBeLessThanOrEqual(1_000_000);
     expect(buf.at(buf.keyframeAtOrBefore(0)!)!.keyframe).toBe(true); // oldest keyframe still indexed
   });
+
+  it('spills beyond the memory budget to disk: the whole window stays seekable, memory within budget, old segments freed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'whipcast-dvr-test-'));
+    const windowMs = 60_000;
+    const maxBytes = 2_000_000;
+    const buf = new DvrBuffer({ windowMs, maxBytes, spillDir: dir, segmentBytes: 1 << 20 });
+    const payload = (i: number) => {
+      const b = Buffer.alloc(1000 + (i % 200));
+      b.writeUInt32BE(i, 0);
+      b.writeUInt32BE(i * 7, b.length - 4);
+      return b;
+    };
+    // 5 minutes at 100 packets/s ≈ 1 Mbit/s: the 60 s window needs ~6.6 MB, three times the budget
+    let i = 0;
+    for (; i < 30_000; i++) buf.push({ at: i * 10, kind: 'video', keyframe: i % 200 === 0, data: payload(i) });
+    const r = buf.range()!;
+    expect(r.end - r.start).toBeGreaterThan(windowMs - 50); // the window did not shrink
+    expect(buf.bytes).toBeLessThanOrEqual(maxBytes);
+    expect(buf.diskBytes).toBeGreaterThan(3_000_000);
+    expect(buf.diskBytes).toBeLessThan(7_000_000); // evicted segments are given back
+    for (const abs of [buf.start, buf.start + 1234, buf.keyframeAtOrBefore(r.end - 45_000)!, buf.end - 1]) {
+      const p = buf.at(abs)!;
+      const n = p.data.readUInt32BE(0);
+      expect(p.data.equals(payload(n))).toBe(true);
+      expect(p.at).toBe(n * 10);
+    }
+    expect(buf.at(buf.keyframeAtOrBefore(r.end - 45_000)!)!.keyframe).toBe(true);
+    expect(readdirSync(dir)).toEqual([]); // spill files are unlinked at once
+    buf.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
 
 describe('seeking through a real mediasoup worker', () => {
@@ -99,7 +133,8 @@ describe('seeking through a real mediasoup worker', () => {
     };
 
     // 3 minutes of stream, stamped with its own capture time, "recorded" into the buffer ending now.
-    const buf = new DvrBuffer({ windowMs: 30 * 60_000, maxBytes: 1 << 30 });
+    // a small memory budget: most of what the seeks read comes back from the spill files
+    const buf = new DvrBuffer({ windowMs: 30 * 60_000, maxBytes: 10_000_000, spillDir: join(tmpdir(), 'whipcast-dvr-test') });
     const now = Date.now();
     const t0 = now - 180_000;
     let seq = 0;
@@ -131,6 +166,8 @@ describe('seeking through a real mediasoup worker', () => {
       }
     }
 
+    expect(buf.range()!.start).toBe(t0); // nothing dropped
+    expect(buf.diskBytes).toBeGreaterThan(500_000); // the older part of the stream is read back from disk
     const sink = await router.createDirectTransport();
     async function firstFrameAfterSeek(target: number, catchUpRate = 1) {
       const from = buf.keyframeAtOrBefore(target)!;
