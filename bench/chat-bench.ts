@@ -41,6 +41,19 @@ function summarise(target: ChatResult['target'], o: ChatBenchOptions, sent: numb
   };
 }
 
+/** Sends `messagesPerSecond` for `seconds`, each text starting with its send time (ms); returns how many. */
+async function sendAtRate(o: ChatBenchOptions, target: ChatResult['target'], send: (text: string) => void): Promise<number> {
+  let sent = 0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < o.seconds * 1000) {
+    const due = Math.floor(((Date.now() - t0) / 1000) * o.messagesPerSecond);
+    while (sent < due) send(`${Date.now()} message ${++sent}`);
+    o.progress(`chat ${target}: ${sent} sent`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return sent;
+}
+
 export async function chatWhipcast(url: string, room: string, token: string, o: ChatBenchOptions): Promise<ChatResult> {
   const latencies: number[] = [];
   const clients: SocketClient[] = [];
@@ -57,17 +70,9 @@ export async function chatWhipcast(url: string, room: string, token: string, o: 
   const sender = await SocketClient.connect(url);
   await sender.request({ t: 'auth', token });
   await sender.request({ t: 'chat.join', room });
-  let sent = 0;
-  const t0 = Date.now();
-  while (Date.now() - t0 < o.seconds * 1000) {
-    const due = Math.floor(((Date.now() - t0) / 1000) * o.messagesPerSecond);
-    while (sent < due) {
-      sent++;
-      void sender.request({ t: 'chat.send', room, text: `${Date.now()} message ${sent}` }).catch(() => {});
-    }
-    o.progress(`chat whipcast: ${sent} sent`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const sent = await sendAtRate(o, 'whipcast', (text) => {
+    void sender.request({ t: 'chat.send', room, text }).catch(() => {});
+  });
   await new Promise((r) => setTimeout(r, 1000));
   for (const c of [...clients, sender]) c.close();
   return summarise('whipcast', o, sent, latencies, o.seconds);
@@ -107,17 +112,7 @@ export async function chatBaseline(o: ChatBenchOptions): Promise<ChatResult> {
   }
   const sender = new WebSocket(url);
   await new Promise((r) => sender.once('open', r));
-  let sent = 0;
-  const t0 = Date.now();
-  while (Date.now() - t0 < o.seconds * 1000) {
-    const due = Math.floor(((Date.now() - t0) / 1000) * o.messagesPerSecond);
-    while (sent < due) {
-      sent++;
-      sender.send(encode({ t: 'chat.message', text: `${Date.now()} message ${sent}` }));
-    }
-    o.progress(`chat baseline: ${sent} sent`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const sent = await sendAtRate(o, 'baseline', (text) => sender.send(encode({ t: 'chat.message', text })));
   await new Promise((r) => setTimeout(r, 1000));
   // the sender is subscribed too: its own echoes are not counted as deliveries to the K sockets
   for (const ws of [...sockets, sender]) ws.close();
