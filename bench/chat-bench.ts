@@ -8,6 +8,7 @@ import { encode, decode } from '@msgpack/msgpack';
 import { SocketClient } from '@whipcast/testkit';
 import WebSocket from 'ws';
 import { startServer as startUws } from '../signaling/uws.ts';
+import { percentile } from './stats.ts';
 
 export interface ChatBenchOptions {
   sockets: number;
@@ -25,11 +26,6 @@ export interface ChatResult {
   latencyMs: { p50: number; p95: number; p99: number };
 }
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
-};
-
 function summarise(target: ChatResult['target'], o: ChatBenchOptions, sent: number, latencies: number[], seconds: number): ChatResult {
   return {
     target,
@@ -37,7 +33,7 @@ function summarise(target: ChatResult['target'], o: ChatBenchOptions, sent: numb
     sent,
     deliveryPct: (100 * latencies.length) / Math.max(1, sent * o.sockets),
     deliveriesPerSecond: latencies.length / seconds,
-    latencyMs: { p50: pct(latencies, 50), p95: pct(latencies, 95), p99: pct(latencies, 99) },
+    latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
   };
 }
 

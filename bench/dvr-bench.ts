@@ -6,6 +6,7 @@
  * baseline the seeks are compared with.
  */
 import { nowUs, ObsPublisher, SocketClient, SocketViewer, type ReceivedFrame } from '@whipcast/testkit';
+import { percentile } from './stats.ts';
 
 export interface DvrBenchOptions {
   viewers: number;
@@ -26,12 +27,6 @@ export interface DvrResult {
   backToLiveMs: { p50: number; p95: number };
   failures: number;
 }
-
-const pct = (xs: number[], p: number): number => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 /** Resolves with the time (ms) until a decodable frame passes `accept`, or null after `timeoutMs`. */
 function firstFrame(viewer: SocketViewer, accept: (f: ReceivedFrame) => boolean, timeoutMs = 10_000): Promise<ReceivedFrame | null> {
@@ -115,13 +110,13 @@ async function seekers(url: string, streamId: string, o: DvrBenchOptions): Promi
 
   return {
     viewers: o.viewers,
-    liveTtffMs: { p50: pct(live, 50), p95: pct(live, 95) },
+    liveTtffMs: { p50: percentile(live, 50), p95: percentile(live, 95) },
     seeks: seeks.map((s) => ({
       offsetMs: s.offsetMs,
-      toFirstFrameMs: { p50: pct(s.times, 50), p95: pct(s.times, 95) },
-      landedBehindTargetMs: { p50: pct(s.landed, 50), max: Math.max(...s.landed) },
+      toFirstFrameMs: { p50: percentile(s.times, 50), p95: percentile(s.times, 95) },
+      landedBehindTargetMs: { p50: percentile(s.landed, 50), max: Math.max(...s.landed) },
     })),
-    backToLiveMs: { p50: pct(back, 50), p95: pct(back, 95) },
+    backToLiveMs: { p50: percentile(back, 50), p95: percentile(back, 95) },
     failures,
   };
 }

@@ -6,6 +6,7 @@
  */
 import { ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
 import { children, cpuShare, sample, type ProcSample } from './proc.ts';
+import { percentile } from './stats.ts';
 
 export interface SfuBenchOptions {
   steps: number[];
@@ -50,12 +51,6 @@ export interface Target {
   mainPid: number | null;
   workerPids(): number[];
 }
-
-const pct = (xs: number[], p: number): number => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 interface Bot {
   receiver: MediaReceiver;
@@ -178,8 +173,8 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         rssMb: { main: (s1.main?.rssBytes ?? 0) / 2 ** 20, workers: s1.workers.reduce((a, w) => a + (w?.rssBytes ?? 0), 0) / 2 ** 20 },
         kbpsPerViewer: (bytes * 8) / 1000 / secs / Math.max(1, viewers.length),
         lossPct: packets + lost ? (100 * lost) / (packets + lost) : 0,
-        latencyMs: { p50: pct(latencies, 50), p95: pct(latencies, 95), p99: pct(latencies, 99) },
-        ttffMs: { p50: pct(ttff, 50), p95: pct(ttff, 95) },
+        latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
+        ttffMs: { p50: percentile(ttff, 50), p95: percentile(ttff, 95) },
         publisherNacks: publisher.counters.nacksReceived - pub0.nacksReceived,
         publisherPlis: publisher.counters.plisReceived - pub0.plisReceived,
       });

@@ -60,6 +60,24 @@ export interface AudienceShard {
   viewers: number;
   /** The channel's own router: never closed for being empty. */
   readonly origin: boolean;
+  /** The `ChannelMedia.egress` list it belongs to (it leaves it when its router closes or empties). */
+  readonly list: AudienceShard[];
+}
+
+/** Takes a shard out of its channel's list (no-op when already out). */
+export function dropShard(shard: AudienceShard): void {
+  const i = shard.list.indexOf(shard);
+  if (i >= 0) shard.list.splice(i, 1);
+}
+
+/** Closes a non-origin shard's router once it exists (the channel's own router is closed with the channel). */
+export function closeShard(shard: AudienceShard): void {
+  dropShard(shard);
+  if (!shard.origin)
+    void shard.ready.then(
+      (e) => e.router.close(),
+      () => {},
+    );
 }
 
 export interface ChannelMedia {

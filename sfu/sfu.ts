@@ -12,7 +12,15 @@ import { SdpError } from './sdp/errors.ts';
 import { buildAnswer, remoteDtlsRole, type TransportInfo } from './sdp/answer.ts';
 import { parseOffer, type MediaKind, type ParsedOffer } from './sdp/offer.ts';
 import { egressRouterKey, planEgress, planIngest, type SourceCodecs } from './sdp/plan.ts';
-import type { AudienceShard, ChannelMedia, EgressRouter, IngestSession, Viewer } from './sessions.ts';
+import {
+  closeShard,
+  dropShard,
+  type AudienceShard,
+  type ChannelMedia,
+  type EgressRouter,
+  type IngestSession,
+  type Viewer,
+} from './sessions.ts';
 import { WorkerPool, type PooledWorker } from './workers.ts';
 import { DvrBuffer } from './dvr/buffer.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
@@ -51,7 +59,7 @@ export interface SfuEvents {
   reconsume: [streamId: string];
   /** A socket viewer's consumers changed server-side (catch-up done: switch to the standby consumers). */
   dvr: [transportId: string, event: { t: 'switch' }];
-  /** A socket viewer's transport was closed by the server (worker lost, shutdown): the client builds a new one. */
+  /** A socket viewer's transport was closed by the server (its router's worker was lost): the client builds a new one. */
   transportClosed: [transportId: string, reason: string];
 }
 
@@ -105,6 +113,7 @@ export interface IceRestartResult {
 }
 
 const newId = (): string => randomBytes(18).toString('base64url');
+const MONITOR_INTERVAL_MS = 250;
 
 /** Resolves when the transport's DTLS is connected, or after `timeoutMs` / when it fails (callers go on either way). */
 function dtlsConnected(transport: types.WebRtcTransport, timeoutMs: number): Promise<void> {
@@ -122,7 +131,6 @@ function dtlsConnected(transport: types.WebRtcTransport, timeoutMs: number): Pro
     transport.on('dtlsstatechange', onState);
   });
 }
-const MONITOR_INTERVAL_MS = 250;
 
 export class Sfu extends EventEmitter<SfuEvents> {
   readonly #channels = new Map<string, ChannelMedia>();
@@ -183,6 +191,15 @@ export class Sfu extends EventEmitter<SfuEvents> {
         const router = await slot.worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { streamId } });
         slot.load++;
         const [tapTransport, programTransport] = await Promise.all([router.createDirectTransport(), router.createDirectTransport()]);
+        const socketShards: AudienceShard[] = [];
+        const originShard: AudienceShard = {
+          slot,
+          ready: Promise.resolve({ router, piped: new Map() }),
+          viewers: 0,
+          origin: true,
+          list: socketShards,
+        };
+        socketShards.push(originShard);
         const ch: ChannelMedia = {
           dvr: new DvrBuffer({
             windowMs: this.opts.dvrWindowMs ?? 30 * 60_000,
@@ -195,7 +212,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
           publisher: null,
           live: false,
           viewers: new Set(),
-          egress: new Map([['socket', [{ slot, ready: Promise.resolve({ router, piped: new Map() }), viewers: 0, origin: true }]]]),
+          egress: new Map([['socket', socketShards]]),
           program: {},
           tapTransport,
           programTransport,
@@ -476,7 +493,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         appData: { streamId, sessionId: id, role: 'viewer' },
       });
     } catch (err) {
-      this.#unplace(ch, shard);
+      this.#unplace(shard);
       throw err;
     }
     // RTX only when the egress router's RTX payload type is the one the player offered.
@@ -577,25 +594,19 @@ export class Sfu extends EventEmitter<SfuEvents> {
     if (!shard) {
       // the channel's own worker first (no pipe needed for its program), then the least loaded
       const slot = shards.length === 0 && !ch.slot.worker.closed ? ch.slot : this.pool.leastLoaded();
-      const list = shards;
       const ready = (async (): Promise<EgressRouter> => {
         const router = await slot.worker.createRouter({ mediaCodecs: codecs, appData: { streamId: ch.streamId, egress: key } });
         if (ch.router.closed) router.close();
         else ch.router.observer.once('close', () => router.close());
-        router.observer.once('close', () => {
-          const i = list.indexOf(created);
-          if (i >= 0) list.splice(i, 1);
-          slot.load--;
-        });
         return { router, piped: new Map() };
       })();
-      const created: AudienceShard = { slot, ready, viewers: 0, origin: false };
-      slot.load++; // the router
-      ready.catch(() => {
-        const i = list.indexOf(created);
-        if (i >= 0) list.splice(i, 1);
+      const created: AudienceShard = { slot, ready, viewers: 0, origin: false, list: shards };
+      slot.load++; // the router, given back when it closes or could not be made
+      const gone = () => {
+        dropShard(created);
         slot.load--;
-      });
+      };
+      ready.then((e) => e.router.observer.once('close', gone), gone);
       shards.push(created);
       shard = created;
       if (shards.length > 1)
@@ -610,26 +621,14 @@ export class Sfu extends EventEmitter<SfuEvents> {
   }
 
   /** Gives a viewer's place back; an empty audience router (not the channel's own) is closed. */
-  #unplace(ch: ChannelMedia, shard: AudienceShard): void {
+  #unplace(shard: AudienceShard): void {
     shard.viewers--;
     shard.slot.load--;
-    if (shard.viewers > 0 || shard.origin) return;
-    const list = [...ch.egress.values()].find((l) => l.includes(shard));
-    if (list) list.splice(list.indexOf(shard), 1);
-    void shard.ready.then(
-      (e) => e.router.close(),
-      () => {},
-    );
+    if (shard.viewers === 0 && !shard.origin) closeShard(shard);
   }
 
   #closeAudience(ch: ChannelMedia): void {
-    for (const shards of ch.egress.values())
-      for (const shard of shards.splice(0))
-        if (!shard.origin)
-          void shard.ready.then(
-            (e) => e.router.close(),
-            () => {},
-          );
+    for (const shards of ch.egress.values()) for (const shard of [...shards]) closeShard(shard);
   }
 
   /** The producer a viewer consumes for a channel producer: itself on the channel's router, else its pipe into the viewer's router. */
@@ -638,7 +637,6 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const egress = await viewer.shard.ready;
     const ch = this.#channels.get(viewer.streamId);
     if (!ch) throw new SfuError('stream_offline', 'The stream is not live');
-    if (egress.router === ch.router) return producer;
     let piped = egress.piped.get(producer.id);
     if (!piped) {
       piped = ch.router.pipeToRouter({ producerId: producer.id, router: egress.router, keepId: false }).then((r) => {
@@ -682,11 +680,8 @@ export class Sfu extends EventEmitter<SfuEvents> {
     const ch = this.#channels.get(viewer.streamId);
     this.#log.debug({ streamId: viewer.streamId, viewer: viewer.id, reason }, 'viewer left');
     if (viewer.via === 'socket' && opts.notify) this.emit('transportClosed', viewer.id, reason);
-    if (!ch) {
-      viewer.shard.slot.load--;
-      return;
-    }
-    this.#unplace(ch, viewer.shard);
+    this.#unplace(viewer.shard);
+    if (!ch) return;
     if (ch.viewers.delete(viewer)) this.emit('viewers', ch.streamId, ch.viewers.size);
     this.#maybeRelease(ch);
   }
@@ -738,7 +733,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         appData: { streamId, role: 'viewer' },
       });
     } catch (err) {
-      this.#unplace(ch, shard);
+      this.#unplace(shard);
       throw err;
     }
     const viewer: Viewer = {
