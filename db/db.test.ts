@@ -142,6 +142,42 @@ describe.each(TEST_DATABASE_KINDS)('data layer on %s', (kind) => {
     expect((await db.rooms.get(streamId))?.slowModeSeconds).toBe(10);
   });
 
+  it('registers nodes and channel origins; a lost node takes its channels offline, once', async () => {
+    const a = `node-a-${randomBytes(3).toString('hex')}`;
+    const b = `node-b-${randomBytes(3).toString('hex')}`;
+    await db.cluster.heartbeat({ id: a, url: 'http://a' });
+    await db.cluster.heartbeat({ id: b, url: 'http://b' });
+    expect((await db.cluster.aliveNodes(60)).map((n) => n.id)).toEqual(expect.arrayContaining([a, b]));
+    const one = await newChannel();
+    const two = await newChannel();
+    await db.cluster.claimOrigin(one.streamId, a);
+    await db.streams.setLive(one.streamId);
+    await db.cluster.claimOrigin(two.streamId, b);
+    await db.streams.setLive(two.streamId);
+    expect(await db.cluster.originOf(one.streamId, 60)).toEqual({ id: a, url: 'http://a' });
+
+    // OBS re-homes channel two onto node a: b's late release changes nothing
+    await db.cluster.claimOrigin(two.streamId, a);
+    expect(await db.cluster.releaseOrigin(two.streamId, b)).toBe(false);
+    expect((await db.streams.get(two.streamId))?.status).toBe('live');
+
+    // node a is lost: both its channels go offline, reported to one caller only
+    const lost = await db.cluster.expire(60, [a]);
+    expect(lost.nodes).toEqual([a]);
+    expect(lost.streams).toEqual(expect.arrayContaining([one.streamId, two.streamId]));
+    expect((await db.cluster.expire(60, [a])).streams).not.toContain(one.streamId);
+    expect((await db.streams.get(one.streamId))?.status).toBe('offline');
+    expect(await db.cluster.originOf(one.streamId, 60)).toBeNull();
+
+    // a normal stop: the origin releases, the channel goes offline
+    await db.cluster.claimOrigin(one.streamId, b);
+    await db.streams.setLive(one.streamId);
+    expect(await db.cluster.releaseOrigin(one.streamId, b)).toBe(true);
+    expect((await db.streams.get(one.streamId))?.status).toBe('offline');
+    // heartbeats expire by the database clock
+    expect((await db.cluster.aliveNodes(0)).map((n) => n.id)).not.toContain(b);
+  });
+
   it('migrations are idempotent', async () => {
     const { migrate } = await import('./migrate.ts');
     expect(await migrate(db.sql)).toEqual([]);

@@ -6,6 +6,7 @@ import { streamsQueries } from './streams.ts';
 import { streamKeysQueries } from './stream-keys.ts';
 import { roomsQueries } from './rooms.ts';
 import { chatQueries } from './chat.ts';
+import { clusterQueries } from './cluster.ts';
 
 export type { DatabaseOptions, Sql } from './connect.ts';
 export type { User, UserWithPassword } from './users.ts';
@@ -13,6 +14,7 @@ export type { Stream, StreamStatus, NewChannel } from './streams.ts';
 export type { StreamKeyRecord } from './stream-keys.ts';
 export type { Room, RoomBan } from './rooms.ts';
 export type { ChatMessage } from './chat.ts';
+export type { NodeRecord } from './cluster.ts';
 export { isUniqueViolation } from './errors.ts';
 export { migrate, loadMigrations } from './migrate.ts';
 
@@ -25,6 +27,7 @@ export interface Database {
   readonly streamKeys: ReturnType<typeof streamKeysQueries>;
   readonly rooms: ReturnType<typeof roomsQueries>;
   readonly chat: ReturnType<typeof chatQueries>;
+  readonly cluster: ReturnType<typeof clusterQueries>;
   /** Resolves when the database answers a trivial query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -41,6 +44,7 @@ export function createDatabase(connection: Connection): Database {
     streamKeys: streamKeysQueries(sql),
     rooms: roomsQueries(sql),
     chat: chatQueries(sql),
+    cluster: clusterQueries(sql),
     async ping() {
       await sql`SELECT 1`;
     },
