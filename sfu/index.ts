@@ -8,6 +8,9 @@ export {
   type SessionAnswer,
   type IceRestartResult,
   type SfuErrorCode,
+  type IngestSource,
+  type PipeEndpoint,
+  type RelayOffer,
 } from './sfu.ts';
 export { SdpError } from './sdp/errors.ts';
 export { parseOffer, type ParsedOffer, type OfferedMedia, type MediaKind } from './sdp/offer.ts';

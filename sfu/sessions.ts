@@ -9,7 +9,11 @@ import type { PooledWorker } from './workers.ts';
 export interface IngestSession {
   readonly id: string;
   readonly streamId: string;
-  readonly transport: types.WebRtcTransport;
+  /** WebRTC from a WHIP client, or a PipeTransport from the channel's origin node (relay). */
+  readonly transport: types.WebRtcTransport | types.PipeTransport;
+  readonly source: 'publisher' | 'relay';
+  /** Relays: tells the origin node to stop sending. */
+  readonly onEnd?: () => void;
   readonly producers: Map<MediaKind, types.Producer>;
   readonly createdAt: number;
   /** ICE ufrag of the last offer/restart: the session's ETag. */
@@ -18,6 +22,18 @@ export interface IngestSession {
   lastMediaAt: number;
   monitor?: NodeJS.Timeout;
   ended: boolean;
+}
+
+/** A WHIP publisher session (ICE-restartable, deletable by its client). */
+export type WhipSession = IngestSession & { readonly transport: types.WebRtcTransport; readonly source: 'publisher' };
+
+/** A channel piped from this node to another node that relays it to its own viewers. */
+export interface RelayOut {
+  readonly id: string;
+  readonly streamId: string;
+  /** The node it goes to. */
+  readonly peer: string;
+  readonly transport: types.PipeTransport;
 }
 
 export interface Viewer {

@@ -19,7 +19,9 @@ import {
   type ChannelMedia,
   type EgressRouter,
   type IngestSession,
+  type RelayOut,
   type Viewer,
+  type WhipSession,
 } from './sessions.ts';
 import { WorkerPool, type PooledWorker } from './workers.ts';
 import { DvrBuffer } from './dvr/buffer.ts';
@@ -32,6 +34,8 @@ export interface SfuOptions {
   numWorkers: number;
   listenIp: string;
   announcedAddress?: string;
+  /** Address other nodes reach this node's PipeTransports at (relays between nodes). Default: `announcedAddress`, else `listenIp`. */
+  relayAddress?: string;
   /** First media port (worker i uses port + i); 0 = random. */
   port: number;
   /** A publisher silent (no RTP) this long is ended and its channel goes offline. */
@@ -48,11 +52,14 @@ export interface SfuOptions {
   logger?: SfuLogger;
 }
 
+/** Where a channel's media comes from on this node: a WHIP publisher, or a relay from its origin node. */
+export type IngestSource = 'publisher' | 'relay';
+
 export interface SfuEvents {
-  /** First media from a publisher arrived: the channel is live. */
-  live: [streamId: string];
-  /** The channel's publisher is gone (DELETE, timeout, DTLS failure, key rotation…). */
-  offline: [streamId: string, reason: string];
+  /** First media from a publisher (or relay) arrived: the channel is live on this node. */
+  live: [streamId: string, source: IngestSource];
+  /** The channel's publisher (or relay) is gone (DELETE, timeout, DTLS failure, key rotation…). */
+  offline: [streamId: string, reason: string, source: IngestSource];
   /** The number of viewers (sessions with consumers) of a channel changed. */
   viewers: [streamId: string, count: number];
   /** The channel's codec changed: socket viewers must consume again. */
@@ -106,6 +113,19 @@ export interface ConsumerInfo {
   standby?: boolean;
 }
 
+/** One end of a node-to-node PipeTransport. */
+export interface PipeEndpoint {
+  ip: string;
+  port: number;
+  srtpParameters?: types.SrtpParameters | undefined;
+}
+
+/** What the origin node answers a relay request with: its pipe end and the program tracks it sends. */
+export interface RelayOffer {
+  endpoint: PipeEndpoint;
+  tracks: { kind: MediaKind; rtpParameters: types.RtpParameters }[];
+}
+
 export interface IceRestartResult {
   etag: string;
   iceParameters: types.IceParameters;
@@ -135,7 +155,8 @@ function dtlsConnected(transport: types.WebRtcTransport, timeoutMs: number): Pro
 export class Sfu extends EventEmitter<SfuEvents> {
   readonly #channels = new Map<string, ChannelMedia>();
   readonly #creating = new Map<string, Promise<ChannelMedia>>();
-  readonly #publishers = new Map<string, IngestSession>();
+  readonly #publishers = new Map<string, WhipSession>();
+  readonly #relays = new Map<string, RelayOut>();
   readonly #viewers = new Map<string, Viewer>();
   readonly #log: SfuLogger;
   #closed = false;
@@ -302,10 +323,11 @@ export class Sfu extends EventEmitter<SfuEvents> {
       this.#maybeRelease(ch);
       throw new SdpError(422, 'unsupported_media', `mediasoup refused the tracks: ${(err as Error).message}`);
     }
-    const session: IngestSession = {
+    const session: WhipSession = {
       id,
       streamId,
       transport,
+      source: 'publisher',
       producers,
       createdAt: Date.now(),
       etag: offer.iceUfrag,
@@ -313,16 +335,12 @@ export class Sfu extends EventEmitter<SfuEvents> {
       lastMediaAt: Date.now(),
       ended: false,
     };
-    const previous = ch.publisher;
-    if (previous) this.#endPublisherSession(previous, 'replaced by a new publisher', { keepLive: true });
-    ch.publisher = session;
     this.#publishers.set(id, session);
-    this.#watchPublisher(ch, session);
-    await this.#feedProgram(ch, session);
-    this.#log.info(
-      { streamId, session: id, replaced: !!previous, tracks: tracks.map((t) => t.accepted.codec.mimeType) },
-      'publisher connected',
-    );
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'failed' || state === 'closed') this.#endPublisherSession(session, `DTLS ${state}`);
+    });
+    const replaced = await this.#startIngest(ch, session);
+    this.#log.info({ streamId, session: id, replaced, tracks: tracks.map((t) => t.accepted.codec.mimeType) }, 'publisher connected');
     const answer = buildAnswer({
       offer,
       accepted: tracks.map((t) => t.accepted),
@@ -330,6 +348,127 @@ export class Sfu extends EventEmitter<SfuEvents> {
       direction: 'recvonly',
     });
     return { sessionId: id, streamId, answer, etag: session.etag };
+  }
+
+  /** Makes a session the channel's ingest (replacing any previous one without going offline). True when one was replaced. */
+  async #startIngest(ch: ChannelMedia, session: IngestSession): Promise<boolean> {
+    const previous = ch.publisher;
+    if (previous) this.#endPublisherSession(previous, `replaced by a new ${session.source}`, { keepLive: true });
+    ch.publisher = session;
+    this.#watchPublisher(ch, session);
+    await this.#feedProgram(ch, session);
+    return !!previous;
+  }
+
+  // ---- relays between nodes (PipeTransport) ----
+
+  get #relayAddress(): string | undefined {
+    return this.opts.relayAddress ?? this.opts.announcedAddress;
+  }
+
+  #pipeOptions(appData: Record<string, unknown>): types.PipeTransportOptions {
+    const announced = this.#relayAddress;
+    return {
+      listenInfo: { protocol: 'udp', ip: this.opts.listenIp, ...(announced ? { announcedAddress: announced } : {}) },
+      enableSrtp: true,
+      enableRtx: true,
+      appData,
+    };
+  }
+
+  #endpoint(t: types.PipeTransport): PipeEndpoint {
+    return { ip: this.#relayAddress ?? t.tuple.localAddress, port: t.tuple.localPort, srtpParameters: t.srtpParameters };
+  }
+
+  /**
+   * Origin side: pipes a live channel's program tracks to another node's
+   * PipeTransport at `remote`. The relay lasts until closed (`closeRelay`,
+   * `closeRelaysTo`) or until the channel's router closes.
+   */
+  async serveRelay(streamId: string, peer: string, remote: PipeEndpoint): Promise<{ id: string; offer: RelayOffer }> {
+    this.#assertOpen();
+    const ch = this.#channels.get(streamId);
+    if (!ch?.live) throw new SfuError('stream_offline', 'The stream is not live on this node');
+    const transport = await ch.router.createPipeTransport(this.#pipeOptions({ streamId, role: 'relay-out', peer }));
+    const tracks: RelayOffer['tracks'] = [];
+    try {
+      await transport.connect(remote);
+      for (const track of Object.values(ch.program)) {
+        if (track.producer.closed) continue;
+        const consumer = await transport.consume({ producerId: track.producer.id });
+        tracks.push({ kind: track.kind, rtpParameters: consumer.rtpParameters });
+      }
+    } catch (err) {
+      transport.close();
+      throw err;
+    }
+    const relay: RelayOut = { id: transport.id, streamId, peer, transport };
+    this.#relays.set(relay.id, relay);
+    transport.observer.once('close', () => this.#relays.delete(relay.id));
+    this.#log.info({ streamId, relay: relay.id, peer }, 'relaying channel to another node');
+    return { id: relay.id, offer: { endpoint: this.#endpoint(transport), tracks } };
+  }
+
+  closeRelay(id: string): boolean {
+    const r = this.#relays.get(id);
+    r?.transport.close();
+    return !!r;
+  }
+
+  /** Stops every relay to a node (it left or was lost). */
+  closeRelaysTo(peer: string): number {
+    const gone = [...this.#relays.values()].filter((r) => r.peer === peer);
+    for (const r of gone) r.transport.close();
+    return gone.length;
+  }
+
+  relaysOut(): number {
+    return this.#relays.size;
+  }
+
+  /**
+   * Edge side: takes a channel from its origin node. `open` sends this node's
+   * pipe end to the origin and returns the origin's (`serveRelay` there). The
+   * relay becomes the channel's ingest: it feeds the program, the DVR buffer
+   * and every viewer here, and replaces any previous publisher or relay
+   * without viewers noticing. `onEnd` runs when the relay ends here.
+   */
+  async pull(streamId: string, open: (local: PipeEndpoint) => Promise<RelayOffer>, onEnd: () => void): Promise<void> {
+    this.#assertOpen();
+    const ch = await this.#channel(streamId);
+    const transport = await ch.router.createPipeTransport(this.#pipeOptions({ streamId, role: 'relay-in' }));
+    const producers = new Map<MediaKind, types.Producer>();
+    try {
+      const offer = await open(this.#endpoint(transport));
+      await transport.connect(offer.endpoint);
+      for (const t of offer.tracks)
+        producers.set(t.kind, await transport.produce({ kind: t.kind, rtpParameters: t.rtpParameters, appData: { streamId } }));
+      if (producers.size === 0) throw new SfuError('stream_offline', 'The origin sends no tracks');
+    } catch (err) {
+      transport.close();
+      this.#maybeRelease(ch);
+      throw err;
+    }
+    const session: IngestSession = {
+      id: transport.id,
+      streamId,
+      transport,
+      source: 'relay',
+      onEnd,
+      producers,
+      createdAt: Date.now(),
+      etag: '',
+      bytes: 0,
+      lastMediaAt: Date.now(),
+      ended: false,
+    };
+    const replaced = await this.#startIngest(ch, session);
+    this.#log.info({ streamId, relay: session.id, replaced }, 'relay from the origin node connected');
+  }
+
+  /** What feeds a channel here now. */
+  ingestSource(streamId: string): IngestSource | null {
+    return this.#channels.get(streamId)?.publisher?.source ?? null;
   }
 
   /** Points the channel's program tracks at a new publisher; viewers are re-attached only if a codec changed. */
@@ -400,9 +539,6 @@ export class Sfu extends EventEmitter<SfuEvents> {
 
   #watchPublisher(ch: ChannelMedia, s: IngestSession): void {
     const timeout = this.opts.publisherTimeoutMs;
-    s.transport.on('dtlsstatechange', (state) => {
-      if (state === 'failed' || state === 'closed') this.#endPublisherSession(s, `DTLS ${state}`);
-    });
     let polling = false;
     s.monitor = setInterval(() => {
       if (polling || s.ended) return;
@@ -416,8 +552,8 @@ export class Sfu extends EventEmitter<SfuEvents> {
             s.lastMediaAt = now;
             if (!ch.live && ch.publisher === s) {
               ch.live = true;
-              this.#log.info({ streamId: ch.streamId }, 'channel live');
-              this.emit('live', ch.streamId);
+              this.#log.info({ streamId: ch.streamId, source: s.source }, 'channel live');
+              this.emit('live', ch.streamId, s.source);
             }
           } else if (now - s.lastMediaAt > timeout) {
             this.#endPublisherSession(s, s.bytes ? 'publisher sent no media (timeout)' : 'publisher never sent media');
@@ -443,15 +579,16 @@ export class Sfu extends EventEmitter<SfuEvents> {
     clearInterval(s.monitor);
     this.#publishers.delete(s.id);
     s.transport.close();
+    s.onEnd?.();
     const ch = this.#channels.get(s.streamId);
-    this.#log.info({ streamId: s.streamId, session: s.id, reason }, 'publisher session ended');
+    this.#log.info({ streamId: s.streamId, session: s.id, source: s.source, reason }, 'publisher session ended');
     if (!ch || ch.publisher !== s) return;
     ch.publisher = null;
     if (opts.keepLive) return;
     for (const p of Object.values(ch.program)) p.detach();
     if (ch.live) {
       ch.live = false;
-      this.emit('offline', ch.streamId, reason);
+      this.emit('offline', ch.streamId, reason, s.source);
     }
     this.#maybeRelease(ch);
   }
@@ -648,6 +785,11 @@ export class Sfu extends EventEmitter<SfuEvents> {
       piped.catch(() => egress.piped.delete(producer.id));
     }
     return piped;
+  }
+
+  /** The channel of a viewer (WHEP session or socket transport). */
+  viewerStream(id: string): string | undefined {
+    return this.#viewers.get(id)?.streamId;
   }
 
   /** The worker a viewer (WHEP session or socket transport) was placed on. */
@@ -1007,7 +1149,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     if (ch.publisher) this.#endPublisherSession(ch.publisher, reason);
     if (ch.live) {
       ch.live = false;
-      this.emit('offline', ch.streamId, reason);
+      this.emit('offline', ch.streamId, reason, 'publisher');
     }
     // viewers on other workers lose the program too
     for (const v of [...this.#viewers.values()]) if (v.streamId === ch.streamId) this.#removeViewer(v, reason, { notify: true });
