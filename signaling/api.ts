@@ -95,3 +95,39 @@ export type ApiStreamList = z.infer<typeof StreamList>;
 export type ApiStreamUpdate = z.infer<typeof StreamUpdate>;
 export type ApiStreamKey = z.infer<typeof StreamKey>;
 export type ApiError = z.infer<typeof ErrorBody>;
+
+// ---- node-to-node (cluster) ----
+
+const PipeEndpoint = z.object({
+  ip: z.string().min(1).max(64),
+  port: z.number().int().min(1).max(65535),
+  srtpParameters: z
+    .object({
+      cryptoSuite: z.enum(['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']),
+      keyBase64: z.string().max(256),
+    })
+    .optional(),
+});
+
+export const RelayRequest = schema(
+  'RelayRequest',
+  z.object({
+    streamId: z.uuid(),
+    node: z.string().min(1).max(200).describe('Id of the node asking (relays to it stop when it is lost).'),
+    endpoint: PipeEndpoint.describe("The asking node's PipeTransport."),
+  }),
+  "An edge node asks the channel's origin node to pipe the channel to it.",
+);
+
+export const RelayGrant = schema(
+  'RelayGrant',
+  z.object({
+    id: z.string(),
+    offer: z.object({
+      endpoint: PipeEndpoint,
+      tracks: z.array(z.object({ kind: z.enum(['audio', 'video']), rtpParameters: z.record(z.string(), z.unknown()) })),
+    }),
+  }),
+  "The origin's PipeTransport and the program tracks it sends (mediasoup RTP parameters).",
+);
+export type RelayGrant = z.infer<typeof RelayGrant>;

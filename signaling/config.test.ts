@@ -23,6 +23,21 @@ describe('configuration', () => {
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
   });
 
+  it('cluster mode needs the shared database and secret', () => {
+    expect(() => loadConfig({ NODE_URL: 'http://10.0.0.5:8080' })).toThrow(/DATABASE_URL/);
+    expect(() => loadConfig({ NODE_URL: 'http://10.0.0.5:8080', DATABASE_URL: 'postgres://x@db/w' })).toThrow(/WHIPCAST_SECRET/);
+    const c = loadConfig({ NODE_URL: 'http://10.0.0.5:8080', DATABASE_URL: 'postgres://x@db/w', WHIPCAST_SECRET: 'x'.repeat(32) });
+    expect(c).toMatchObject({ nodeUrl: 'http://10.0.0.5:8080', nodeHeartbeatSeconds: 2, nodeExpirySeconds: 10 });
+  });
+
+  it('docker-compose.yml sets only settings whipcast knows', () => {
+    const compose = readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8');
+    const known = new Set(Object.values(SETTINGS).map((s) => s.env));
+    const used = [...compose.matchAll(/^\s+([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]!).filter((k) => !k.startsWith('POSTGRES_'));
+    expect(used.length).toBeGreaterThan(10);
+    expect(used.filter((k) => !known.has(k))).toEqual([]);
+  });
+
   it('docs/configuration.md is the generated reference (run `npm run docs:config`)', () => {
     const docs = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
     expect(docs).toBe(renderConfigDocs());

@@ -203,6 +203,43 @@ export const SETTINGS = {
     str,
     'Where DVR media beyond `DVR_MEMORY_MB` goes (files are unlinked at once: nothing is left after a crash). `tmp` = the OS temp directory; `off` = no spilling, the window shrinks to fit memory.',
   ),
+  // Cluster
+  nodeUrl: setting(
+    'Cluster',
+    'NODE_URL',
+    undefined,
+    optional(str),
+    "This node's base URL as the other nodes reach it (e.g. `http://10.0.0.5:8080`). Setting it makes the node join the cluster of nodes sharing `DATABASE_URL` (required, as is `WHIPCAST_SECRET`, the same on every node).",
+  ),
+  nodeId: setting(
+    'Cluster',
+    'NODE_ID',
+    undefined,
+    optional(str),
+    'Name of this node in the registry. Default: hostname, process id and a random suffix (a restarted node is a new node).',
+  ),
+  nodeHeartbeatSeconds: setting('Cluster', 'NODE_HEARTBEAT_SECONDS', '2', int(1, 60), 'How often a node renews its registry entry.'),
+  nodeExpirySeconds: setting(
+    'Cluster',
+    'NODE_EXPIRY_SECONDS',
+    '10',
+    int(2, 600),
+    'A node whose heartbeat is older than this is lost: its channels go offline and the other nodes drop its viewers and chatters.',
+  ),
+  relayAnnouncedAddress: setting(
+    'Cluster',
+    'RELAY_ANNOUNCED_ADDRESS',
+    undefined,
+    optional(str),
+    "IP the other nodes send a relayed channel to (this node's mediasoup PipeTransports, UDP on a port of 10000–59999). Default: `RTC_LISTEN_IP` when it is a loopback address, else this host's first non-internal IPv4 address.",
+  ),
+  relayLingerSeconds: setting(
+    'Cluster',
+    'RELAY_LINGER_SECONDS',
+    '30',
+    int(0, 3600),
+    'An edge node keeps pulling a channel from its origin this long after its last viewer there left.',
+  ),
   // Chat
   chatMaxMessageLength: setting('Chat', 'CHAT_MAX_MESSAGE_LENGTH', '500', int(1, 10_000), 'Longest chat message, in characters.'),
   chatHistoryLimit: setting('Chat', 'CHAT_HISTORY_LIMIT', '50', int(1, 500), 'Messages sent on join and per history page.'),
@@ -247,7 +284,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[s.env] ?? s.default;
     out[key] = raw === undefined ? undefined : s.parse(raw.trim(), s.env);
   }
-  return out as Config;
+  const config = out as Config;
+  if (config.nodeUrl && !config.databaseUrl)
+    throw new ConfigError('NODE_URL (cluster mode) needs DATABASE_URL: the nodes share one Postgres');
+  if (config.nodeUrl && !config.secret) throw new ConfigError('NODE_URL (cluster mode) needs WHIPCAST_SECRET, the same on every node');
+  return config;
 }
 
 export function defaultWorkerCount(config: Config): number {

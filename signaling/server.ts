@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { createAccounts, type Accounts } from './accounts.ts';
 import { loadSecret } from './auth/secret.ts';
 import { createChannels, type Channels } from './channels.ts';
+import { joinCluster, type Cluster } from './cluster/node.ts';
 import type { Config } from './config.ts';
 import { buildOpenApiDocument, openApiRoute } from './http/openapi.ts';
 import { createRouter, type Router } from './http/router.ts';
@@ -21,7 +22,7 @@ import type { MediaLayer } from './media.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { startServer, type RunningServer } from './uws.ts';
 import { createChat } from './socket/chat.ts';
-import { createHub, type SocketState } from './socket/hub.ts';
+import { createHub, type Hub, type SocketState } from './socket/hub.ts';
 import { VERSION } from './version.ts';
 
 /** Largest body any route accepts (SDP offers are the biggest). Routes set tighter limits. */
@@ -35,6 +36,7 @@ export interface Whipcast {
   readonly logger: Logger;
   readonly accounts: Accounts;
   readonly channels: Channels;
+  readonly cluster: Cluster;
   readonly metrics: Metrics;
   readonly router: Router;
   /** Graceful stop: readiness fails, listening stops, sessions end, database closes. Idempotent. */
@@ -55,6 +57,7 @@ export interface MediaDeps {
   db: Database;
   channels: Channels;
   metrics: Metrics;
+  cluster: Cluster;
 }
 
 export async function startWhipcast(config: Config, options: StartOptions = {}): Promise<Whipcast> {
@@ -65,21 +68,35 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
   try {
     const persisted = !options.database && (!!config.databaseUrl || embeddedPath !== ':memory:');
     const secret = await loadSecret({ configured: config.secret, dataDir: config.dataDir, persist: persisted, logger });
-    // No publisher can be connected to a process that is just starting.
-    const stale = await db.streams.setAllOffline();
-    if (stale) logger.info({ channels: stale }, 'marked channels left live by a previous run offline');
+    if (!config.nodeUrl) {
+      // No publisher can be connected to a process that is just starting (in a cluster, expiry finds them).
+      const stale = await db.streams.setAllOffline();
+      if (stale) logger.info({ channels: stale }, 'marked channels left live by a previous run offline');
+    }
+    const cluster = await joinCluster({
+      db,
+      logger: logger.child({ component: 'cluster' }),
+      secret,
+      nodeUrl: config.nodeUrl,
+      nodeId: config.nodeId,
+      heartbeatSeconds: config.nodeHeartbeatSeconds,
+      expirySeconds: config.nodeExpirySeconds,
+    });
+    cleanup.unshift(() => cluster.close());
 
     const metrics = createMetrics();
     let media: MediaLayer | undefined;
+    // viewer counts come from the socket hub's presence (summed over nodes), which needs the media layer, which needs channels
+    const presenceOf: { hub?: Hub } = {};
     const accounts = createAccounts(db, { sessionTtlMs: config.sessionTtlHours * 3600_000 });
     const channels = createChannels({
       db,
       secret,
-      viewerCount: (id) => media?.viewerCount(id) ?? 0,
+      viewerCount: (id) => presenceOf.hub?.presence.get(id).viewers ?? 0,
       onKeyRotated: (id) => media?.endPublisher(id, 'stream key rotated'),
     });
     if (options.media) {
-      media = await options.media({ config, logger, db, channels, metrics });
+      media = await options.media({ config, logger, db, channels, metrics, cluster });
       const m = media;
       cleanup.unshift(() => m.close());
     }
@@ -107,21 +124,24 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       ratePerTenSeconds: config.chatRatePerTenSeconds,
     });
     const socketFrames = metrics.counter('whipcast_socket_frames_total', 'Socket requests by type and outcome', ['type', 'ok']);
-    const hub = createHub({
+    const sockets = createHub({
       accounts,
       chat,
       media,
+      bus: cluster.bus,
+      nodeId: cluster.nodeId,
       logger: logger.child({ component: 'socket' }),
       maxPayloadBytes: config.wsMaxPayloadBytes,
       maxBackpressureBytes: config.wsMaxBackpressureBytes,
       messagesPerSecond: config.wsMessagesPerSecond,
       onFrame: (type, ok) => socketFrames.inc({ type, ok: String(ok) }),
     });
-    metrics.gauge('whipcast_sockets', 'Open /ws sockets', () => hub.size());
-    cleanup.unshift(async () => hub.close());
+    presenceOf.hub = sockets;
+    metrics.gauge('whipcast_sockets', 'Open /ws sockets', () => sockets.size());
+    cleanup.unshift(async () => sockets.close());
 
     const server: RunningServer = await startServer<SocketState>({
-      websocket: hub.websocket,
+      websocket: sockets.websocket,
       host: config.host,
       port: config.port,
       maxBodyBytes: MAX_BODY_BYTES,
@@ -146,6 +166,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       logger,
       accounts,
       channels,
+      cluster,
       metrics,
       router,
       close() {

@@ -66,6 +66,7 @@ export function buildOpenApiDocument(routes: readonly Route[], version: string):
         session: { type: 'http', scheme: 'bearer', description: 'Session token from /api/auth/login or /register' },
         streamKey: { type: 'http', scheme: 'bearer', description: 'Stream key (WHIP ingest)' },
         whipSession: { type: 'http', scheme: 'bearer', description: 'The stream key that created the WHIP session' },
+        node: { type: 'http', scheme: 'bearer', description: 'Node-to-node credential derived from the shared WHIPCAST_SECRET' },
       },
     },
   };

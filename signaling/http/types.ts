@@ -22,7 +22,7 @@ export interface RouteDoc {
   summary: string;
   tags: string[];
   /** Which bearer credential the route takes. */
-  auth?: 'session' | 'streamKey' | 'whipSession';
+  auth?: 'session' | 'streamKey' | 'whipSession' | 'node';
   request?: { contentType: string; schema?: string; description?: string };
   responses: Record<`${number}`, { description: string; schema?: string; contentType?: string; headers?: string[] }>;
 }

@@ -8,6 +8,9 @@
  * (the client refetches history). A socket that stays over the limit for
  * SLOW_SOCKET_GRACE_MS is closed with 4009. Requests are answered whatever
  * the room traffic, since they are sent only in reply to the socket's own frames.
+ *
+ * Room pushes (chat) and presence go through the cluster bus, so sockets on
+ * every node of a cluster get them; a lone node's bus is in-process.
  */
 import type { User } from '@whipcast/db';
 import type { Logger } from 'pino';
@@ -25,6 +28,8 @@ import {
   type ServerFrame,
 } from '../protocol.ts';
 import type { SocketHandle, UpgradeInfo, WebSocketOptions } from '../uws.ts';
+import type { ClusterBus } from '../cluster/bus.ts';
+import type { RoomFrame } from '../cluster/events.ts';
 import { ChatError, type Chat } from './chat.ts';
 import { Presence } from './presence.ts';
 
@@ -46,6 +51,10 @@ export interface HubOptions {
   accounts: Accounts;
   chat: Chat;
   media: MediaLayer | undefined;
+  /** Carries room pushes and presence to (and from) the other nodes. */
+  bus: ClusterBus;
+  /** This node's id on the bus. */
+  nodeId: string;
   logger: Logger;
   maxPayloadBytes: number;
   maxBackpressureBytes: number;
@@ -68,7 +77,7 @@ export interface Hub {
 }
 
 export function createHub(opts: HubOptions): Hub {
-  const { chat, media, logger } = opts;
+  const { chat, media, logger, bus } = opts;
   const sockets = new Set<SocketHandle<SocketState>>();
   const roomMembers = new Map<string, Set<SocketHandle<SocketState>>>();
   let nextId = 1;
@@ -96,15 +105,40 @@ export function createHub(opts: HubOptions): Hub {
 
   const lobby = new Set<SocketHandle<SocketState>>();
   const liveRooms = new Set<string>();
-  const presence = new Presence((room, counts) => {
-    pushToRoom(room, { t: 'presence', room, ...counts });
-    pushToLobby(room);
-  });
+  const presence = new Presence(
+    (room, counts) => {
+      pushToRoom(room, { t: 'presence', room, ...counts });
+      pushToLobby(room);
+    },
+    250,
+    (room, own) => bus.publish({ t: 'presence', room, ...own }),
+  );
   function pushToLobby(room: string): void {
     if (!lobby.size) return;
-    const bytes = encodeFrame({ t: 'lobby.update', room, live: liveRooms.has(room), viewers: media?.viewerCount(room) ?? 0 });
+    const bytes = encodeFrame({ t: 'lobby.update', room, live: liveRooms.has(room), viewers: presence.get(room).viewers });
     for (const s of lobby) if (!s.closed) s.send(bytes);
   }
+  /** A chat push to the room's sockets on every node. */
+  const broadcast = (frame: RoomFrame) => bus.publish({ t: 'room', room: frame.room, frame });
+  const unsubscribe = bus.subscribe((m) => {
+    const remote = m.from !== opts.nodeId;
+    switch (m.t) {
+      case 'room':
+        pushToRoom(m.room, m.frame);
+        break;
+      case 'presence':
+        if (remote) presence.setRemote(m.from, m.room, { viewers: m.viewers, chatters: m.chatters });
+        break;
+      case 'hello':
+        if (remote) for (const [room, own] of presence.localRooms()) bus.publish({ t: 'presence', room, ...own });
+        break;
+      case 'nodeLost':
+        presence.dropNode(m.node);
+        break;
+    }
+  });
+  // the other nodes answer with their presence
+  bus.publish({ t: 'hello' });
   const onViewers = (room: string, n: number) => presence.setViewers(room, n);
   const onLive = (room: string) => {
     liveRooms.add(room);
@@ -202,7 +236,7 @@ export function createHub(opts: HubOptions): Hub {
           canSend: joined.canSend,
           isOwner: joined.isOwner,
           history: joined.history,
-          viewers: media?.viewerCount(f.room) ?? counts.viewers,
+          viewers: counts.viewers,
           chatters: counts.chatters,
         };
       }
@@ -214,29 +248,29 @@ export function createHub(opts: HubOptions): Hub {
       case 'chat.send': {
         if (!s.data.rooms.has(f.room)) throw new ChatError('not_joined', 'Join the room first');
         const message = await chat.send(f.room, user, f.text);
-        pushToRoom(f.room, { t: 'chat.message', room: f.room, message });
+        broadcast({ t: 'chat.message', room: f.room, message });
         return { message };
       }
       case 'chat.delete':
         await chat.delete(f.room, user, f.messageId);
-        pushToRoom(f.room, { t: 'chat.deleted', room: f.room, messageId: f.messageId });
+        broadcast({ t: 'chat.deleted', room: f.room, messageId: f.messageId });
         return {};
       case 'chat.timeout': {
         const until = await chat.timeout(f.room, user, f.userId, f.seconds);
-        pushToRoom(f.room, { t: 'chat.moderation', room: f.room, action: 'timeout', userId: f.userId, until: until.toISOString() });
+        broadcast({ t: 'chat.moderation', room: f.room, action: 'timeout', userId: f.userId, until: until.toISOString() });
         return { until: until.toISOString() };
       }
       case 'chat.ban':
         await chat.ban(f.room, user, f.userId);
-        pushToRoom(f.room, { t: 'chat.moderation', room: f.room, action: 'ban', userId: f.userId, until: null });
+        broadcast({ t: 'chat.moderation', room: f.room, action: 'ban', userId: f.userId, until: null });
         return {};
       case 'chat.unban':
         await chat.unban(f.room, user, f.userId);
-        pushToRoom(f.room, { t: 'chat.moderation', room: f.room, action: 'unban', userId: f.userId, until: null });
+        broadcast({ t: 'chat.moderation', room: f.room, action: 'unban', userId: f.userId, until: null });
         return {};
       case 'chat.slowmode':
         await chat.slowMode(f.room, user, f.seconds);
-        pushToRoom(f.room, { t: 'chat.slowmode', room: f.room, seconds: f.seconds });
+        broadcast({ t: 'chat.slowmode', room: f.room, seconds: f.seconds });
         return { seconds: f.seconds };
       case 'rtc.capabilities': {
         await chat.room(f.streamId);
@@ -405,6 +439,7 @@ export function createHub(opts: HubOptions): Hub {
     presence,
     size: () => sockets.size,
     close() {
+      unsubscribe();
       presence.close();
       clearInterval(positionTimer);
       media?.events?.off('dvrSwitch', onDvrSwitch);

@@ -1,42 +1,96 @@
 /**
  * Per-room presence (viewers with media, chatters with the room joined),
- * pushed when it changes, coalesced to at most one push per room per
- * `intervalMs` however many sockets join or leave in between.
+ * summed over the nodes of a cluster: this node's own counts plus the last
+ * counts each other node announced. Pushed when the total changes, coalesced
+ * to at most one push per room per `intervalMs` however many sockets join or
+ * leave in between; this node's own counts are announced (`onLocal`) at the
+ * same pace.
  */
 export interface PresenceCounts {
   viewers: number;
   chatters: number;
 }
 
+const ZERO: PresenceCounts = { viewers: 0, chatters: 0 };
+
 export class Presence {
-  readonly #counts = new Map<string, PresenceCounts>();
+  readonly #local = new Map<string, PresenceCounts>();
+  /** node id → room → that node's counts. */
+  readonly #remote = new Map<string, Map<string, PresenceCounts>>();
   readonly #dirty = new Set<string>();
+  readonly #localDirty = new Set<string>();
   readonly #lastPush = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly push: (room: string, counts: PresenceCounts) => void,
+    private readonly push: (room: string, total: PresenceCounts) => void,
     private readonly intervalMs = 250,
+    private readonly onLocal: (room: string, local: PresenceCounts) => void = () => {},
   ) {}
 
+  /** Totals over every node. */
   get(room: string): PresenceCounts {
-    return this.#counts.get(room) ?? { viewers: 0, chatters: 0 };
+    const own = this.#local.get(room) ?? ZERO;
+    let { viewers, chatters } = own;
+    for (const rooms of this.#remote.values()) {
+      const c = rooms.get(room);
+      if (c) {
+        viewers += c.viewers;
+        chatters += c.chatters;
+      }
+    }
+    return { viewers, chatters };
+  }
+
+  /** This node's own counts in a room. */
+  local(room: string): PresenceCounts {
+    return this.#local.get(room) ?? ZERO;
+  }
+
+  /** Rooms where this node has anyone. */
+  localRooms(): [string, PresenceCounts][] {
+    return [...this.#local];
   }
 
   setViewers(room: string, viewers: number): void {
-    this.#update(room, { ...this.get(room), viewers });
+    this.#updateLocal(room, { ...this.local(room), viewers });
   }
 
   addChatter(room: string, delta: 1 | -1): void {
-    const c = this.get(room);
-    this.#update(room, { ...c, chatters: Math.max(0, c.chatters + delta) });
+    const c = this.local(room);
+    this.#updateLocal(room, { ...c, chatters: Math.max(0, c.chatters + delta) });
   }
 
-  #update(room: string, next: PresenceCounts): void {
-    const prev = this.get(room);
+  /** Another node's counts in a room. */
+  setRemote(node: string, room: string, counts: PresenceCounts): void {
+    let rooms = this.#remote.get(node);
+    const prev = rooms?.get(room) ?? ZERO;
+    if (prev.viewers === counts.viewers && prev.chatters === counts.chatters) return;
+    if (!rooms) this.#remote.set(node, (rooms = new Map()));
+    if (counts.viewers === 0 && counts.chatters === 0) rooms.delete(room);
+    else rooms.set(room, { viewers: counts.viewers, chatters: counts.chatters });
+    if (rooms.size === 0) this.#remote.delete(node);
+    this.#markDirty(room);
+  }
+
+  /** A node is gone: its viewers and chatters no longer count. */
+  dropNode(node: string): void {
+    const rooms = this.#remote.get(node);
+    if (!rooms) return;
+    this.#remote.delete(node);
+    for (const room of rooms.keys()) this.#markDirty(room);
+  }
+
+  #updateLocal(room: string, next: PresenceCounts): void {
+    const prev = this.local(room);
     if (prev.viewers === next.viewers && prev.chatters === next.chatters) return;
-    if (next.viewers === 0 && next.chatters === 0) this.#counts.delete(room);
-    else this.#counts.set(room, next);
+    if (next.viewers === 0 && next.chatters === 0) this.#local.delete(room);
+    else this.#local.set(room, next);
+    this.#localDirty.add(room);
+    this.#markDirty(room);
+  }
+
+  #markDirty(room: string): void {
     this.#dirty.add(room);
     this.#schedule();
   }
@@ -56,6 +110,7 @@ export class Presence {
       if (now - (this.#lastPush.get(room) ?? 0) < this.intervalMs) continue;
       this.#dirty.delete(room);
       this.#lastPush.set(room, now);
+      if (this.#localDirty.delete(room)) this.onLocal(room, this.local(room));
       this.push(room, this.get(room));
     }
     if (this.#lastPush.size > 10_000) for (const [r, t] of this.#lastPush) if (now - t > this.intervalMs) this.#lastPush.delete(r);

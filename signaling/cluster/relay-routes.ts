@@ -1,0 +1,100 @@
+/**
+ * Node-to-node media control, served by every clustered node: an edge asks a
+ * channel's origin to pipe the channel to its PipeTransport, and tells it when
+ * it no longer needs it. Authenticated with the credential derived from the
+ * shared WHIPCAST_SECRET.
+ */
+import type { RelayOffer, PipeEndpoint } from '@whipcast/sfu';
+import { SfuError } from '@whipcast/sfu';
+import { RelayGrant, RelayRequest } from '../api.ts';
+import { bearerToken, readJson } from '../http/body.ts';
+import { HttpError, jsonResponse } from '../http/errors.ts';
+import { err, JSON_BODY_ERRORS } from '../http/routes/docs.ts';
+import type { Route } from '../http/types.ts';
+import type { Cluster } from './node.ts';
+
+/** What these routes need from the SFU (origin side). */
+export interface RelaySource {
+  serveRelay(streamId: string, peer: string, remote: PipeEndpoint): Promise<{ id: string; offer: RelayOffer }>;
+  closeRelay(id: string): boolean;
+}
+
+const NODE_UNAUTHORIZED = { '401': err('Missing or wrong node credential') };
+
+export function relayRoutes(opts: { cluster: Cluster; media: RelaySource }): Route[] {
+  const { cluster, media } = opts;
+  const authorize = (req: Request) => {
+    if (!cluster.authorizes(bearerToken(req))) throw new HttpError(401, 'unauthorized', 'Node credential required');
+  };
+  return [
+    {
+      method: 'POST',
+      path: '/internal/relays',
+      doc: {
+        tags: ['cluster'],
+        summary: "Pipe a live channel to another node's PipeTransport (node-to-node)",
+        auth: 'node',
+        request: { contentType: 'application/json', schema: 'RelayRequest' },
+        responses: {
+          '201': { description: 'Relay started', schema: 'RelayGrant' },
+          ...JSON_BODY_ERRORS,
+          ...NODE_UNAUTHORIZED,
+          '404': err('The channel is not live on this node'),
+        },
+      },
+      async handler(req) {
+        authorize(req);
+        const body = await readJson(req, RelayRequest);
+        try {
+          const grant = await media.serveRelay(body.streamId, body.node, body.endpoint);
+          return jsonResponse(grant, 201);
+        } catch (e) {
+          if (e instanceof SfuError) throw new HttpError(404, 'stream_offline', e.message);
+          throw e;
+        }
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/internal/relays/:relayId',
+      doc: {
+        tags: ['cluster'],
+        summary: 'Stop a relay (node-to-node)',
+        auth: 'node',
+        responses: { '204': { description: 'Stopped' }, ...NODE_UNAUTHORIZED, '404': err('No such relay') },
+      },
+      handler(req, ctx) {
+        authorize(req);
+        if (!media.closeRelay(ctx.params.relayId!)) throw new HttpError(404, 'not_found', 'No such relay');
+        return new Response(null, { status: 204 });
+      },
+    },
+  ];
+}
+
+/** Asks `originUrl` for a relay of a channel to this node's pipe end. */
+export async function requestRelay(
+  originUrl: string,
+  token: string,
+  body: { streamId: string; node: string; endpoint: PipeEndpoint },
+): Promise<{ id: string; offer: RelayOffer }> {
+  const res = await fetch(`${originUrl}/internal/relays`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  if (res.status === 404) throw new SfuError('stream_offline', 'The stream is not live on its origin node');
+  if (res.status !== 201) throw new SfuError('unavailable', `The origin node refused the relay: ${res.status} ${text.slice(0, 200)}`);
+  const grant = RelayGrant.parse(JSON.parse(text));
+  return grant as unknown as { id: string; offer: RelayOffer };
+}
+
+export async function releaseRelay(originUrl: string, token: string, id: string): Promise<void> {
+  await fetch(`${originUrl}/internal/relays/${encodeURIComponent(id)}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(5000),
+  }).catch(() => {});
+}
