@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { startBaseline } from './baseline.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
+import { createScratchPostgres } from '@whipcast/db/testing';
 import { runDvrBench } from './dvr-bench.ts';
+import { runRelayBench } from './relay-bench.ts';
 import { children } from './proc.ts';
 import { html, table, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
@@ -22,7 +24,7 @@ const opts: SfuBenchOptions = {
 const chatOpts: ChatBenchOptions = { sockets: 10, messagesPerSecond: 10, seconds: 1, progress: () => {} };
 
 describe('bench (smoke)', () => {
-  it('measures whipcast and its baselines side by side: SFU, chat, DVR', { timeout: 180_000 }, async () => {
+  it('measures whipcast and its baselines side by side: SFU, chat, DVR, relay between nodes', { timeout: 180_000 }, async () => {
     const server = await startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' });
     let whipcast;
     let chat;
@@ -36,7 +38,7 @@ describe('bench (smoke)', () => {
           streamId: ch.streamId,
           key: ch.key,
           via: 'socket',
-          mainPid: server.pid,
+          mainPids: server.pid ? [server.pid] : [],
           workerPids: () => children(server.pid!, /mediasoup/),
         },
         opts,
@@ -56,15 +58,22 @@ describe('bench (smoke)', () => {
     let baseline;
     try {
       baseline = await runSfuBench(
-        { name: 'baseline', url: base.url, streamId: 'x', mainPid: null, workerPids: () => [base.workerPid] },
+        { name: 'baseline', url: base.url, streamId: 'x', mainPids: [], workerPids: () => [base.workerPid] },
         opts,
       );
     } finally {
       await base.stop();
     }
     const rawChat = await chatBaseline(chatOpts);
+    const scratch = await createScratchPostgres();
+    let relay;
+    try {
+      relay = await runRelayBench({ ...opts, via: 'socket', databaseUrl: scratch.url });
+    } finally {
+      await scratch.drop();
+    }
 
-    for (const r of [whipcast[0]!, baseline[0]!]) {
+    for (const r of [whipcast[0]!, baseline[0]!, relay.origin[0]!, relay.edge[0]!]) {
       expect(r.joined).toBe(2);
       expect(r.joinErrors).toEqual([]);
       expect(r.kbpsPerViewer).toBeGreaterThan(300);
@@ -94,12 +103,14 @@ describe('bench (smoke)', () => {
       capacity: { whipcast: capacity(whipcast, 400), baseline: capacity(baseline, 400) },
       chat: [chat, rawChat],
       dvr,
+      relay,
       notes: [],
     };
     const text = table(report);
     expect(text).toMatch(/ratios against the baseline run/);
     expect(text).toMatch(/of raw uWS publish/);
     expect(text).toMatch(/seek −3 s/);
+    expect(text).toMatch(/N=2: via an edge p95 latency [+−][\d.]+ ms/);
     expect(html(report)).toMatch(/<svg/);
   });
 });

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { startBaseline } from './baseline.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { runDvrBench } from './dvr-bench.ts';
+import { runRelayBench } from './relay-bench.ts';
 import { children, pin } from './proc.ts';
 import { capacity, table, writeReport, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
@@ -19,7 +20,7 @@ const HELP = `whipcast benchmark
 
 usage: npm run bench -- [options]
 
-  --mode <m,m,…>        sfu, chat, dvr (default sfu,chat,dvr)
+  --mode <m,m,…>        sfu, chat, dvr, relay (default sfu,chat,dvr)
 
  sfu: one OBS-like publisher, N viewer bots per step
   --steps <n,n,…>       viewers per step (default 5,10,20)
@@ -39,6 +40,9 @@ usage: npm run bench -- [options]
  dvr: socket viewer bots seek back and return to live
   --dvr-viewers <n>     (default 6)
   --dvr-offsets <s,s,…> seconds behind live (default 5,20; the publisher runs that long first)
+
+ relay: two nodes on one Postgres; the sfu steps join the origin, then an edge
+  --database-url <url>  an empty Postgres database (default: a throwaway cluster, needs Debian's postgresql)
 
  general
   --url <url>           benchmark a running whipcast instead of starting one
@@ -69,6 +73,7 @@ const { values } = parseArgs({
     'dvr-viewers': { type: 'string', default: '6' },
     'dvr-offsets': { type: 'string', default: '5,20' },
     url: { type: 'string' },
+    'database-url': { type: 'string' },
     'stream-key': { type: 'string' },
     'stream-id': { type: 'string' },
     'no-baseline': { type: 'boolean', default: false },
@@ -112,7 +117,7 @@ const opts: SfuBenchOptions = {
 };
 
 const modes = new Set(values.mode!.split(','));
-for (const m of modes) if (!['sfu', 'chat', 'dvr'].includes(m)) throw new Error(`unknown mode ${m}`);
+for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay'].includes(m)) throw new Error(`unknown mode ${m}`);
 if (values.via !== 'whep' && values.via !== 'socket') throw new Error('--via is whep or socket');
 const via = values.via;
 const chatOpts: ChatBenchOptions = {
@@ -133,7 +138,11 @@ const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Numbe
   const chatSeconds = chatOpts.sockets * 0.005 + chatOpts.seconds + 2;
   const dvrSeconds = Math.max(...dvrOffsets) / 1000 + 4 + Math.ceil(Number(values['dvr-viewers']) / 3) * (2 + dvrOffsets.length);
   estimatedSeconds =
-    5 + (modes.has('sfu') ? sfuSeconds * runs : 0) + (modes.has('chat') ? chatSeconds * runs : 0) + (modes.has('dvr') ? dvrSeconds : 0);
+    5 +
+    (modes.has('relay') ? sfuSeconds * 2 + 10 : 0) +
+    (modes.has('sfu') ? sfuSeconds * runs : 0) +
+    (modes.has('chat') ? chatSeconds * runs : 0) +
+    (modes.has('dvr') ? dvrSeconds : 0);
 }
 
 // The server and its workers get priority over the bots (the measuring instrument) and, with two
@@ -157,6 +166,7 @@ const report: BenchReport = {
   capacity: { whipcast: 0, baseline: 0 },
   chat: [],
   dvr: null,
+  relay: null,
   notes: [
     'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5.',
     pinning
@@ -167,6 +177,7 @@ const report: BenchReport = {
     `TTFF = join request (${via === 'whep' ? 'WHEP POST' : 'socket rtc.capabilities'}) to the first complete keyframe with SPS/PPS at the bot.`,
     "Chat latency = send time in the message text to receipt at each of the K sockets (whipcast persists each message before broadcasting it). The raw uWS baseline runs inside the bench process, on the bots' CPU.",
     'DVR: seek = dvr.seek request to the first keyframe from the requested time; the live join of the same bots is its baseline.',
+    'Relay: origin and edge are two whipcast processes on this machine sharing a throwaway Postgres; the publisher goes to the origin; "server CPU" of the edge run is both nodes.',
   ],
 };
 
@@ -190,12 +201,12 @@ if (values.url) {
   const streamId = values['stream-id'];
   if (sfu)
     report.whipcast = await runSfuBench(
-      { name: 'whipcast', url: values.url, streamId, key: values['stream-key'], via, mainPid: null, workerPids: () => [] },
+      { name: 'whipcast', url: values.url, streamId, key: values['stream-key'], via, mainPids: [], workerPids: () => [] },
       opts,
     );
   if (modes.has('dvr')) await dvrRun(values.url, streamId, values['stream-key']);
   if (modes.has('chat')) console.error('[bench] chat mode needs a session token: run it against a server the bench starts');
-} else {
+} else if (sfu || modes.has('chat') || modes.has('dvr')) {
   const server = await startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' });
   if (server.pid) pinServer([server.pid, ...children(server.pid, /mediasoup/)]);
   try {
@@ -208,7 +219,7 @@ if (values.url) {
           streamId: ch.streamId,
           key: ch.key,
           via,
-          mainPid: server.pid,
+          mainPids: server.pid ? [server.pid] : [],
           workerPids: () => (server.pid ? children(server.pid, /mediasoup/) : []),
         },
         opts,
@@ -225,7 +236,7 @@ if (!values['no-baseline']) {
     pinServer([base.workerPid]);
     try {
       report.baseline = await runSfuBench(
-        { name: 'baseline', url: base.url, streamId: 'baseline', mainPid: null, workerPids: () => [base.workerPid] },
+        { name: 'baseline', url: base.url, streamId: 'baseline', mainPids: [], workerPids: () => [base.workerPid] },
         opts,
       );
     } finally {
@@ -233,6 +244,10 @@ if (!values['no-baseline']) {
     }
   }
   if (modes.has('chat') && report.chat.length) report.chat.push(await chatBaseline(chatOpts));
+}
+if (modes.has('relay')) {
+  if (values.url) throw new Error('relay mode starts its own two nodes: drop --url');
+  report.relay = await runRelayBench({ ...opts, via, databaseUrl: values['database-url'], onServers: pinServer });
 }
 report.capacity = { whipcast: capacity(report.whipcast, opts.latencyTargetMs), baseline: capacity(report.baseline, opts.latencyTargetMs) };
 if (process.stderr.isTTY) process.stderr.write('\n');

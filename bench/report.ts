@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { launchChromium } from '@whipcast/testkit';
 import type { ChatResult } from './chat-bench.ts';
 import type { DvrResult } from './dvr-bench.ts';
+import type { RelayResult } from './relay-bench.ts';
 import { capacity, type StepResult } from './sfu-bench.ts';
 
 export interface BenchReport {
@@ -17,6 +18,8 @@ export interface BenchReport {
   /** whipcast's chat, then the raw uWS baseline (when run). */
   chat: ChatResult[];
   dvr: DvrResult | null;
+  /** Several nodes: viewers on the origin, then on an edge relaying from it. */
+  relay?: RelayResult | null;
   notes: string[];
 }
 
@@ -63,8 +66,46 @@ function dvrTable(r: BenchReport): string[] {
   return ['', ...columns(rows), `dvr: ${d.viewers} socket viewers, ${d.failures} failed`];
 }
 
+function relayTable(r: BenchReport): string[] {
+  const d = r.relay;
+  if (!d) return [];
+  const rows = [['relay', 'viewers', 'fail', 'server CPU', 'kbps/viewer', 'loss %', 'p50 ms', 'p95 ms', 'TTFF p50', 'TTFF p95']];
+  for (const [name, results] of [
+    ['on the origin', d.origin],
+    ['on an edge', d.edge],
+  ] as const)
+    for (const s of results)
+      rows.push([
+        name,
+        String(s.viewers),
+        String(s.joinFailures),
+        `${f((s.cpu.main + s.cpu.workers) * 100)}%`,
+        f(s.kbpsPerViewer),
+        f(s.lossPct, 2),
+        f(s.latencyMs.p50, 1),
+        f(s.latencyMs.p95, 1),
+        f(s.ttffMs.p50),
+        f(s.ttffMs.p95),
+      ]);
+  const ratios = d.edge
+    .map((e) => {
+      const o = d.origin.find((x) => x.viewers === e.viewers);
+      if (!o) return '';
+      const cpu = (e.cpu.main + e.cpu.workers) / Math.max(1e-6, o.cpu.main + o.cpu.workers);
+      const delta = (x: number, d = 0) => `${x >= 0 ? '+' : '−'}${f(Math.abs(x), d)}`;
+      return `  N=${e.viewers}: via an edge p95 latency ${delta(e.latencyMs.p95 - o.latencyMs.p95, 1)} ms, TTFF p50 ${delta(e.ttffMs.p50 - o.ttffMs.p50)} ms, server CPU (both nodes) ×${f(cpu, 2)} of the origin alone`;
+    })
+    .filter(Boolean);
+  return [
+    '',
+    ...columns(rows),
+    'relay: the edge pulls the channel from the origin over a PipeTransport; ratios against viewers on the origin:',
+    ...ratios,
+  ];
+}
+
 export function table(r: BenchReport): string {
-  return [...sfuTable(r), ...chatTable(r), ...dvrTable(r)].join('\n').replace(/^\n/, '');
+  return [...sfuTable(r), ...chatTable(r), ...dvrTable(r), ...relayTable(r)].join('\n').replace(/^\n/, '');
 }
 
 function sfuTable(r: BenchReport): string[] {

@@ -23,8 +23,10 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** `env.NODE_URL = 'self'` is replaced by the server's own URL (a cluster node). */
 export async function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
   const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'whipcast-bench-'));
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'signaling/main.ts'], {
     cwd: ROOT,
@@ -41,10 +43,10 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
       WHIP_RATE_LIMIT_PER_MINUTE: '100000',
       LOG_LEVEL: 'warn',
       ...env,
+      ...(env.NODE_URL === 'self' ? { NODE_URL: url } : {}),
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);

@@ -41,14 +41,17 @@ export interface StepResult {
 }
 
 export interface Target {
-  name: 'whipcast' | 'baseline';
+  name: string;
+  /** Where the viewer bots join. */
   url: string;
+  /** Where the publisher goes (default `url`): another node of a cluster for relayed viewers. */
+  publishUrl?: string;
   streamId: string;
   key?: string;
   /** How bots join: WHEP, or the socket protocol the web player speaks (whipcast only). */
   via?: 'whep' | 'socket';
-  /** Pid of the server's Node process (null when it is this process). */
-  mainPid: number | null;
+  /** Pids of the server's Node processes (none when it is this process); their CPU is summed as "main". */
+  mainPids: number[];
   workerPids(): number[];
 }
 
@@ -81,7 +84,7 @@ async function join(target: Target): Promise<Bot> {
 
 export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promise<StepResult[]> {
   const publisher = await ObsPublisher.publish({
-    url: `${target.url}/whip`,
+    url: `${target.publishUrl ?? target.url}/whip`,
     ...(target.key ? { token: target.key } : {}),
     video: {
       kbps: opts.kbps,
@@ -136,7 +139,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       const pub0 = { ...publisher.counters };
       const workers = target.workerPids();
       const s0 = {
-        main: target.mainPid ? sample(target.mainPid) : null,
+        main: target.mainPids.map(sample),
         workers: workers.map(sample),
         bench: process.cpuUsage(),
         t: performance.now(),
@@ -146,7 +149,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         await new Promise((r) => setTimeout(r, 1000));
       }
       const secs = (performance.now() - s0.t) / 1000;
-      const s1 = { main: target.mainPid ? sample(target.mainPid) : null, workers: workers.map(sample), bench: process.cpuUsage(s0.bench) };
+      const s1 = { main: target.mainPids.map(sample), workers: workers.map(sample), bench: process.cpuUsage(s0.bench) };
       const latencies: number[] = [];
       let bytes = 0;
       let packets = 0;
@@ -158,19 +161,20 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         lost += v.receiver.video.lost - b.lost;
         latencies.push(...v.receiver.video.latenciesMs.slice(b.lat));
       });
-      const sumWorkers = (xs: (ProcSample | null)[], ys: (ProcSample | null)[]) =>
+      const sumCpu = (xs: (ProcSample | null)[], ys: (ProcSample | null)[]) =>
         xs.reduce((acc, x, i) => acc + cpuShare(x, ys[i] ?? null, secs), 0);
+      const sumRss = (xs: (ProcSample | null)[]) => xs.reduce((a, x) => a + (x?.rssBytes ?? 0), 0) / 2 ** 20;
       results.push({
         viewers: n,
         joined: viewers.length,
         joinFailures: failures,
         joinErrors: errors,
         cpu: {
-          main: cpuShare(s0.main, s1.main, secs),
-          workers: sumWorkers(s0.workers, s1.workers),
+          main: sumCpu(s0.main, s1.main),
+          workers: sumCpu(s0.workers, s1.workers),
           bench: (s1.bench.user + s1.bench.system) / 1e6 / secs,
         },
-        rssMb: { main: (s1.main?.rssBytes ?? 0) / 2 ** 20, workers: s1.workers.reduce((a, w) => a + (w?.rssBytes ?? 0), 0) / 2 ** 20 },
+        rssMb: { main: sumRss(s1.main), workers: sumRss(s1.workers) },
         kbpsPerViewer: (bytes * 8) / 1000 / secs / Math.max(1, viewers.length),
         lossPct: packets + lost ? (100 * lost) / (packets + lost) : 0,
         latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },

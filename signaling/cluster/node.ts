@@ -74,7 +74,8 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
   const bus = await postgresBus(db.sql, nodeId, logger);
   const announceLost = (lost: { nodes: string[]; streams: string[] }) => {
     for (const node of lost.nodes) {
-      logger.warn({ node }, node === nodeId ? 'this node left the cluster' : 'node lost: its heartbeat expired');
+      if (node === nodeId) logger.info({ node }, 'this node left the cluster');
+      else logger.warn({ node }, 'node lost: its heartbeat expired');
       bus.publish({ t: 'nodeLost', node });
     }
     for (const streamId of lost.streams) bus.publish({ t: 'status', streamId, live: false, reason: 'origin node lost' });
