@@ -4,98 +4,39 @@
  * origin's channel through PipeTransports, chat and presence cross nodes,
  * and losing an edge or the origin has the documented outcome.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createScratchPostgres } from '@whipcast/db/testing';
-import { ObsPublisher, SocketClient, SocketViewer, waitUntil, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
+import {
+  ObsPublisher,
+  SocketClient,
+  SocketViewer,
+  startWhipcastProcess,
+  waitUntil,
+  WhepViewer,
+  type MediaReceiver,
+  type WhipcastProcess,
+} from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiAuthResult, ApiStream } from './api.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECRET = randomBytes(32).toString('base64url');
 
-interface Node {
-  name: string;
-  url: string;
-  proc: ChildProcess;
-  log: string[];
-  kill(): Promise<void>;
-}
+type Node = WhipcastProcess & { name: string };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-const dirs: string[] = [];
 async function startNode(name: string, databaseUrl: string): Promise<Node> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const dataDir = mkdtempSync(join(tmpdir(), `whipcast-${name}-`));
-  dirs.push(dataDir);
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'signaling/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: String(port),
+  const node = await startWhipcastProcess(
+    {
       DATABASE_URL: databaseUrl,
       WHIPCAST_SECRET: SECRET,
-      NODE_URL: url,
+      NODE_URL: 'self',
       NODE_ID: name,
       NODE_HEARTBEAT_SECONDS: '1',
       NODE_EXPIRY_SECONDS: '3',
-      RELAY_LINGER_SECONDS: '30',
-      DATA_DIR: dataDir,
-      WEB_DIR: '/nonexistent',
-      RTC_LISTEN_IP: '127.0.0.1',
-      RTC_ANNOUNCED_ADDRESS: '127.0.0.1',
-      RTC_PORT: '0',
-      MEDIA_WORKERS: '1',
       LOG_LEVEL: 'info',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  const keep = (b: Buffer) => {
-    log.push(b.toString());
-    if (log.length > 400) log.shift();
-  };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const node: Node = {
-    name,
-    url,
-    proc,
-    log,
-    async kill() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      await exited;
-    },
-  };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`node ${name} exited (${proc.exitCode}):\n${log.join('')}`);
-    const ok = await fetch(`${url}/readyz`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) return node;
-    if (Date.now() > deadline) throw new Error(`node ${name} not ready:\n${log.join('')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    { readyTimeoutMs: 30_000 },
+  );
+  return Object.assign(node, { name });
 }
 
 async function json<T>(url: string, init?: RequestInit): Promise<T> {
@@ -150,7 +91,6 @@ afterAll(async () => {
   for (const c of closers) c();
   await Promise.all([origin, edgeA, edgeB, edgeC].filter((n): n is Node => !!n).map((n) => n.kill()));
   await scratch?.drop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 async function socketViewer(node: Node, streamId: string) {

@@ -9,3 +9,4 @@ export * from './browser.ts';
 export * from './peers/gst-publisher.ts';
 export * from './socket-client.ts';
 export * from './peers/socket-viewer.ts';
+export * from './whipcast-process.ts';
