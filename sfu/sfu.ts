@@ -426,6 +426,11 @@ export class Sfu extends EventEmitter<SfuEvents> {
     return this.#relays.size;
   }
 
+  /** The relays this node serves to other nodes. */
+  relays(): { id: string; streamId: string; peer: string }[] {
+    return [...this.#relays.values()].map((r) => ({ id: r.id, streamId: r.streamId, peer: r.peer }));
+  }
+
   /**
    * Edge side: takes a channel from its origin node. `open` sends this node's
    * pipe end to the origin and returns the origin's (`serveRelay` there). The

@@ -131,3 +131,8 @@ export const RelayGrant = schema(
   "The origin's PipeTransport and the program tracks it sends (mediasoup RTP parameters).",
 );
 export type RelayGrant = z.infer<typeof RelayGrant>;
+
+export const RelayList = schema(
+  'RelayList',
+  z.object({ relays: z.array(z.object({ id: z.string(), streamId: z.uuid(), peer: z.string().describe('The node it goes to.') })) }),
+);

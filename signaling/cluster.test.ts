@@ -18,6 +18,7 @@ import {
 } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiAuthResult, ApiStream } from './api.ts';
+import { nodeToken } from './cluster/node.ts';
 
 const SECRET = randomBytes(32).toString('base64url');
 
@@ -32,6 +33,7 @@ async function startNode(name: string, databaseUrl: string): Promise<Node> {
       NODE_ID: name,
       NODE_HEARTBEAT_SECONDS: '1',
       NODE_EXPIRY_SECONDS: '3',
+      PUBLISHER_TIMEOUT_MS: '2000',
       LOG_LEVEL: 'info',
     },
     { readyTimeoutMs: 30_000 },
@@ -154,6 +156,17 @@ describe('several nodes sharing one Postgres', () => {
           const got = await s.waitFor('chat.message', (f) => f.message.id === sent.message.id, 5000);
           expect(got.message.text).toBe('hello from edge A');
         }
+
+        // the relay to edge A breaks while the origin stays live: edge A notices the silence and pulls again
+        const nodeAuth = { authorization: `Bearer ${nodeToken(SECRET)}` };
+        const { relays } = await json<{ relays: { id: string; peer: string }[] }>(`${origin.url}/internal/relays`, { headers: nodeAuth });
+        expect(relays.map((r) => r.peer).sort()).toEqual(['edge-a', 'edge-b']);
+        const toA = relays.find((r) => r.peer === 'edge-a')!;
+        expect((await fetch(`${origin.url}/internal/relays/${toA.id}`, { method: 'DELETE', headers: nodeAuth })).status).toBe(204);
+        expect(await relaysOut(origin)).toBe(1);
+        await eventually(async () => (await relaysOut(origin)) === 2, 15_000, 'edge A relays the channel again');
+        await flowing(a.viewer.receiver, 'viewer on edge A after its relay was re-made');
+        expect(a.socket.pushes.filter((f) => f.t === 'stream.offline')).toEqual([]);
 
         // edge B is lost: its viewers stop counting everywhere, the origin stops relaying to it, edge A is unaffected
         await edgeB.kill();

@@ -79,7 +79,7 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
     });
   });
   sfu.on('offline', (streamId, reason, source) => {
-    if (source !== 'publisher') return;
+    if (source === 'relay') return repullIfWatched(streamId);
     enqueue(streamId, async () => {
       // false: another node took the channel over meanwhile, it is not offline
       if (await cluster.releaseOrigin(streamId)) bus.publish({ t: 'status', streamId, live: false, reason });
@@ -92,6 +92,9 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
 
   // ---- edge: pulling channels from their origin ----
   const pulls = new Map<string, Promise<void>>();
+  /** Channels whose origin moved while a pull was under way: pull again once it ends. */
+  const again = new Set<string>();
+  let closed = false;
 
   async function waitLive(streamId: string): Promise<void> {
     const until = Date.now() + LIVE_WAIT_MS;
@@ -99,10 +102,13 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
       await new Promise((r) => setTimeout(r, 25));
   }
 
-  /** (Re)makes the relay of a channel from its current origin; replaces whatever feeds it here. */
-  function pull(streamId: string): Promise<void> {
+  /** (Re)makes the relay of a channel from its current origin; replaces whatever feeds it here. `fresh`: the origin just moved. */
+  function pull(streamId: string, opts: { fresh?: boolean } = {}): Promise<void> {
     let pending = pulls.get(streamId);
-    if (pending) return pending;
+    if (pending) {
+      if (opts.fresh) again.add(streamId);
+      return pending;
+    }
     pending = (async () => {
       const origin = await cluster.originOf(streamId);
       if (!origin) return;
@@ -125,9 +131,26 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
         if (!(err instanceof SfuError && err.code === 'stream_offline'))
           log.warn({ err, streamId }, 'could not pull channel from its origin');
       })
-      .finally(() => pulls.delete(streamId));
+      .finally(() => {
+        pulls.delete(streamId);
+        if (again.delete(streamId) && !closed) void pull(streamId);
+      });
     pulls.set(streamId, pending);
     return pending;
+  }
+
+  /**
+   * A relay ended here (no media from the origin for PUBLISHER_TIMEOUT_MS, the
+   * origin's router gone…) while viewers still watch: if the channel is still
+   * live on its origin, pull it again; they carry on with the same tracks.
+   */
+  function repullIfWatched(streamId: string): void {
+    const timer = setTimeout(() => {
+      if (closed || sfu.ingestSource(streamId) !== null || sfu.viewerCount(streamId) === 0) return;
+      log.info({ streamId }, 'relay ended while viewers watch: pulling again if the channel is live on its origin');
+      void pull(streamId);
+    }, 1000);
+    timer.unref();
   }
 
   async function ensure(streamId: string): Promise<void> {
@@ -171,10 +194,10 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
       case 'origin': {
         if (m.node === cluster.nodeId) break;
         const source = sfu.ingestSource(m.streamId);
-        if (source === 'relay') void pull(m.streamId);
+        if (source === 'relay') void pull(m.streamId, { fresh: true });
         else if (source === 'publisher') {
           // OBS moved to another node: our viewers follow it there through a relay, or the session just ends
-          if (sfu.viewerCount(m.streamId) > 0) void pull(m.streamId);
+          if (sfu.viewerCount(m.streamId) > 0) void pull(m.streamId, { fresh: true });
           else sfu.endPublisher(m.streamId, 'channel moved to another node');
         }
         break;
@@ -211,6 +234,7 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
     },
     kick: (streamId, reason) => bus.publish({ t: 'kick', streamId, reason }),
     async close() {
+      closed = true;
       unsubscribe();
       clearInterval(idleTimer);
       await Promise.allSettled([...queues.values(), ...pulls.values()]);

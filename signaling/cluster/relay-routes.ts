@@ -17,6 +17,7 @@ import type { Cluster } from './node.ts';
 export interface RelaySource {
   serveRelay(streamId: string, peer: string, remote: PipeEndpoint): Promise<{ id: string; offer: RelayOffer }>;
   closeRelay(id: string): boolean;
+  relays(): { id: string; streamId: string; peer: string }[];
 }
 
 const NODE_UNAUTHORIZED = { '401': err('Missing or wrong node credential') };
@@ -27,6 +28,20 @@ export function relayRoutes(opts: { cluster: Cluster; media: RelaySource }): Rou
     if (!cluster.authorizes(bearerToken(req))) throw new HttpError(401, 'unauthorized', 'Node credential required');
   };
   return [
+    {
+      method: 'GET',
+      path: '/internal/relays',
+      doc: {
+        tags: ['cluster'],
+        summary: 'Relays this node serves to other nodes (node-to-node, diagnostics)',
+        auth: 'node',
+        responses: { '200': { description: 'The relays', schema: 'RelayList' }, ...NODE_UNAUTHORIZED },
+      },
+      handler(req) {
+        authorize(req);
+        return jsonResponse({ relays: media.relays() });
+      },
+    },
     {
       method: 'POST',
       path: '/internal/relays',
