@@ -67,6 +67,7 @@ const SLOW_SOCKET_GRACE_MS = 10_000;
 const MAX_TRANSPORTS_PER_SOCKET = 4;
 const MAX_ROOMS_PER_SOCKET = 20;
 const MAX_BAD_FRAMES = 50;
+const PRESENCE_REANNOUNCE_MS = 30_000;
 
 export interface Hub {
   websocket: WebSocketOptions<SocketState>;
@@ -139,6 +140,11 @@ export function createHub(opts: HubOptions): Hub {
   });
   // the other nodes answer with their presence
   bus.publish({ t: 'hello' });
+  // and it is re-announced now and then, so counts heal after a notification lost in a reconnect
+  const announceTimer = setInterval(() => {
+    for (const [room, own] of presence.localRooms()) bus.publish({ t: 'presence', room, ...own });
+  }, PRESENCE_REANNOUNCE_MS);
+  announceTimer.unref();
   const onViewers = (room: string, n: number) => presence.setViewers(room, n);
   const onLive = (room: string) => {
     liveRooms.add(room);
@@ -440,6 +446,7 @@ export function createHub(opts: HubOptions): Hub {
     size: () => sockets.size,
     close() {
       unsubscribe();
+      clearInterval(announceTimer);
       presence.close();
       clearInterval(positionTimer);
       media?.events?.off('dvrSwitch', onDvrSwitch);
