@@ -32,7 +32,7 @@ async function startNode(name: string, databaseUrl: string): Promise<Node> {
       NODE_URL: 'self',
       NODE_ID: name,
       NODE_HEARTBEAT_SECONDS: '1',
-      NODE_EXPIRY_SECONDS: '3',
+      NODE_EXPIRY_SECONDS: '5',
       PUBLISHER_TIMEOUT_MS: '2000',
       LOG_LEVEL: 'info',
     },
