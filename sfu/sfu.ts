@@ -422,10 +422,6 @@ export class Sfu extends EventEmitter<SfuEvents> {
     return gone.length;
   }
 
-  relaysOut(): number {
-    return this.#relays.size;
-  }
-
   /** The relays this node serves to other nodes. */
   relays(): { id: string; streamId: string; peer: string }[] {
     return [...this.#relays.values()].map((r) => ({ id: r.id, streamId: r.streamId, peer: r.peer }));

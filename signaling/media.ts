@@ -46,7 +46,6 @@ export interface MediaEvents {
 export interface MediaLayer {
   /** True when media workers run and can take sessions. */
   ready(): boolean;
-  viewerCount(streamId: string): number;
   /** Ends a channel's publisher session (key rotated, account removed…). */
   endPublisher(streamId: string, reason: string): void;
   /** HTTP routes the media layer serves (WHIP, WHEP). */
@@ -60,7 +59,6 @@ export interface MediaLayer {
 
 export const NO_MEDIA: MediaLayer = {
   ready: () => false,
-  viewerCount: () => 0,
   endPublisher: () => {},
   routes: () => [],
   close: async () => {},

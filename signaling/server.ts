@@ -36,7 +36,6 @@ export interface Whipcast {
   readonly logger: Logger;
   readonly accounts: Accounts;
   readonly channels: Channels;
-  readonly cluster: Cluster;
   readonly metrics: Metrics;
   readonly router: Router;
   /** Graceful stop: readiness fails, listening stops, sessions end, database closes. Idempotent. */
@@ -166,7 +165,6 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       logger,
       accounts,
       channels,
-      cluster,
       metrics,
       router,
       close() {

@@ -41,7 +41,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   metrics.gauge('whipcast_viewers', 'Viewers with a media session on this node, all channels', () =>
     sfu.liveStreams().reduce((n, id) => n + sfu.viewerCount(id), 0),
   );
-  metrics.gauge('whipcast_relays_out', 'Channels this node pipes to other nodes (one per channel and edge)', () => sfu.relaysOut());
+  metrics.gauge('whipcast_relays_out', 'Channels this node pipes to other nodes (one per channel and edge)', () => sfu.relays().length);
   metrics.gauge(
     'whipcast_worker_viewers',
     'Viewers placed on each mediasoup worker, all channels',
@@ -109,7 +109,6 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     events,
     viewerRtc,
     ready: () => sfu.ready(),
-    viewerCount: (id) => sfu.viewerCount(id),
     endPublisher: (id, reason) => sync.kick(id, reason),
     routes: () => [
       ...whipRoutes({ media: whip, channels, iceServers: config.iceServers, ratePerMinute: config.whipRateLimitPerMinute }),

@@ -12,25 +12,17 @@
  * - key rotation ends the publisher wherever it is.
  */
 import type { Database } from '@whipcast/db';
-import { SfuError, type IngestSource, type PipeEndpoint, type RelayOffer } from '@whipcast/sfu';
+import { SfuError, type Sfu } from '@whipcast/sfu';
 import type { Logger } from 'pino';
 import type { ClusterMessage } from './events.ts';
 import type { Cluster } from './node.ts';
 import { releaseRelay, requestRelay } from './relay-routes.ts';
 
 /** What this module needs from the SFU. */
-export interface SyncedSfu {
-  on(event: 'live', listener: (streamId: string, source: IngestSource) => void): unknown;
-  on(event: 'offline', listener: (streamId: string, reason: string, source: IngestSource) => void): unknown;
-  on(event: 'reconsume', listener: (streamId: string) => void): unknown;
-  isLive(streamId: string): boolean;
-  liveStreams(): string[];
-  viewerCount(streamId: string): number;
-  ingestSource(streamId: string): IngestSource | null;
-  endPublisher(streamId: string, reason: string): boolean;
-  pull(streamId: string, open: (local: PipeEndpoint) => Promise<RelayOffer>, onEnd: () => void): Promise<void>;
-  closeRelaysTo(peer: string): number;
-}
+export type SyncedSfu = Pick<
+  Sfu,
+  'on' | 'isLive' | 'liveStreams' | 'viewerCount' | 'ingestSource' | 'endPublisher' | 'pull' | 'closeRelaysTo'
+>;
 
 export interface ChannelSyncOptions {
   sfu: SyncedSfu;

@@ -131,19 +131,21 @@ export function createHub(opts: HubOptions): Hub {
         if (remote) presence.setRemote(m.from, m.room, { viewers: m.viewers, chatters: m.chatters });
         break;
       case 'hello':
-        if (remote) for (const [room, own] of presence.localRooms()) bus.publish({ t: 'presence', room, ...own });
+        if (remote) announcePresence();
         break;
       case 'nodeLost':
         presence.dropNode(m.node);
         break;
     }
   });
+  /** This node's own counts in every room it has anyone in, to the other nodes. */
+  function announcePresence(): void {
+    for (const [room, own] of presence.localRooms()) bus.publish({ t: 'presence', room, ...own });
+  }
   // the other nodes answer with their presence
   bus.publish({ t: 'hello' });
   // and it is re-announced now and then, so counts heal after a notification lost in a reconnect
-  const announceTimer = setInterval(() => {
-    for (const [room, own] of presence.localRooms()) bus.publish({ t: 'presence', room, ...own });
-  }, PRESENCE_REANNOUNCE_MS);
+  const announceTimer = setInterval(announcePresence, PRESENCE_REANNOUNCE_MS);
   announceTimer.unref();
   const onViewers = (room: string, n: number) => presence.setViewers(room, n);
   const onLive = (room: string) => {
