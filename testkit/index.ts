@@ -10,3 +10,8 @@ export * from './peers/gst-publisher.ts';
 export * from './socket-client.ts';
 export * from './peers/socket-viewer.ts';
 export * from './whipcast-process.ts';
+export * from './rtp/vp8.ts';
+export * from './media/frame-number.ts';
+export * from './media/decode.ts';
+export * from './page-viewer.ts';
+export * from './streamer.ts';

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { accessUnits, splitAnnexB, type AccessUnit } from '../rtp/h264.ts';
 import { opusPacketsFromOgg } from '../rtp/ogg.ts';
+import { isVp8Keyframe, ivfFrames, type Vp8Frame } from '../rtp/vp8.ts';
+import { frameNumberFilter, MAX_FRAME_NUMBER } from './frame-number.ts';
 
 const run = promisify(execFile);
 
@@ -72,27 +74,100 @@ async function ffmpeg(args: string[]): Promise<void> {
 
 const fixtureCache = new Map<string, Promise<H264Fixture>>();
 
-export function h264Fixture(opts: Partial<H264Options> = {}): Promise<H264Fixture> {
-  const o = { ...DEFAULT_H264, ...opts };
-  const key = JSON.stringify(o);
+function x264Args(o: H264Options): string[] {
+  const gop = Math.max(1, Math.round(o.fps * o.keyframeInterval));
+  return [
+    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', o.profile, '-pix_fmt', 'yuv420p'],
+    ...['-bf', '0', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0'],
+    ...['-b:v', `${o.kbps}k`, '-maxrate', `${o.kbps}k`, '-bufsize', `${o.kbps}k`],
+    ...['-x264-params', 'repeat-headers=1:aud=0', '-f', 'h264'],
+  ];
+}
+
+const testSource = (o: H264Options): string[] => [
+  '-f',
+  'lavfi',
+  '-i',
+  `testsrc2=size=${o.width}x${o.height}:rate=${o.fps}`,
+  '-t',
+  String(o.seconds),
+];
+
+function loadH264(name: string, o: H264Options, filter: string | null): Promise<H264Fixture> {
+  const key = JSON.stringify([name, o]);
   let p = fixtureCache.get(key);
   if (!p) {
     p = (async () => {
-      const gop = Math.max(1, Math.round(o.fps * o.keyframeInterval));
-      const data = await cached('h264', o, (out) =>
-        ffmpeg([
-          ...['-f', 'lavfi', '-i', `testsrc2=size=${o.width}x${o.height}:rate=${o.fps}`, '-t', String(o.seconds)],
-          ...['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', o.profile, '-pix_fmt', 'yuv420p'],
-          ...['-bf', '0', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0'],
-          ...['-b:v', `${o.kbps}k`, '-maxrate', `${o.kbps}k`, '-bufsize', `${o.kbps}k`],
-          ...['-x264-params', 'repeat-headers=1:aud=0', '-f', 'h264', out],
-        ]),
-      );
+      const data = await cached(name, o, (out) => ffmpeg([...testSource(o), ...(filter ? ['-vf', filter] : []), ...x264Args(o), out]));
       const frames = accessUnits(splitAnnexB(data));
       if (!frames[0]?.keyframe) throw new Error('fixture does not start with a keyframe');
       return { options: o, frames };
     })();
     fixtureCache.set(key, p);
+  }
+  return p;
+}
+
+export function h264Fixture(opts: Partial<H264Options> = {}): Promise<H264Fixture> {
+  return loadH264('h264', { ...DEFAULT_H264, ...opts }, null);
+}
+
+/**
+ * Frame-numbered video is long so that a test never sees the numbers wrap: a
+ * publisher loops its fixture, and frame i of the loop shows number i mod length.
+ */
+export const DEFAULT_NUMBERED: H264Options = { ...DEFAULT_H264, seconds: 180 };
+
+function numberedOptions(opts: Partial<H264Options>): H264Options {
+  const o = { ...DEFAULT_NUMBERED, ...opts };
+  if (o.seconds * o.fps > MAX_FRAME_NUMBER + 1) throw new Error(`a numbered fixture holds at most ${MAX_FRAME_NUMBER + 1} frames`);
+  return o;
+}
+
+/**
+ * H.264 test picture whose frame i shows the number i as a visible pattern
+ * (see `readFrameNumber`); 180 s at 30 fps unless `seconds` says otherwise.
+ */
+export function numberedH264Fixture(opts: Partial<H264Options> = {}): Promise<H264Fixture> {
+  const o = numberedOptions(opts);
+  return loadH264('h264-numbered-v1', o, frameNumberFilter(o.width, o.height));
+}
+
+export interface Vp8Fixture {
+  /** `profile` does not apply to VP8. */
+  options: H264Options;
+  frames: Vp8Frame[];
+}
+
+const vp8Cache = new Map<string, Promise<Vp8Fixture>>();
+
+/**
+ * VP8 (libvpx realtime, no alt-ref, error resilient: what a browser sends) of
+ * the frame-numbered test picture, for viewers that cannot decode H.264 here
+ * (Firefox). Same defaults as `numberedH264Fixture`.
+ */
+export function numberedVp8Fixture(opts: Partial<H264Options> = {}): Promise<Vp8Fixture> {
+  const o = numberedOptions(opts);
+  const key = JSON.stringify(o);
+  let p = vp8Cache.get(key);
+  if (!p) {
+    p = (async () => {
+      const gop = Math.max(1, Math.round(o.fps * o.keyframeInterval));
+      const data = await cached('vp8-numbered-v1', o, (out) =>
+        ffmpeg([
+          ...testSource(o),
+          ...['-vf', frameNumberFilter(o.width, o.height)],
+          ...['-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-threads', '2'],
+          ...['-b:v', `${o.kbps}k`, '-minrate', `${o.kbps}k`, '-maxrate', `${o.kbps}k`],
+          ...['-g', String(gop), '-keyint_min', String(gop), '-auto-alt-ref', '0', '-lag-in-frames', '0', '-error-resilient', '1'],
+          ...['-f', 'ivf', out],
+        ]),
+      );
+      const frames = ivfFrames(data).map((d) => ({ data: d, keyframe: isVp8Keyframe(d) }));
+      if (!frames[0]?.keyframe) throw new Error('fixture does not start with a keyframe');
+      return { options: o, frames };
+    })();
+    vp8Cache.set(key, p);
   }
   return p;
 }

@@ -7,12 +7,15 @@
  *
  * The media is real: ffmpeg-encoded H.264 access units (each stamped with its
  * capture time in an SEI NAL unit) and Opus packets, paced in real time.
+ * Beyond what OBS does, it can send frame-numbered video (`numbered`) and VP8
+ * (`codec: 'VP8'`, always numbered; no SEI stamps in VP8).
  */
 import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
 import { randomInt } from 'node:crypto';
-import { DEFAULT_H264, h264Fixture, opusFixture, type H264Options } from '../media/fixtures.ts';
-import { nowUs, packetizeH264, withStamp, type AccessUnit } from '../rtp/h264.ts';
+import { h264Fixture, numberedH264Fixture, numberedVp8Fixture, opusFixture, type H264Options } from '../media/fixtures.ts';
+import { nowUs, packetizeH264, withStamp } from '../rtp/h264.ts';
 import { buildRtp, isRtcp, parseRtcp } from '../rtp/packet.ts';
+import { packetizeVp8 } from '../rtp/vp8.ts';
 import { deleteSession, postSdp, stripCandidates, type SdpExchange } from './http.ts';
 
 export const OBS_H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
@@ -22,7 +25,16 @@ export interface ObsPublisherOptions {
   url: string;
   /** Stream key sent as the bearer token (omitted when undefined, as OBS does with an empty field). */
   token?: string;
+  /** Picture size, rate, bitrate, GOP and length of the fixture (the publisher loops it). */
   video?: Partial<H264Options>;
+  /**
+   * Send the frame-numbered fixture (frame i shows i, see `readFrameNumber`). It is
+   * 180 s long unless `video.seconds` says otherwise; the numbers start again at 0
+   * when the publisher loops it, so keep a test shorter than the fixture.
+   */
+  numbered?: boolean;
+  /** Video codec: H.264 (what OBS sends, default) or VP8 (numbered, for Firefox viewers). */
+  codec?: 'H264' | 'VP8';
   audio?: boolean;
   /** Start sending only when told (`startMedia()`), e.g. to test "live on first media". */
   deferMedia?: boolean;
@@ -64,7 +76,8 @@ export class ObsPublisher {
       this.#audio.onMessage((m) => this.#rtcp(m));
     }
     const video = new nodeDataChannel.Video('1', 'SendOnly');
-    video.addVideoCodec(96, 'H264', opts.fmtp ?? OBS_H264_FMTP);
+    if (opts.codec === 'VP8') video.addVP8Codec(96);
+    else video.addVideoCodec(96, 'H264', opts.fmtp ?? OBS_H264_FMTP);
     video.addSSRC(this.videoSsrc, 'obs', 'obs-stream', 'obs-video');
     this.#video = this.#pc.addTrack(video);
     this.#video.setMediaHandler(new nodeDataChannel.RtcpNackResponder(2048));
@@ -125,13 +138,13 @@ export class ObsPublisher {
   /** Starts the paced media loops. */
   async startMedia(): Promise<void> {
     if (this.#timers.length) return;
-    const fixture = await h264Fixture({ ...DEFAULT_H264, ...this.opts.video });
-    const fps = fixture.options.fps;
+    const source = await this.#videoSource();
+    const fps = source.fps;
     const t0 = performance.now();
     const ts0 = randomInt(0, 2 ** 31);
     const sendVideo = (): void => {
       const due = Math.floor(((performance.now() - t0) * fps) / 1000) + 1;
-      while (this.#frameIndex < due && !this.#closed) this.#sendFrame(fixture.frames, ts0, fps);
+      while (this.#frameIndex < due && !this.#closed) this.#sendFrame(source, ts0);
     };
     sendVideo();
     this.#timers.push(setInterval(sendVideo, 1000 / fps / 2));
@@ -163,12 +176,32 @@ export class ObsPublisher {
     }
   }
 
-  #sendFrame(frames: AccessUnit[], ts0: number, fps: number): void {
+  async #videoSource(): Promise<VideoSource> {
+    const o = this.opts.video ?? {};
+    if (this.opts.codec === 'VP8') {
+      const f = await numberedVp8Fixture(o);
+      return {
+        fps: f.options.fps,
+        frame: (i) => {
+          const frame = f.frames[i % f.frames.length]!;
+          return { payloads: packetizeVp8(frame.data, i & 0x7fff), keyframe: frame.keyframe };
+        },
+      };
+    }
+    const f = await (this.opts.numbered ? numberedH264Fixture(o) : h264Fixture(o));
+    return {
+      fps: f.options.fps,
+      frame: (i) => {
+        const au = f.frames[i % f.frames.length]!;
+        return { payloads: packetizeH264(withStamp(au.nals, { frame: i, captureUs: nowUs() })), keyframe: au.keyframe };
+      },
+    };
+  }
+
+  #sendFrame(source: VideoSource, ts0: number): void {
     const i = this.#frameIndex++;
-    const au = frames[i % frames.length]!;
-    const ts = (ts0 + Math.round((i * 90000) / fps)) >>> 0;
-    const nals = withStamp(au.nals, { frame: i, captureUs: nowUs() });
-    const payloads = packetizeH264(nals);
+    const { payloads, keyframe } = source.frame(i);
+    const ts = (ts0 + Math.round((i * 90000) / source.fps)) >>> 0;
     payloads.forEach((payload, k) => {
       const rtp = buildRtp(
         {
@@ -184,7 +217,7 @@ export class ObsPublisher {
       this.counters.videoPackets++;
     });
     this.counters.frames++;
-    if (au.keyframe) this.counters.keyframes++;
+    if (keyframe) this.counters.keyframes++;
   }
 
   /** Sends unless the track closed under us (the server ended the session): then stops like OBS does. */
@@ -225,6 +258,12 @@ export class ObsPublisher {
     this.drop();
     return status;
   }
+}
+
+/** Encoded frames to send, by publisher frame index. */
+interface VideoSource {
+  fps: number;
+  frame(i: number): { payloads: Uint8Array[]; keyframe: boolean };
 }
 
 export class WhipRefused extends Error {

@@ -265,3 +265,9 @@ export function withStamp(nals: Uint8Array[], stamp: CaptureStamp): Uint8Array[]
 export function spsProfileLevelId(sps: Uint8Array): string {
   return Buffer.from(sps.subarray(1, 4)).toString('hex');
 }
+
+/** An Annex-B byte stream of NAL units (what ffmpeg reads with `-f h264`). */
+export function joinAnnexB(nals: Uint8Array[]): Buffer {
+  const start = Buffer.from([0, 0, 0, 1]);
+  return Buffer.concat(nals.flatMap((n) => [start, n]));
+}
