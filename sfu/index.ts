@@ -1,17 +1,28 @@
-export {
-  Sfu,
-  SfuError,
-  type ConsumerInfo,
-  type TransportView,
-  type SfuOptions,
-  type SfuEvents,
-  type SessionAnswer,
-  type IceRestartResult,
-  type SfuErrorCode,
-  type IngestSource,
-  type PipeEndpoint,
-  type RelayOffer,
-} from './sfu.ts';
+export { Sfu, type SfuOptions, type SfuEvents } from './sfu.ts';
+export { Channel, type ChannelEvents, type ChannelOptions } from './channel.ts';
+export { Ingest, WhipIngest, RelayIngest, type IngestEvents, type IngestOptions } from './ingest.ts';
+export { Viewer, type ViewerEvents } from './viewer.ts';
+export { WhepViewer } from './whep-viewer.ts';
+export { SocketViewer, type SocketViewerOptions } from './socket-viewer.ts';
+export { Relay, type RelayEvents } from './relay.ts';
+export { SfuError, type SfuErrorCode } from './errors.ts';
+export type {
+  AudiencePlacement,
+  ConsumerInfo,
+  DtlsParameters,
+  DvrPosition,
+  IceCandidate,
+  IceParameters,
+  IceRestartResult,
+  IngestSource,
+  PipeEndpoint,
+  RelayOffer,
+  RtpCapabilities,
+  RtpParameters,
+  SeekResult,
+  SeekTarget,
+  TransportView,
+} from './types.ts';
 export { SdpError } from './sdp/errors.ts';
 export { parseOffer, type ParsedOffer, type OfferedMedia, type MediaKind } from './sdp/offer.ts';
 export { buildAnswer, remoteDtlsRole } from './sdp/answer.ts';

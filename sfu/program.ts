@@ -163,3 +163,15 @@ function consumableCodec(source: types.Producer, router: types.Router): types.Rt
     ],
   };
 }
+
+/** True when a (compound) RTCP packet holds a PLI or FIR. */
+export function hasKeyframeRequest(buf: Buffer): boolean {
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const fmt = buf[off]! & 0x1f;
+    const pt = buf[off + 1]!;
+    if (pt === 206 && (fmt === 1 || fmt === 4)) return true;
+    off += (buf.readUInt16BE(off + 2) + 1) * 4;
+  }
+  return false;
+}

@@ -1,27 +1,31 @@
 import type { EventEmitter } from 'node:events';
+import type {
+  ConsumerInfo,
+  DtlsParameters,
+  DvrPosition,
+  IceParameters,
+  RtpCapabilities,
+  SeekResult,
+  SeekTarget,
+  TransportView,
+} from '@whipcast/sfu';
 import type { Route } from './http/types.ts';
 
-/** What the socket needs from the SFU for mediasoup-client viewers (ids are mediasoup ids). */
+/** What the socket needs from the SFU for mediasoup-client viewers (ids are mediasoup transport ids). */
 export interface ViewerRtc {
-  capabilities(streamId: string): Promise<{ routerRtpCapabilities: object; live: boolean }>;
-  createViewerTransport(streamId: string): Promise<{ id: string; iceParameters: object; iceCandidates: object[]; dtlsParameters: object }>;
-  connectViewerTransport(transportId: string, dtlsParameters: never): Promise<void>;
-  consume(
-    transportId: string,
-    rtpCapabilities: never,
-  ): Promise<{ id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: object }[]>;
+  capabilities(channelId: string): Promise<{ routerRtpCapabilities: RtpCapabilities; live: boolean }>;
+  createViewerTransport(channelId: string): Promise<TransportView>;
+  connectViewerTransport(transportId: string, dtlsParameters: DtlsParameters): Promise<void>;
+  consume(transportId: string, rtpCapabilities: RtpCapabilities): Promise<ConsumerInfo[]>;
   resumeConsumer(transportId: string, consumerId: string): Promise<void>;
   pauseConsumer(transportId: string, consumerId: string): Promise<void>;
-  restartViewerIce(transportId: string): Promise<object>;
+  restartViewerIce(transportId: string): Promise<IceParameters>;
   closeViewerTransport(transportId: string): boolean;
-  dvrSeek(
-    transportId: string,
-    target: { offsetMs?: number; deltaMs?: number },
-  ): Promise<{ consumers: object[]; behindLiveMs: number; windowMs: number; live: boolean }>;
-  dvrLive(transportId: string): Promise<object[]>;
+  dvrSeek(transportId: string, target: SeekTarget): Promise<SeekResult>;
+  dvrLive(transportId: string): Promise<ConsumerInfo[]>;
   dvrPause(transportId: string): void;
   dvrResume(transportId: string): void;
-  dvrPosition(transportId: string): { behindLiveMs: number; windowMs: number; paused: boolean } | null;
+  dvrPosition(transportId: string): DvrPosition | null;
 }
 
 export interface MediaEvents {

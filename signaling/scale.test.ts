@@ -45,7 +45,7 @@ describe('scale: all workers of one machine', () => {
     const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
     let pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey });
     await pub.connected();
-    await waitUntil(() => sfu.isLive(me.id), 5000, 'live');
+    await waitUntil(() => sfu.channel(me.id)?.live === true, 5000, 'live');
 
     // 4 socket viewers and 2 WHEP viewers, two per router
     const sockets = [];
@@ -57,7 +57,7 @@ describe('scale: all workers of one machine', () => {
     for (const [i, s] of sockets.entries()) await flowing(s.viewer.receiver, `socket viewer ${i}`);
     for (const [i, w] of wheps.entries()) await flowing(w.receiver, `WHEP viewer ${i}`);
 
-    const placement = sfu.placement(me.id);
+    const placement = sfu.channel(me.id)!.placement();
     expect(placement.map((p) => p.worker)).toEqual([0, 1]);
     expect(placement.reduce((n, p) => n + p.viewers, 0)).toBe(6);
     for (const p of placement) expect(p.viewers).toBeLessThanOrEqual(2 * p.routers);
@@ -68,7 +68,7 @@ describe('scale: all workers of one machine', () => {
     // the other worker dies: it is replaced, its socket viewers are told and rebuild, the rest never notice
     const channelWorker = placement.find((p) => p.channel)!.worker;
     const other = sfu.pool.workers.find((w) => w.index !== channelWorker)!;
-    const onOther = sockets.filter((s) => sfu.viewerWorker(s.viewer.transportId) === other.index);
+    const onOther = sockets.filter((s) => sfu.channel(me.id)!.viewer(s.viewer.transportId)?.worker === other.index);
     const onChannel = sockets.filter((s) => !onOther.includes(s));
     expect(onOther.length).toBeGreaterThan(0);
     expect(onChannel.length).toBeGreaterThan(0);
@@ -84,7 +84,7 @@ describe('scale: all workers of one machine', () => {
     for (const s of onChannel) await flowing(s.viewer.receiver, 'socket viewer on the surviving worker');
     await waitUntil(() => sfu.pool.complete(), 10_000, 'worker replaced');
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
-    expect(sfu.isLive(me.id)).toBe(true);
+    expect(sfu.channel(me.id)?.live).toBe(true);
 
     // the channel's own worker dies: offline, then OBS's fresh POST brings it back and viewers rebuild
     const watcher = await SocketClient.connect(server.url);

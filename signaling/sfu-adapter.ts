@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveWorkerBin, Sfu } from '@whipcast/sfu';
+import { parseOffer, resolveWorkerBin, Sfu, SfuError, type SocketViewer } from '@whipcast/sfu';
 import { createChannelSync } from './cluster/channel-sync.ts';
 import { relayRoutes } from './cluster/relay-routes.ts';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
@@ -37,9 +37,9 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
       : { dvrSpillDir: config.dvrSpillDir === 'tmp' ? join(tmpdir(), 'whipcast-dvr') : config.dvrSpillDir }),
     logger: log,
   });
-  metrics.gauge('whipcast_live_channels', 'Channels live on this node (own publisher or relay)', () => sfu.liveStreams().length);
+  metrics.gauge('whipcast_live_channels', 'Channels live on this node (own publisher or relay)', () => sfu.liveChannels().length);
   metrics.gauge('whipcast_viewers', 'Viewers with a media session on this node, all channels', () =>
-    sfu.liveStreams().reduce((n, id) => n + sfu.viewerCount(id), 0),
+    sfu.liveChannels().reduce((n, c) => n + c.viewerCount, 0),
   );
   metrics.gauge('whipcast_relays_out', 'Channels this node pipes to other nodes (one per channel and edge)', () => sfu.relays().length);
   metrics.gauge(
@@ -48,8 +48,8 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     () => {
       const byWorker: Record<string, number> = {};
       for (const w of sfu.pool.workers) byWorker[String(w.index)] = 0;
-      for (const id of sfu.liveStreams())
-        for (const p of sfu.placement(id)) byWorker[String(p.worker)] = (byWorker[String(p.worker)] ?? 0) + p.viewers;
+      for (const c of sfu.liveChannels())
+        for (const p of c.placement()) byWorker[String(p.worker)] = (byWorker[String(p.worker)] ?? 0) + p.viewers;
       return byWorker;
     },
     'worker',
@@ -63,45 +63,71 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     db,
     logger: log,
     relayLingerMs: config.relayLingerSeconds * 1000,
-    onStatus: (streamId, live, reason) => (live ? events.emit('live', streamId) : events.emit('offline', streamId, reason)),
+    onStatus: (channelId, live, reason) => (live ? events.emit('live', channelId) : events.emit('offline', channelId, reason)),
   });
-  sfu.on('viewers', (streamId, count) => events.emit('viewers', streamId, count));
-  sfu.on('reconsume', (streamId) => events.emit('reconsume', streamId));
-  sfu.on('dvr', (transportId) => events.emit('dvrSwitch', transportId));
-  sfu.on('transportClosed', (transportId, reason) => events.emit('transportClosed', transportId, reason));
+  sfu.on('viewers', (channel, count) => events.emit('viewers', channel.id, count));
+  sfu.on('reconsume', (channel) => events.emit('reconsume', channel.id));
 
-  /** The channel a socket viewer's transport belongs to (to pull it first on an edge). */
-  const ensureFor = async (transportId: string) => {
-    const streamId = sfu.viewerStream(transportId);
-    if (streamId) await sync.ensure(streamId);
+  // TEMPORARY until the socket's rtc handlers hold their SocketViewer objects: socket viewers by transport id.
+  const socketViewers = new Map<string, SocketViewer>();
+  const socketViewer = (id: string): SocketViewer => {
+    const v = socketViewers.get(id);
+    if (!v) throw new SfuError('not_found', 'No such transport');
+    return v;
   };
   const viewerRtc: ViewerRtc = {
-    capabilities: async (streamId) => (await sync.ensure(streamId), sfu.capabilities(streamId)),
-    createViewerTransport: (streamId) => sfu.createViewerTransport(streamId),
-    connectViewerTransport: (id, dtls) => sfu.connectViewerTransport(id, dtls),
-    consume: async (id, caps) => (await ensureFor(id), sfu.consume(id, caps)),
-    resumeConsumer: (id, consumerId) => sfu.resumeConsumer(id, consumerId),
-    pauseConsumer: (id, consumerId) => sfu.pauseConsumer(id, consumerId),
-    restartViewerIce: (id) => sfu.restartViewerIce(id),
-    closeViewerTransport: (id) => sfu.closeViewerTransport(id),
-    dvrSeek: (id, target) => sfu.dvrSeek(id, target),
-    dvrLive: async (id) => (await ensureFor(id), sfu.dvrLive(id)),
-    dvrPause: (id) => sfu.dvrPause(id),
-    dvrResume: (id) => sfu.dvrResume(id),
-    dvrPosition: (id) => sfu.dvrPosition(id),
+    capabilities: async (channelId) => {
+      await sync.ensure(channelId);
+      return { routerRtpCapabilities: sfu.capabilities, live: sfu.channel(channelId)?.live ?? false };
+    },
+    async createViewerTransport(channelId) {
+      const viewer = await (await sfu.openChannel(channelId)).createSocketViewer();
+      socketViewers.set(viewer.id, viewer);
+      viewer.on('switch', () => events.emit('dvrSwitch', viewer.id));
+      viewer.once('close', (reason, byServer) => {
+        socketViewers.delete(viewer.id);
+        if (byServer) events.emit('transportClosed', viewer.id, reason);
+      });
+      return viewer.view;
+    },
+    connectViewerTransport: (id, dtls) => socketViewer(id).connect(dtls),
+    consume: async (id, caps) => {
+      const v = socketViewer(id);
+      await sync.ensure(v.channel.id);
+      return v.consume(caps);
+    },
+    resumeConsumer: (id, consumerId) => socketViewer(id).resumeConsumer(consumerId),
+    pauseConsumer: (id, consumerId) => socketViewer(id).pauseConsumer(consumerId),
+    restartViewerIce: (id) => socketViewer(id).restartIce(),
+    closeViewerTransport: (id) => {
+      const v = socketViewers.get(id);
+      v?.close();
+      return !!v;
+    },
+    dvrSeek: (id, target) => socketViewer(id).seek(target),
+    dvrLive: async (id) => {
+      const v = socketViewer(id);
+      await sync.ensure(v.channel.id);
+      return v.live();
+    },
+    dvrPause: (id) => socketViewer(id).pause(),
+    dvrResume: (id) => socketViewer(id).resume(),
+    dvrPosition: (id) => socketViewers.get(id)?.position() ?? null,
   };
   const whip: WhipMedia = {
-    async publish(streamId, offer) {
-      const answer = await sfu.publish(streamId, offer);
-      await sync.claimed(streamId);
-      return answer;
+    async publish(channelId, offer) {
+      const ingest = await (await sfu.openChannel(channelId)).publish(offer);
+      await sync.claimed(channelId);
+      return ingest;
     },
-    unpublish: (id) => sfu.unpublish(id),
-    watch: async (streamId, offer) => (await sync.ensure(streamId), sfu.watch(streamId, offer)),
-    stopWatching: (id) => sfu.stopWatching(id),
-    etagOf: (id) => sfu.etagOf(id),
-    sessionStream: (id) => sfu.sessionStream(id),
-    restartIce: (id, remote) => sfu.restartIce(id, remote),
+    async watch(channelId, offer) {
+      parseOffer(offer); // a bad offer is a 400 even for an offline channel
+      await sync.ensure(channelId);
+      const channel = sfu.channel(channelId);
+      if (!channel?.live) throw new SfuError('stream_offline', 'The stream is not live');
+      return channel.watch(offer);
+    },
+    session: (kind, id) => (kind === 'whip' ? sfu.whipSession(id) : sfu.whepSession(id)),
   };
 
   return {

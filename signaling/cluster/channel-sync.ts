@@ -19,10 +19,7 @@ import type { Cluster } from './node.ts';
 import { releaseRelay, requestRelay } from './relay-routes.ts';
 
 /** What this module needs from the SFU. */
-export type SyncedSfu = Pick<
-  Sfu,
-  'on' | 'isLive' | 'liveStreams' | 'viewerCount' | 'ingestSource' | 'endPublisher' | 'pull' | 'closeRelaysTo'
->;
+export type SyncedSfu = Pick<Sfu, 'on' | 'channel' | 'openChannel' | 'liveChannels' | 'closeRelaysTo'>;
 
 export interface ChannelSyncOptions {
   sfu: SyncedSfu;
@@ -51,6 +48,10 @@ const LIVE_WAIT_MS = 5000;
 export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
   const { sfu, cluster, db, logger: log } = opts;
   const { bus } = cluster;
+  const ingestSource = (streamId: string) => sfu.channel(streamId)?.ingest?.source ?? null;
+  const isLive = (streamId: string) => sfu.channel(streamId)?.live ?? false;
+  const viewerCount = (streamId: string) => sfu.channel(streamId)?.viewerCount ?? 0;
+  const endIngest = (streamId: string, reason: string) => sfu.channel(streamId)?.endIngest(reason);
 
   // Status writes for one channel happen in event order.
   const queues = new Map<string, Promise<void>>();
@@ -63,23 +64,23 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
     return next;
   };
 
-  sfu.on('live', (streamId, source) => {
+  sfu.on('live', ({ id: streamId }, source) => {
     if (source !== 'publisher') return; // an edge: the origin announces it
     enqueue(streamId, async () => {
       await db.streams.setLive(streamId);
       bus.publish({ t: 'status', streamId, live: true });
     });
   });
-  sfu.on('offline', (streamId, reason, source) => {
+  sfu.on('offline', ({ id: streamId }, reason, source) => {
     if (source === 'relay') return repullIfWatched(streamId);
     enqueue(streamId, async () => {
       // false: another node took the channel over meanwhile, it is not offline
       if (await cluster.releaseOrigin(streamId)) bus.publish({ t: 'status', streamId, live: false, reason });
     });
   });
-  sfu.on('reconsume', (streamId) => {
+  sfu.on('reconsume', ({ id: streamId }) => {
     // the program tracks were re-made: relays to other nodes carried the old ones
-    if (sfu.ingestSource(streamId) === 'publisher') bus.publish({ t: 'origin', streamId, node: cluster.nodeId });
+    if (ingestSource(streamId) === 'publisher') bus.publish({ t: 'origin', streamId, node: cluster.nodeId });
   });
 
   // ---- edge: pulling channels from their origin ----
@@ -90,8 +91,7 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
 
   async function waitLive(streamId: string): Promise<void> {
     const until = Date.now() + LIVE_WAIT_MS;
-    while (!sfu.isLive(streamId) && sfu.ingestSource(streamId) === 'relay' && Date.now() < until)
-      await new Promise((r) => setTimeout(r, 25));
+    while (!isLive(streamId) && ingestSource(streamId) === 'relay' && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
   }
 
   /** (Re)makes the relay of a channel from its current origin; replaces whatever feeds it here. `fresh`: the origin just moved. */
@@ -105,17 +105,20 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
       const origin = await cluster.originOf(streamId);
       if (!origin) return;
       let relayId: string | undefined;
-      await sfu.pull(
-        streamId,
-        async (local) => {
+      const release = () => relayId && void releaseRelay(origin.url, cluster.token, relayId);
+      const channel = await sfu.openChannel(streamId);
+      const ingest = await channel
+        .pull(async (local) => {
           const grant = await requestRelay(origin.url, cluster.token, { streamId, node: cluster.nodeId, endpoint: local });
           relayId = grant.id;
           return grant.offer;
-        },
-        () => {
-          if (relayId) void releaseRelay(origin.url, cluster.token, relayId);
-        },
-      );
+        })
+        .catch((err: unknown) => {
+          release();
+          throw err;
+        });
+      // the relay ended here: the origin stops sending
+      ingest.once('close', release);
       log.info({ streamId, origin: origin.id }, 'pulling channel from its origin node');
       await waitLive(streamId);
     })()
@@ -138,7 +141,7 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
    */
   function repullIfWatched(streamId: string): void {
     const timer = setTimeout(() => {
-      if (closed || sfu.ingestSource(streamId) !== null || sfu.viewerCount(streamId) === 0) return;
+      if (closed || ingestSource(streamId) !== null || viewerCount(streamId) === 0) return;
       log.info({ streamId }, 'relay ended while viewers watch: pulling again if the channel is live on its origin');
       void pull(streamId);
     }, 1000);
@@ -147,7 +150,7 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
 
   async function ensure(streamId: string): Promise<void> {
     if (!cluster.clustered) return;
-    const source = sfu.ingestSource(streamId);
+    const source = ingestSource(streamId);
     if (source === 'publisher') return;
     if (source === 'relay') return waitLive(streamId);
     await pull(streamId);
@@ -158,9 +161,9 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
   const idleTimer = setInterval(
     () => {
       const now = Date.now();
-      for (const streamId of [...idleSince.keys()]) if (sfu.ingestSource(streamId) !== 'relay') idleSince.delete(streamId);
-      for (const streamId of sfu.liveStreams()) {
-        if (sfu.ingestSource(streamId) !== 'relay' || sfu.viewerCount(streamId) > 0) {
+      for (const streamId of [...idleSince.keys()]) if (ingestSource(streamId) !== 'relay') idleSince.delete(streamId);
+      for (const { id: streamId } of sfu.liveChannels()) {
+        if (ingestSource(streamId) !== 'relay' || viewerCount(streamId) > 0) {
           idleSince.delete(streamId);
           continue;
         }
@@ -168,7 +171,7 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
         idleSince.set(streamId, since);
         if (now - since >= opts.relayLingerMs) {
           idleSince.delete(streamId);
-          sfu.endPublisher(streamId, 'no viewers left on this node');
+          endIngest(streamId, 'no viewers left on this node');
         }
       }
     },
@@ -180,22 +183,22 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
     switch (m.t) {
       case 'status':
         // the origin went offline (or was lost): the relay from it is over
-        if (!m.live && sfu.ingestSource(m.streamId) === 'relay') sfu.endPublisher(m.streamId, m.reason ?? 'origin went offline');
+        if (!m.live && ingestSource(m.streamId) === 'relay') endIngest(m.streamId, m.reason ?? 'origin went offline');
         opts.onStatus(m.streamId, m.live, m.reason ?? (m.live ? 'live' : 'offline'));
         break;
       case 'origin': {
         if (m.node === cluster.nodeId) break;
-        const source = sfu.ingestSource(m.streamId);
+        const source = ingestSource(m.streamId);
         if (source === 'relay') void pull(m.streamId, { fresh: true });
         else if (source === 'publisher') {
           // OBS moved to another node: our viewers follow it there through a relay, or the session just ends
-          if (sfu.viewerCount(m.streamId) > 0) void pull(m.streamId, { fresh: true });
-          else sfu.endPublisher(m.streamId, 'channel moved to another node');
+          if (viewerCount(m.streamId) > 0) void pull(m.streamId, { fresh: true });
+          else endIngest(m.streamId, 'channel moved to another node');
         }
         break;
       }
       case 'kick':
-        if (sfu.ingestSource(m.streamId) === 'publisher') sfu.endPublisher(m.streamId, m.reason);
+        if (ingestSource(m.streamId) === 'publisher') endIngest(m.streamId, m.reason);
         break;
       case 'nodeLost':
         if (m.node !== cluster.nodeId) {
@@ -204,8 +207,8 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
         } else {
           // we were expired (stalled heartbeats) yet still run: take our live channels back
           // (a node that leaves stops listening before it announces itself lost)
-          for (const streamId of sfu.liveStreams()) {
-            if (sfu.ingestSource(streamId) !== 'publisher') continue;
+          for (const { id: streamId } of sfu.liveChannels()) {
+            if (ingestSource(streamId) !== 'publisher') continue;
             void enqueue(streamId, async () => {
               await cluster.claimOrigin(streamId);
               await db.streams.setLive(streamId);

@@ -4,8 +4,7 @@
  * it no longer needs it. Authenticated with the credential derived from the
  * shared WHIPCAST_SECRET.
  */
-import type { RelayOffer, PipeEndpoint } from '@whipcast/sfu';
-import { SfuError } from '@whipcast/sfu';
+import { SfuError, type PipeEndpoint, type RelayOffer, type Sfu } from '@whipcast/sfu';
 import { RelayGrant, RelayRequest } from '../api.ts';
 import { bearerToken, readJson } from '../http/body.ts';
 import { HttpError, jsonResponse } from '../http/errors.ts';
@@ -13,12 +12,8 @@ import { err, JSON_BODY_ERRORS } from '../http/routes/docs.ts';
 import type { Route } from '../http/types.ts';
 import type { Cluster } from './node.ts';
 
-/** What these routes need from the SFU (origin side). */
-export interface RelaySource {
-  serveRelay(streamId: string, peer: string, remote: PipeEndpoint): Promise<{ id: string; offer: RelayOffer }>;
-  closeRelay(id: string): boolean;
-  relays(): { id: string; streamId: string; peer: string }[];
-}
+/** What these routes need from the SFU (origin side): its channels and the relays they serve. */
+export type RelaySource = Pick<Sfu, 'channel' | 'relays'>;
 
 const NODE_UNAUTHORIZED = { '401': err('Missing or wrong node credential') };
 
@@ -39,7 +34,7 @@ export function relayRoutes(opts: { cluster: Cluster; media: RelaySource }): Rou
       },
       handler(req) {
         authorize(req);
-        return jsonResponse({ relays: media.relays() });
+        return jsonResponse({ relays: media.relays().map((r) => ({ id: r.id, streamId: r.channelId, peer: r.peer })) });
       },
     },
     {
@@ -61,8 +56,10 @@ export function relayRoutes(opts: { cluster: Cluster; media: RelaySource }): Rou
         authorize(req);
         const body = await readJson(req, RelayRequest);
         try {
-          const grant = await media.serveRelay(body.streamId, body.node, body.endpoint);
-          return jsonResponse(grant, 201);
+          const channel = media.channel(body.streamId);
+          if (!channel) throw new SfuError('stream_offline', 'The stream is not live on this node');
+          const relay = await channel.serveRelay(body.node, body.endpoint);
+          return jsonResponse({ id: relay.id, offer: relay.offer }, 201);
         } catch (e) {
           if (e instanceof SfuError) throw new HttpError(404, 'stream_offline', e.message);
           throw e;
@@ -80,7 +77,9 @@ export function relayRoutes(opts: { cluster: Cluster; media: RelaySource }): Rou
       },
       handler(req, ctx) {
         authorize(req);
-        if (!media.closeRelay(ctx.params.relayId!)) throw new HttpError(404, 'not_found', 'No such relay');
+        const relay = media.relays().find((r) => r.id === ctx.params.relayId);
+        if (!relay) throw new HttpError(404, 'not_found', 'No such relay');
+        relay.close();
         return new Response(null, { status: 204 });
       },
     },

@@ -4,7 +4,7 @@
  * CORS, Link ice-server headers, rate limits, session URLs, PATCH (trickle and
  * ICE restart) and the status codes OBS and other clients rely on.
  */
-import { SdpError, SfuError, type IceRestartResult, type SessionAnswer } from '@whipcast/sfu';
+import { SdpError, SfuError, type IceRestartResult, type WhepViewer, type WhipIngest } from '@whipcast/sfu';
 import type { Channels } from '../../channels.ts';
 import { bearerToken } from '../body.ts';
 import { errorResponse, HttpError } from '../errors.ts';
@@ -14,14 +14,19 @@ import { err } from './docs.ts';
 
 /** What these routes need from the SFU. */
 export interface WhipMedia {
-  publish(streamId: string, offer: string): Promise<SessionAnswer>;
-  unpublish(sessionId: string): boolean;
-  watch(streamId: string, offer: string): Promise<SessionAnswer>;
-  stopWatching(sessionId: string): boolean;
-  etagOf(sessionId: string): string | undefined;
-  sessionStream(sessionId: string): { streamId: string; kind: 'whip' | 'whep' } | undefined;
-  restartIce(sessionId: string, remote: { ufrag: string; pwd: string }): Promise<IceRestartResult>;
+  /** A publisher for the channel from a WHIP offer. */
+  publish(channelId: string, offer: string): Promise<WhipIngest>;
+  /** A viewer of the live channel from a WHEP offer. */
+  watch(channelId: string, offer: string): Promise<WhepViewer>;
+  /** A session by the id in its URL. */
+  session(kind: 'whip' | 'whep', id: string): WhipIngest | WhepViewer | undefined;
 }
+
+/**
+ * A session's ETag is the client's current ICE ufrag: an ICE restart (a new
+ * ufrag) is what changes the session (RFC 9725 §4.3.1).
+ */
+const etagOf = (s: WhipIngest | WhepViewer): string => `"${s.remoteIceUfrag}"`;
 
 export interface WhipRoutesOptions {
   media: WhipMedia;
@@ -88,10 +93,10 @@ function mediaError(e: unknown): never {
   throw e;
 }
 
-function created(answer: SessionAnswer, location: string, iceServers: string[]): Response {
-  const headers = new Headers({ 'content-type': SDP, location, etag: `"${answer.etag}"`, 'accept-patch': SDPFRAG, ...CORS });
+function created(session: WhipIngest | WhepViewer, location: string, iceServers: string[]): Response {
+  const headers = new Headers({ 'content-type': SDP, location, etag: etagOf(session), 'accept-patch': SDPFRAG, ...CORS });
   for (const link of iceServerLinks(iceServers)) headers.append('link', link);
-  return new Response(answer.answer, { status: 201, headers });
+  return new Response(session.answer, { status: 201, headers });
 }
 
 /** Parses an ICE restart / trickle sdpfrag: the new credentials, if any. */
@@ -146,7 +151,6 @@ export function whipRoutes(opts: WhipRoutesOptions): Route[] {
   const sessionRoutes = (kind: 'whip' | 'whep'): Route[] => {
     const path = `/${kind}/sessions/:sessionId`;
     const docs = SESSION_DOC(kind === 'whip' ? 'WHIP' : 'WHEP');
-    const owned = (id: string) => media.sessionStream(id)?.kind === kind;
     return [
       { method: 'OPTIONS', path, handler: () => preflight('PATCH, DELETE, OPTIONS', { 'accept-patch': SDPFRAG }) },
       {
@@ -154,9 +158,9 @@ export function whipRoutes(opts: WhipRoutesOptions): Route[] {
         path,
         doc: docs.DELETE,
         handler(_req, ctx) {
-          const id = ctx.params.sessionId!;
-          const ok = kind === 'whip' ? media.unpublish(id) : media.stopWatching(id);
-          if (!ok) return withCors(errorResponse(404, 'not_found', 'No such session'));
+          const session = media.session(kind, ctx.params.sessionId!);
+          if (!session) return withCors(errorResponse(404, 'not_found', 'No such session'));
+          session.close(kind === 'whip' ? 'publisher stopped (DELETE)' : 'viewer stopped (DELETE)');
           return new Response(null, { status: 200, headers: CORS });
         },
       },
@@ -166,24 +170,24 @@ export function whipRoutes(opts: WhipRoutesOptions): Route[] {
         maxBodyBytes: 16 * 1024,
         doc: docs.PATCH,
         async handler(req, ctx) {
-          const id = ctx.params.sessionId!;
           limit(`patch:${ctx.remoteAddress}`);
-          if (!owned(id)) throw new HttpError(404, 'not_found', 'No such session');
+          const session = media.session(kind, ctx.params.sessionId!);
+          if (!session) throw new HttpError(404, 'not_found', 'No such session');
           const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
           if (type !== SDPFRAG) throw new HttpError(415, 'unsupported_media_type', `Send ${SDPFRAG}`, { 'accept-patch': SDPFRAG });
           const frag = parseSdpFrag(await req.text());
           const ifMatch = req.headers.get('if-match');
-          const etag = media.etagOf(id);
-          if (ifMatch && ifMatch !== '*' && ifMatch !== `"${etag}"`) throw new HttpError(412, 'precondition_failed', 'ETag does not match');
-          const restarting = frag.ufrag && frag.pwd && frag.ufrag !== etag;
+          if (ifMatch && ifMatch !== '*' && ifMatch !== etagOf(session))
+            throw new HttpError(412, 'precondition_failed', 'ETag does not match');
+          const restarting = frag.ufrag && frag.pwd && frag.ufrag !== session.remoteIceUfrag;
           if (!restarting) {
             // mediasoup is ICE-lite: it learns the peer's addresses from its checks, so trickled candidates need no action.
             return new Response(null, { status: 204, headers: CORS });
           }
           if (!ifMatch) throw new HttpError(428, 'precondition_required', 'An ICE restart needs If-Match: "*" or the session ETag');
           try {
-            const r = await media.restartIce(id, { ufrag: frag.ufrag!, pwd: frag.pwd! });
-            return new Response(restartFrag(r), { status: 200, headers: { ...CORS, 'content-type': SDPFRAG, etag: `"${r.etag}"` } });
+            const r = await session.restartIce({ ufrag: frag.ufrag!, pwd: frag.pwd! });
+            return new Response(restartFrag(r), { status: 200, headers: { ...CORS, 'content-type': SDPFRAG, etag: etagOf(session) } });
           } catch (e) {
             mediaError(e);
           }
@@ -223,8 +227,8 @@ export function whipRoutes(opts: WhipRoutesOptions): Route[] {
         const auth = await channels.authenticateStreamKey(key);
         if (!auth) return withCors(errorResponse(401, 'unauthorized', 'Unknown or rotated stream key', WWW_AUTH));
         try {
-          const answer = await media.publish(auth.streamId, offer);
-          return created(answer, `/whip/sessions/${answer.sessionId}`, iceServers);
+          const ingest = await media.publish(auth.streamId, offer);
+          return created(ingest, `/whip/sessions/${ingest.id}`, iceServers);
         } catch (e) {
           mediaError(e);
         }
@@ -262,8 +266,8 @@ export function whipRoutes(opts: WhipRoutesOptions): Route[] {
         const stream = await channels.get(ctx.params.streamId!);
         if (!stream) throw new HttpError(404, 'not_found', 'No such channel');
         try {
-          const answer = await media.watch(stream.id, offer);
-          return created(answer, `/whep/sessions/${answer.sessionId}`, iceServers);
+          const viewer = await media.watch(stream.id, offer);
+          return created(viewer, `/whep/sessions/${viewer.id}`, iceServers);
         } catch (e) {
           mediaError(e);
         }

@@ -1,0 +1,412 @@
+/**
+ * A channel on this node: what a streamer owns. It owns its router (on one
+ * worker), its program tracks (the stable producers every viewer consumes),
+ * its DVR buffer, its audience spread over the workers, its ingest (a WHIP
+ * publisher or a relay from its origin node), its viewers and the relays it
+ * serves to other nodes. Closing it closes all of them.
+ *
+ * A channel opens for its first publisher or viewer and closes itself when
+ * neither is left (`idle`), or when its worker dies.
+ */
+import { EventEmitter } from 'node:events';
+import type { types } from 'mediasoup';
+import { Audience, SOCKET_SCHEME } from './audience.ts';
+import { MEDIA_CODECS } from './codecs.ts';
+import { DvrBuffer, type DvrBufferOptions } from './dvr/buffer.ts';
+import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
+import { SfuError } from './errors.ts';
+import { RelayIngest, WhipIngest, type Ingest } from './ingest.ts';
+import type { SfuLogger } from './logger.ts';
+import { hasKeyframeRequest, ProgramTrack } from './program.ts';
+import { Relay, type PipeConfig } from './relay.ts';
+import { parseOffer, type MediaKind } from './sdp/offer.ts';
+import { egressRouterKey, planEgress, planIngest, type SourceCodecs } from './sdp/plan.ts';
+import { SocketViewer } from './socket-viewer.ts';
+import type { AudiencePlacement, IngestSource, PipeEndpoint, RelayOffer } from './types.ts';
+import type { Viewer } from './viewer.ts';
+import { WhepViewer } from './whep-viewer.ts';
+import type { PooledWorker, WorkerPool } from './workers.ts';
+
+export interface ChannelOptions {
+  /** The channel's id (the streamer's channel id). */
+  id: string;
+  /** Workers for its router and its audience. */
+  pool: WorkerPool;
+  /** An ingest silent (no RTP) this long ends and the channel goes offline. */
+  publisherTimeoutMs: number;
+  /** Its DVR buffer's window, memory budget and spill directory. */
+  dvr: DvrBufferOptions;
+  /** Start socket viewers from the cached GOP. */
+  instantStart: boolean;
+  /** Viewers per router before its audience spreads to another router. */
+  routerMaxViewers: number;
+  /** Where its relay PipeTransports listen. */
+  pipe: PipeConfig;
+  logger: SfuLogger;
+}
+
+export interface ChannelEvents {
+  /** First media from its ingest arrived: the channel is live on this node. */
+  live: [source: IngestSource];
+  /** Its ingest is gone (DELETE, timeout, DTLS failure, key rotation…) and no other replaced it. */
+  offline: [reason: string, source: IngestSource];
+  /** The number of its viewers (sessions receiving media) changed. */
+  viewers: [count: number];
+  /** Its program tracks were re-made (a codec changed): socket viewers must consume again. */
+  reconsume: [];
+  /** The channel closed (idle, worker lost, server shutting down). */
+  close: [reason: string];
+}
+
+export class Channel extends EventEmitter<ChannelEvents> {
+  /** Emits `close` for outsiders. */
+  readonly observer = new EventEmitter<{ close: [reason: string] }>();
+  readonly id: string;
+  /** The time-shift buffer (DVR and the GOP cache for instant start). */
+  readonly dvr: DvrBuffer;
+  readonly #opts: ChannelOptions;
+  readonly #log: SfuLogger;
+  readonly #audience: Audience;
+  /** Stable per-kind producers viewers consume, fed by the current ingest. */
+  readonly #program: Partial<Record<MediaKind, ProgramTrack>> = {};
+  readonly #viewers = new Set<Viewer>();
+  /** Viewers receiving media (WHEP at once, socket viewers once they consume). */
+  readonly #watching = new Set<Viewer>();
+  readonly #relays = new Set<Relay>();
+  #ingest: Ingest | null = null;
+  #live = false;
+  #closed = false;
+
+  private constructor(
+    opts: ChannelOptions,
+    /** The worker its router lives on. */
+    readonly slot: PooledWorker,
+    readonly router: types.Router,
+    private readonly tapTransport: types.DirectTransport,
+    private readonly programTransport: types.DirectTransport,
+  ) {
+    super();
+    this.id = opts.id;
+    this.#opts = opts;
+    this.#log = opts.logger;
+    this.dvr = new DvrBuffer(opts.dvr);
+    this.#audience = new Audience({
+      pool: opts.pool,
+      channelId: opts.id,
+      slot,
+      router,
+      maxViewers: opts.routerMaxViewers,
+      logger: opts.logger,
+    });
+    // Viewers' keyframe requests reach the program producers as RTCP on this transport.
+    programTransport.on('rtcp', (packet) => {
+      if (hasKeyframeRequest(packet)) this.#program.video?.requestKeyFrame();
+    });
+    // closed under us: its worker died
+    router.observer.once('close', () => this.close('media worker died'));
+  }
+
+  /** @internal Made by `Sfu.openChannel()`: a router on the least-loaded worker. */
+  static async create(opts: ChannelOptions): Promise<Channel> {
+    const slot = opts.pool.leastLoaded();
+    const router = await slot.worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { channelId: opts.id } });
+    slot.load++;
+    router.observer.once('close', () => slot.load--);
+    try {
+      const [tap, program] = await Promise.all([router.createDirectTransport(), router.createDirectTransport()]);
+      return new Channel(opts, slot, router, tap, program);
+    } catch (err) {
+      router.close();
+      throw err;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Media from its ingest arrived and it has not ended. */
+  get live(): boolean {
+    return this.#live;
+  }
+
+  /** What feeds it now. */
+  get ingest(): Ingest | null {
+    return this.#ingest;
+  }
+
+  /** Viewers receiving media. */
+  get viewerCount(): number {
+    return this.#watching.size;
+  }
+
+  /** Its viewers (receiving media or not yet). */
+  viewers(): Viewer[] {
+    return [...this.#viewers];
+  }
+
+  /** The relays it serves to other nodes. */
+  relays(): Relay[] {
+    return [...this.#relays];
+  }
+
+  /** Per worker: its audience routers and viewers. */
+  placement(): AudiencePlacement[] {
+    return this.#audience.placement();
+  }
+
+  /** The program track of a kind, while it has a producer. */
+  programTrack(kind: MediaKind): ProgramTrack | undefined {
+    const t = this.#program[kind];
+    return t && !t.producer.closed ? t : undefined;
+  }
+
+  /** Its program tracks (audio first). */
+  programTracks(): ProgramTrack[] {
+    return (['audio', 'video'] as const).map((k) => this.programTrack(k)).filter((t): t is ProgramTrack => !!t);
+  }
+
+  // ---- ingest ----
+
+  /**
+   * Takes a WHIP publisher from its offer. A channel that already has an
+   * ingest gets the new one (OBS reconnects with a fresh POST while its old
+   * session may still look alive); viewers move over without noticing.
+   */
+  async publish(offerSdp: string): Promise<WhipIngest> {
+    return this.#adopt(async () => {
+      const offer = parseOffer(offerSdp);
+      const tracks = planIngest(offer, this.router.rtpCapabilities);
+      const ingest = await WhipIngest.create(this.slot, this.router, offer, tracks, this.#ingestOptions());
+      this.#log.info(
+        { channelId: this.id, session: ingest.id, tracks: tracks.map((t) => t.accepted.codec.mimeType) },
+        'publisher connected',
+      );
+      return ingest;
+    });
+  }
+
+  /**
+   * Edge side: takes the channel from its origin node. `open` sends this
+   * node's pipe end to the origin and returns the origin's (`serveRelay`
+   * there). The relay becomes the ingest, like a publisher; close it (or
+   * listen to its `close`) to stop it at the origin.
+   */
+  async pull(open: (local: PipeEndpoint) => Promise<RelayOffer>): Promise<RelayIngest> {
+    return this.#adopt(async () => {
+      const ingest = await RelayIngest.create(this.router, this.#opts.pipe, open, this.#ingestOptions());
+      this.#log.info({ channelId: this.id, relay: ingest.id }, 'relay from the origin node connected');
+      return ingest;
+    });
+  }
+
+  #ingestOptions() {
+    return { channelId: this.id, timeoutMs: this.#opts.publisherTimeoutMs };
+  }
+
+  /** Makes a new ingest current, replacing any previous one without going offline. */
+  async #adopt<I extends Ingest>(make: () => Promise<I>): Promise<I> {
+    this.#assertOpen();
+    let ingest: I;
+    try {
+      ingest = await make();
+    } catch (err) {
+      this.#closeIfIdle();
+      throw err;
+    }
+    if (this.#closed) {
+      ingest.close('channel closed');
+      throw new SfuError('unavailable', 'The channel closed');
+    }
+    const previous = this.#ingest;
+    this.#ingest = ingest;
+    ingest.once('close', (reason) => this.#ingestEnded(ingest, reason));
+    ingest.once('media', () => {
+      if (this.#ingest !== ingest || this.#live) return;
+      this.#live = true;
+      this.#log.info({ channelId: this.id, source: ingest.source }, 'channel live');
+      this.emit('live', ingest.source);
+    });
+    previous?.close(`replaced by a new ${ingest.source}`);
+    await this.#feedProgram(ingest);
+    return ingest;
+  }
+
+  #ingestEnded(ingest: Ingest, reason: string): void {
+    this.#log.info({ channelId: this.id, session: ingest.id, source: ingest.source, reason }, 'ingest ended');
+    if (this.#ingest !== ingest) return;
+    this.#ingest = null;
+    for (const p of Object.values(this.#program)) p.detach();
+    if (this.#live) {
+      this.#live = false;
+      this.emit('offline', reason, ingest.source);
+    }
+    this.#closeIfIdle();
+  }
+
+  /** Ends its ingest (key rotated, account gone, relay unwatched). False when it has none. */
+  endIngest(reason: string): boolean {
+    if (!this.#ingest) return false;
+    this.#ingest.close(reason);
+    return true;
+  }
+
+  /** Points the program tracks at a new ingest; viewers are re-attached only if a codec changed. */
+  async #feedProgram(ingest: Ingest): Promise<void> {
+    let recreated = false;
+    for (const [kind, producer] of ingest.producers) {
+      const current = this.#program[kind];
+      if (current && !current.producer.closed && current.accepts(producer)) {
+        await current.attach(producer);
+        continue;
+      }
+      current?.close();
+      const track = await ProgramTrack.create({
+        kind,
+        source: producer,
+        router: this.router,
+        tapTransport: this.tapTransport,
+        programTransport: this.programTransport,
+      });
+      this.#program[kind] = track;
+      this.#record(track);
+      recreated = true;
+    }
+    for (const kind of ['audio', 'video'] as const) if (!ingest.producers.has(kind)) this.#program[kind]?.detach();
+    if (recreated) {
+      for (const v of this.#viewers) if (v instanceof WhepViewer) void v.attach();
+      this.emit('reconsume');
+    }
+  }
+
+  /** Feeds a program track into the DVR buffer; socket viewers catching up switch to live at its keyframes. */
+  #record(track: ProgramTrack): void {
+    const codec = track.kind === 'video' ? codecOf(track.codec.mimeType) : null;
+    track.onPacket((packet, info) => {
+      const keyframe = codec !== null && isKeyframeStart(codec, packet);
+      if (keyframe) for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('keyframe');
+      this.dvr.push({ at: info.arrivalMs, kind: info.kind, keyframe, data: Buffer.from(packet) });
+      for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('buffered');
+    });
+  }
+
+  // ---- viewers ----
+
+  /** A WHEP viewer from its offer; the channel must be live. */
+  async watch(offerSdp: string): Promise<WhepViewer> {
+    this.#assertOpen();
+    const offer = parseOffer(offerSdp);
+    if (!this.#ingest || !this.#live) throw new SfuError('stream_offline', 'The stream is not live');
+    const source: SourceCodecs = {};
+    for (const t of this.programTracks()) source[t.kind] = t.codec;
+    const plan = planEgress(offer, source, this.router.rtpCapabilities);
+    const seat = this.#audience.seat(egressRouterKey(plan.routerCodecs), plan.routerCodecs);
+    let viewer: WhepViewer;
+    try {
+      viewer = await WhepViewer.create(this, seat, offer, plan, this.#log);
+    } catch (err) {
+      seat.release();
+      this.#closeIfIdle();
+      throw err;
+    }
+    this.#addViewer(viewer);
+    this.watching(viewer);
+    await viewer.start();
+    return viewer;
+  }
+
+  /** A socket (mediasoup-client) viewer's receive transport. It counts as a viewer once it consumes. */
+  async createSocketViewer(): Promise<SocketViewer> {
+    this.#assertOpen();
+    const seat = this.#audience.seat(SOCKET_SCHEME, MEDIA_CODECS);
+    let viewer: SocketViewer;
+    try {
+      viewer = await SocketViewer.create(this, seat, { instantStart: this.#opts.instantStart });
+    } catch (err) {
+      seat.release();
+      this.#closeIfIdle();
+      throw err;
+    }
+    this.#addViewer(viewer);
+    return viewer;
+  }
+
+  /** A viewer by id (WHEP session id or socket transport id). */
+  viewer(id: string): Viewer | undefined {
+    for (const v of this.#viewers) if (v.id === id) return v;
+    return undefined;
+  }
+
+  #addViewer(viewer: Viewer): void {
+    if (this.#closed) {
+      viewer.close('channel closed', true);
+      throw new SfuError('unavailable', 'The channel closed');
+    }
+    this.#viewers.add(viewer);
+    viewer.once('close', (reason) => {
+      this.#log.debug({ channelId: this.id, viewer: viewer.id, reason }, 'viewer left');
+      this.#viewers.delete(viewer);
+      if (this.#watching.delete(viewer)) this.emit('viewers', this.#watching.size);
+      this.#closeIfIdle();
+    });
+  }
+
+  /** @internal The viewer receives media now: it counts. */
+  watching(viewer: Viewer): void {
+    if (viewer.closed || this.#watching.has(viewer)) return;
+    this.#watching.add(viewer);
+    this.emit('viewers', this.#watching.size);
+  }
+
+  /** True when the viewer receives media. */
+  isWatching(viewer: Viewer): boolean {
+    return this.#watching.has(viewer);
+  }
+
+  // ---- relays to other nodes ----
+
+  /** Origin side: pipes the live channel's program to another node's PipeTransport at `remote`. */
+  async serveRelay(peer: string, remote: PipeEndpoint): Promise<Relay> {
+    this.#assertOpen();
+    if (!this.#live) throw new SfuError('stream_offline', 'The stream is not live on this node');
+    const relay = await Relay.create(this.router, this.#opts.pipe, this.id, peer, remote, this.programTracks());
+    this.#relays.add(relay);
+    relay.once('close', () => this.#relays.delete(relay));
+    this.#log.info({ channelId: this.id, relay: relay.id, peer }, 'relaying channel to another node');
+    return relay;
+  }
+
+  // ---- lifecycle ----
+
+  #closeIfIdle(): void {
+    if (!this.#closed && !this.#ingest && this.#viewers.size === 0) this.close('idle');
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new SfuError('unavailable', 'The channel closed');
+  }
+
+  /**
+   * Closes the channel and everything it owns: its ingest (offline if it was
+   * live), its viewers (told the server ended them), its relays, program
+   * tracks, audience routers, router and DVR buffer. Idempotent.
+   */
+  close(reason = 'closed'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ingest?.close(reason);
+    if (this.#live) {
+      this.#live = false;
+      this.emit('offline', reason, 'publisher');
+    }
+    for (const v of [...this.#viewers]) v.close(reason, true);
+    for (const r of [...this.#relays]) r.close();
+    for (const p of Object.values(this.#program)) p.close();
+    this.#audience.close();
+    this.router.close();
+    this.dvr.close();
+    this.#log.debug({ channelId: this.id, reason }, 'channel closed');
+    this.emit('close', reason);
+    this.observer.emit('close', reason);
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * A socket viewer's position in time: live on the program, catching up from
+ * the GOP cache (instant start: replay at 2× with standby program consumers,
+ * switched to at a live keyframe), or in the past (DVR seek, pause, resume).
+ * It owns the viewer's replay and standby consumers; the viewer owns the
+ * transport and the current consumers.
+ */
+import type { types } from 'mediasoup';
+import { SfuError } from '../errors.ts';
+import type { ProgramTrack } from '../program.ts';
+import type { MediaKind } from '../sdp/offer.ts';
+import { dtlsConnected } from '../transport.ts';
+import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget } from '../types.ts';
+import type { DvrBuffer } from './buffer.ts';
+import { ReplaySession } from './replay.ts';
+
+/** Program consumers made for a viewer. */
+export interface ProgramConsumers {
+  infos: ConsumerInfo[];
+  consumers: types.Consumer[];
+}
+
+/** What the time shift needs from its viewer. */
+export interface ShiftedViewer {
+  readonly router: types.Router;
+  readonly transport: types.WebRtcTransport;
+  /** The viewer's device capabilities (set by its `consume()`). */
+  capabilities(): types.RtpCapabilities;
+  /** The channel's DVR buffer and current program tracks. */
+  readonly buffer: DvrBuffer;
+  programTracks(): ProgramTrack[];
+  /** Paused consumers of the live program; `standby`: kept aside, not replacing the current ones. */
+  consumeProgram(standby: boolean): Promise<ProgramConsumers>;
+  /** Makes a consumer current (see `Viewer.setConsumer`). */
+  useConsumer(consumer: types.Consumer, closeOldAfterMs?: number): void;
+  /** The viewer now receives media: it counts in the audience. */
+  watching(): void;
+  /** The catch-up is over: tell the client to switch to the standby consumers. */
+  switched(): void;
+}
+
+/** How far a catch-up replay may lag and still switch to live at a keyframe. */
+const SWITCH_WITHIN_MS = 500;
+/** Instant start only from a cached keyframe younger than this. */
+const GOP_CACHE_MAX_AGE_MS = 10_000;
+/** A seek this close to now is a return to live. */
+const LIVE_EDGE_MS = 1000;
+/** The old consumers/replay stay this long after a switch, so the client's decoder moves over first. */
+const SWITCH_LINGER_MS = 1000;
+
+export class TimeShift {
+  /** Set while the viewer watches the past (seek) or catches up (instant start). */
+  #replay: ReplaySession | undefined;
+  /** Catch-up: paused program consumers, resumed at the next live keyframe. */
+  #standby: Map<MediaKind, types.Consumer> | undefined;
+
+  constructor(private readonly viewer: ShiftedViewer) {}
+
+  /** Instant start: replay the cached GOP faster than real time, then hand over to the live program at a keyframe. Null: no usable GOP. */
+  async catchUp(): Promise<ConsumerInfo[] | null> {
+    const { buffer } = this.viewer;
+    const last = buffer.lastKeyframe();
+    const kf = last === null ? undefined : buffer.at(last);
+    if (last === null || !kf || Date.now() - kf.at > GOP_CACHE_MAX_AGE_MS) return null;
+    if (!this.viewer.programTracks().some((t) => t.kind === 'video')) return null;
+    const out = await this.#replayFrom(last, 2);
+    const standby = await this.viewer.consumeProgram(true).catch(() => null);
+    if (!standby) return out;
+    this.#standby = new Map(standby.consumers.map((c) => [c.kind, c]));
+    return [...out, ...standby.infos.map((s) => ({ ...s, standby: true }))];
+  }
+
+  /** Seeks into the past: `offsetMs` behind live, or `deltaMs` from where the viewer is. */
+  async seek(target: SeekTarget, live: () => Promise<ConsumerInfo[]>): Promise<SeekResult> {
+    const { buffer } = this.viewer;
+    const range = buffer.range();
+    const now = Date.now();
+    if (!range) throw new SfuError('stream_offline', 'Nothing recorded yet');
+    const current = this.#replay ? this.#replay.position() : now;
+    let t = target.offsetMs !== undefined ? now - target.offsetMs : current + target.deltaMs;
+    t = Math.max(range.start, t);
+    if (t >= now - LIVE_EDGE_MS) return { consumers: await live(), behindLiveMs: 0, windowMs: now - range.start, live: true };
+    const from = buffer.keyframeAtOrBefore(t);
+    if (from === null) throw new SfuError('not_found', 'No keyframe recorded in the window');
+    this.stop();
+    const consumers = await this.#replayFrom(from, 1);
+    return { consumers, behindLiveMs: now - buffer.at(from)!.at, windowMs: now - range.start, live: false };
+  }
+
+  /** Holds a replay (live playback cannot be held). */
+  pause(): void {
+    if (!this.#replay) throw new SfuError('not_found', 'Seek first: live playback cannot be held');
+    this.#replay.pause();
+  }
+
+  resume(): void {
+    if (!this.#replay) throw new SfuError('not_found', 'Not in DVR mode');
+    this.#replay.play();
+  }
+
+  /** Where the viewer is: null when watching live (or catching up to it). */
+  position(): DvrPosition | null {
+    if (!this.#replay || this.#standby) return null;
+    const range = this.viewer.buffer.range();
+    return {
+      behindLiveMs: Math.round(this.#replay.behindLiveMs()),
+      windowMs: range ? Date.now() - range.start : 0,
+      paused: this.#replay.paused,
+    };
+  }
+
+  /** True when the consumer is a standby one (resumed at the switch, not by the client). */
+  isStandby(consumer: types.Consumer): boolean {
+    return !!this.#standby && [...this.#standby.values()].includes(consumer);
+  }
+
+  /** A standby consumer by id. */
+  standbyConsumer(id: string): types.Consumer | undefined {
+    return [...(this.#standby?.values() ?? [])].find((c) => c.id === id);
+  }
+
+  /**
+   * The client resumed a consumer of the replay: the replay clock starts once
+   * the video consumer is ready (or the audio one when there is no video) and
+   * DTLS is up, since packets sent before that are lost and the first of them
+   * is the keyframe. False when the consumer is not the replay's.
+   */
+  async resumeReplayConsumer(consumer: types.Consumer): Promise<boolean> {
+    const replay = this.#replay;
+    if (!replay || replay.started || ![...replay.producers.values()].some((p) => p.id === consumer.producerId)) return false;
+    await consumer.resume();
+    if (consumer.kind === 'video' || !replay.producers.has('video')) {
+      await dtlsConnected(this.viewer.transport, 10_000);
+      if (this.#replay === replay && !replay.started) replay.play();
+    }
+    return true;
+  }
+
+  /**
+   * A live keyframe is about to reach the program producer: a catch-up that
+   * reached the live edge resumes its standby program consumers now (the
+   * worker handles the resume before this packet), so the switch happens
+   * exactly on a keyframe.
+   */
+  onLiveKeyframe(): void {
+    const replay = this.#replay;
+    const standby = this.#standby;
+    if (!standby || !replay || replay.behindLiveMs() > SWITCH_WITHIN_MS) return;
+    this.#standby = undefined;
+    this.#replay = undefined;
+    for (const c of standby.values()) {
+      void c.resume().catch(() => {});
+      this.viewer.useConsumer(c, SWITCH_LINGER_MS);
+    }
+    setTimeout(() => replay.close(), SWITCH_LINGER_MS).unref();
+    this.viewer.switched();
+  }
+
+  /** A packet reached the buffer: a replay at the live edge sends it at once. */
+  onLivePacket(): void {
+    this.#replay?.notify();
+  }
+
+  /** Back to plain live: the replay and standby consumers close. */
+  stop(): void {
+    this.#replay?.close();
+    this.#replay = undefined;
+    for (const c of this.#standby?.values() ?? []) c.close();
+    this.#standby = undefined;
+  }
+
+  /** Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. */
+  async #replayFrom(from: number, catchUpRate: number): Promise<ConsumerInfo[]> {
+    const { viewer } = this;
+    const tracks = viewer.programTracks().map((p) => ({ kind: p.kind, codec: p.codec, ssrc: p.ssrc }));
+    const replay = await ReplaySession.create({ buffer: viewer.buffer, router: viewer.router, tracks, from, catchUpRate });
+    const out: ConsumerInfo[] = [];
+    try {
+      for (const [kind, producer] of replay.producers) {
+        if (!viewer.router.canConsume({ producerId: producer.id, rtpCapabilities: viewer.capabilities() })) continue;
+        const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities: viewer.capabilities(), paused: true });
+        viewer.useConsumer(consumer);
+        out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });
+      }
+    } catch (err) {
+      replay.close();
+      throw err;
+    }
+    this.#replay = replay;
+    viewer.watching();
+    return out;
+  }
+}

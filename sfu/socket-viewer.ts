@@ -1,0 +1,175 @@
+/**
+ * A mediasoup-client viewer signalled over the socket: the client builds a
+ * receive transport from `view`, connects it, consumes the program (paused,
+ * resumed once its side is set up), and can move in time (`seek`, `live`,
+ * `pause`, `resume`) over the same transport. It counts as a viewer of its
+ * channel once it consumes.
+ */
+import type { types } from 'mediasoup';
+import type { Seat } from './audience.ts';
+import type { Channel } from './channel.ts';
+import { TimeShift, type ProgramConsumers } from './dvr/time-shift.ts';
+import { SfuError } from './errors.ts';
+import type { ProgramTrack } from './program.ts';
+import { transportView } from './transport.ts';
+import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget, TransportView } from './types.ts';
+import { Viewer } from './viewer.ts';
+
+export interface SocketViewerOptions {
+  /** Start from the cached GOP (replay at 2×, then switch to live at a keyframe) instead of waiting for the publisher's next keyframe. */
+  instantStart: boolean;
+}
+
+export class SocketViewer extends Viewer {
+  readonly #shift: TimeShift;
+  readonly #instantStart: boolean;
+
+  private constructor(channel: Channel, transport: types.WebRtcTransport, router: types.Router, seat: Seat, opts: SocketViewerOptions) {
+    super(transport.id, channel, transport, router, seat, {});
+    this.#instantStart = opts.instantStart;
+    this.#shift = new TimeShift({
+      router,
+      transport,
+      capabilities: () => this.rtpCapabilities,
+      buffer: channel.dvr,
+      programTracks: () => channel.programTracks(),
+      consumeProgram: (standby) => this.#consumeProgram(standby),
+      useConsumer: (c, ms) => this.setConsumer(c, ms),
+      watching: () => channel.watching(this),
+      switched: () => this.emit('switch'),
+    });
+  }
+
+  /** @internal Made by `Channel.createSocketViewer()`: a transport on its seat's router, not yet connected. */
+  static async create(channel: Channel, seat: Seat, opts: SocketViewerOptions): Promise<SocketViewer> {
+    const router = await seat.router();
+    const transport = await router.createWebRtcTransport({
+      webRtcServer: seat.worker.webRtcServer,
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      appData: { channelId: channel.id, role: 'viewer' },
+    });
+    return new SocketViewer(channel, transport, router, seat, opts);
+  }
+
+  /** What the client needs to build its receive transport. */
+  get view(): TransportView {
+    return transportView(this.transport);
+  }
+
+  /** The client's DTLS parameters. */
+  async connect(dtlsParameters: types.DtlsParameters): Promise<void> {
+    this.#assertOpen();
+    await this.transport.connect({ dtlsParameters });
+  }
+
+  /** Consumes the channel's program (from the GOP cache when it can). Consumers start paused: `resumeConsumer` each once set up. */
+  async consume(rtpCapabilities: types.RtpCapabilities): Promise<ConsumerInfo[]> {
+    this.#assertOpen();
+    if (!this.channel.live) throw new SfuError('stream_offline', 'The stream is not live');
+    this.rtpCapabilities = rtpCapabilities;
+    return this.live();
+  }
+
+  /** Back to live: consumers on the program again (from the GOP cache, like a new viewer). */
+  async live(): Promise<ConsumerInfo[]> {
+    this.#assertOpen();
+    if (!this.channel.live) throw new SfuError('stream_offline', 'The stream is not live');
+    this.#shift.stop();
+    const caughtUp = this.#instantStart ? await this.#shift.catchUp() : null;
+    return caughtUp ?? (await this.#consumeProgram(false)).infos;
+  }
+
+  /** Seeks into the past: `offsetMs` behind live, or `deltaMs` from where it is. */
+  async seek(target: SeekTarget): Promise<SeekResult> {
+    this.#assertOpen();
+    if (!this.channel.isWatching(this)) throw new SfuError('not_found', 'Consume the stream first');
+    return this.#shift.seek(target, () => this.live());
+  }
+
+  /** Holds the picture (DVR only: live playback cannot be held). */
+  pause(): void {
+    this.#assertOpen();
+    this.#shift.pause();
+  }
+
+  /** Plays on from where `pause()` held it. */
+  resume(): void {
+    this.#assertOpen();
+    this.#shift.resume();
+  }
+
+  /** Where the viewer is in the DVR window; null when it watches live. */
+  position(): DvrPosition | null {
+    return this.closed ? null : this.#shift.position();
+  }
+
+  /** True when the consumer is one of this viewer's. */
+  hasConsumer(consumerId: string): boolean {
+    return !!this.#consumer(consumerId);
+  }
+
+  /** The client set a consumer up: media flows (a replay starts its clock; a live video consumer asks for a keyframe). */
+  async resumeConsumer(consumerId: string): Promise<void> {
+    const c = this.#mustConsumer(consumerId);
+    if (await this.#shift.resumeReplayConsumer(c)) return;
+    if (this.#shift.isStandby(c)) return; // resumed at the switch
+    await c.resume();
+    // A new viewer needs a keyframe; OBS ignores the request, the GOP cache (DVR) covers it.
+    if (c.kind === 'video') await c.requestKeyFrame();
+  }
+
+  async pauseConsumer(consumerId: string): Promise<void> {
+    await this.#mustConsumer(consumerId).pause();
+  }
+
+  /** ICE restart: the server's new credentials. */
+  async restartIce(): Promise<types.IceParameters> {
+    this.#assertOpen();
+    return this.transport.restartIce();
+  }
+
+  /** @internal A live packet is about to reach the program (`keyframe`: it starts one) or reached the buffer. */
+  onLivePacket(stage: 'keyframe' | 'buffered'): void {
+    if (stage === 'keyframe') this.#shift.onLiveKeyframe();
+    else this.#shift.onLivePacket();
+  }
+
+  protected override onClose(): void {
+    this.#shift.stop();
+  }
+
+  #consumer(id: string): types.Consumer | undefined {
+    return [...this.consumers.values()].find((c) => c.id === id) ?? this.#shift.standbyConsumer(id);
+  }
+
+  #mustConsumer(id: string): types.Consumer {
+    const c = this.closed ? undefined : this.#consumer(id);
+    if (!c) throw new SfuError('not_found', 'No such consumer');
+    return c;
+  }
+
+  #assertOpen(): void {
+    if (this.closed) throw new SfuError('not_found', 'No such transport');
+  }
+
+  /** Paused consumers of the live program. `standby`: kept aside for the switch, not replacing the current ones. */
+  async #consumeProgram(standby: boolean): Promise<ProgramConsumers> {
+    const out: ProgramConsumers = { infos: [], consumers: [] };
+    const rtpCapabilities = this.rtpCapabilities;
+    for (const track of this.channel.programTracks() as ProgramTrack[]) {
+      const producer = track.producer;
+      if (!this.channel.router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
+      const source = await this.seat.source(producer);
+      if (this.closed) throw new SfuError('not_found', 'No such transport');
+      const consumer = await this.transport.consume({ producerId: source.id, rtpCapabilities, paused: true });
+      if (!standby) this.setConsumer(consumer);
+      out.consumers.push(consumer);
+      out.infos.push({ id: consumer.id, producerId: producer.id, kind: track.kind, rtpParameters: consumer.rtpParameters });
+    }
+    if (out.infos.length === 0) throw new SfuError('unavailable', 'Nothing this device can receive');
+    this.channel.watching(this);
+    return out;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * A viewer of a channel: one WebRTC transport on an audience router and a
+ * consumer per kind. Subclasses: `WhepViewer` (a WHEP session) and
+ * `SocketViewer` (a mediasoup-client over the socket, with DVR).
+ *
+ * The close cascade lives here once: closing a viewer (its client left, DTLS
+ * failed, its router or channel closed) closes its transport (with it its
+ * consumers) and gives its seat back.
+ */
+import { EventEmitter } from 'node:events';
+import type { types } from 'mediasoup';
+import type { Seat } from './audience.ts';
+import type { Channel } from './channel.ts';
+import type { MediaKind } from './sdp/offer.ts';
+import { onDtlsEnd } from './transport.ts';
+
+export interface ViewerEvents {
+  /**
+   * The viewer is gone. `byServer`: the server ended it (its router's worker
+   * was lost, its channel closed), not its client: a socket client builds a
+   * new one.
+   */
+  close: [reason: string, byServer: boolean];
+  /** Socket viewers: the catch-up replay reached the live edge and the standby consumers took over (the client switches too). */
+  switch: [];
+}
+
+export interface ViewerObserverEvents {
+  close: [reason: string];
+}
+
+export abstract class Viewer extends EventEmitter<ViewerEvents> {
+  /** Emits `close` for outsiders (metrics, tests). */
+  readonly observer = new EventEmitter<ViewerObserverEvents>();
+  /** The current consumer of each kind. */
+  protected readonly consumers = new Map<MediaKind, types.Consumer>();
+  /** What the viewer's device can receive. */
+  protected rtpCapabilities: types.RtpCapabilities;
+  #closed = false;
+
+  protected constructor(
+    /** The viewer's id: its WHEP session id, or its transport's id. */
+    readonly id: string,
+    /** The channel it watches. */
+    readonly channel: Channel,
+    readonly transport: types.WebRtcTransport,
+    /** The router its transport and consumers live on. */
+    readonly router: types.Router,
+    /** Its place in the channel's audience. */
+    protected readonly seat: Seat,
+    rtpCapabilities: types.RtpCapabilities,
+  ) {
+    super();
+    this.rtpCapabilities = rtpCapabilities;
+    onDtlsEnd(transport, (reason) => this.close(reason));
+    // its router closed under it (worker died, audience torn down)
+    transport.observer.once('close', () => this.close('transport closed by the server', true));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The index of the worker it was placed on. */
+  get worker(): number {
+    return this.seat.worker.index;
+  }
+
+  /**
+   * Makes `consumer` the viewer's consumer of its kind. The one it replaces
+   * closes now, or after `closeOldAfterMs` (a switch at a keyframe lets the
+   * client's decoder move over first).
+   */
+  protected setConsumer(consumer: types.Consumer, closeOldAfterMs = 0): void {
+    const kind = consumer.kind;
+    const old = this.consumers.get(kind);
+    this.consumers.set(kind, consumer);
+    consumer.observer.once('close', () => {
+      if (this.consumers.get(kind) === consumer) this.consumers.delete(kind);
+    });
+    if (!old || old === consumer) return;
+    if (closeOldAfterMs > 0) setTimeout(() => old.close(), closeOldAfterMs).unref();
+    else old.close();
+  }
+
+  /** Ends the viewer: its transport, consumers and seat. Idempotent. */
+  close(reason = 'closed by the client', byServer = false): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onClose();
+    this.transport.close();
+    this.seat.release();
+    this.emit('close', reason, byServer);
+    this.observer.emit('close', reason);
+  }
+
+  /** Subclasses stop what they run besides the transport (replays). */
+  protected onClose(): void {}
+}
