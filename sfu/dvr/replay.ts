@@ -40,10 +40,6 @@ export class ReplaySession {
   #started = false;
   #closed = false;
   readonly #now: () => number;
-  /** Called once when playback reaches the live edge (catch-up done). */
-  onLiveEdge: (() => void) | null = null;
-  /** Called for each packet sent, after sending (tests, metrics). */
-  onSent: ((kind: MediaKind, data: Buffer) => void) | null = null;
 
   private constructor(private readonly opts: ReplayOptions) {
     this.#cursor = opts.from;
@@ -142,17 +138,13 @@ export class ReplaySession {
       if (p.at > pos) break;
       this.#cursor++;
       const producer = this.producers.get(p.kind);
-      if (producer && !producer.closed) {
-        producer.send(p.data);
-        this.onSent?.(p.kind, p.data);
-      }
+      if (producer && !producer.closed) producer.send(p.data);
     }
     const liveEdge = this.opts.liveEdgeMs ?? 150;
     if (this.#rate !== 1 && this.#cursor >= buffer.end - 1 && this.#now() - pos <= liveEdge) {
       this.#mediaAt = pos;
       this.#wallAt = this.#now();
       this.#rate = 1;
-      this.onLiveEdge?.();
     }
     if (this.#cursor < buffer.end) {
       const next = buffer.at(this.#cursor)!;
