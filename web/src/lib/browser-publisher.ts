@@ -3,6 +3,9 @@ export class BrowserPublisher {
   #pc: RTCPeerConnection | null = null;
   #stream: MediaStream | null = null;
   #location: string | null = null;
+  #stopped = false;
+  /** The connection ended without stop(): another publisher took over, or the network dropped. */
+  onEnded: () => void = () => {};
 
   constructor(
     private readonly whipUrl: string,
@@ -17,6 +20,12 @@ export class BrowserPublisher {
     this.#stream = stream;
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     this.#pc = pc;
+    pc.addEventListener('connectionstatechange', () => {
+      if (!this.#stopped && (pc.connectionState === 'failed' || pc.connectionState === 'closed')) {
+        this.stop();
+        this.onEnded();
+      }
+    });
     for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
     // H.264 first: every viewer's browser decodes it.
     for (const t of pc.getTransceivers()) {
@@ -42,6 +51,7 @@ export class BrowserPublisher {
   }
 
   stop(): void {
+    this.#stopped = true;
     if (this.#location)
       void fetch(this.#location, { method: 'DELETE', headers: { authorization: `Bearer ${this.streamKey}` } }).catch(() => {});
     this.#location = null;

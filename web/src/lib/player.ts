@@ -185,21 +185,11 @@ export class ChannelPlayer {
     this.onDvr(this.dvr);
   }
 
-  /** WebRTC stats for the latency indicator and tests. */
-  async stats(): Promise<{ framesDecoded: number; jitterBufferMs: number | null }> {
-    const video = this.#consumers.find((c) => c.kind === 'video');
-    if (!video) return { framesDecoded: 0, jitterBufferMs: null };
-    let framesDecoded = 0;
-    let jitterBufferMs: number | null = null;
-    (await video.getStats()).forEach(
-      (s: { type: string; framesDecoded?: number; jitterBufferDelay?: number; jitterBufferEmittedCount?: number }) => {
-        if (s.type === 'inbound-rtp') {
-          framesDecoded = s.framesDecoded ?? 0;
-          if (s.jitterBufferEmittedCount) jitterBufferMs = ((s.jitterBufferDelay ?? 0) / s.jitterBufferEmittedCount) * 1000;
-        }
-      },
-    );
-    return { framesDecoded, jitterBufferMs };
+  /** The receiver's WebRTC stats for the shown tracks (see player-stats.ts). */
+  async stats(): Promise<{ video: RTCStatsReport | null; audio: RTCStatsReport | null }> {
+    const of = (kind: 'audio' | 'video') => this.#consumers.find((c) => c.kind === kind)?.getStats() ?? Promise.resolve(null);
+    const [video, audio] = await Promise.all([of('video'), of('audio')]);
+    return { video, audio };
   }
 
   close(): void {

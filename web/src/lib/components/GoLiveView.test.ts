@@ -45,3 +45,27 @@ describe('GoLiveView', () => {
     expect(onRotate).toHaveBeenCalledOnce();
   });
 });
+
+describe('GoLiveView feedback', () => {
+  it('says when the details are saved, and when they are not', async () => {
+    let fail = false;
+    const onSave = vi.fn(async () => {
+      if (fail) throw new Error('Title too long');
+    });
+    render(GoLiveView, { stream, streamKey: key, onSave });
+    await fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    expect(await screen.findByText('Saved. Viewers see the new title and description.')).toBeTruthy();
+    fail = true;
+    await fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    expect(await screen.findByText('Not saved: Title too long')).toBeTruthy();
+  });
+
+  it('without a clipboard (plain http), Copy reveals and selects the key instead of claiming a copy', async () => {
+    render(GoLiveView, { stream, streamKey: key });
+    await fireEvent.click(screen.getByRole('button', { name: 'Copy the bearer token (stream key)' }));
+    expect(await screen.findByText(/^Selected: press Ctrl\+C/)).toBeTruthy();
+    expect(screen.queryByText(/Copied/)).toBeNull();
+    expect(screen.getByTestId('stream-key').textContent).toBe(key.streamKey);
+    expect(getSelection()?.toString()).toBe(key.streamKey);
+  });
+});
