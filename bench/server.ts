@@ -5,7 +5,7 @@ export type BenchServer = WhipcastProcess;
 
 /** `env.NODE_URL = 'self'` is replaced by the server's own URL (a cluster node). */
 export function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
-  return startWhipcastProcess({ WHIP_RATE_LIMIT_PER_MINUTE: '100000', ...env }, { inherit: true });
+  return startWhipcastProcess({ WHIP_RATE_LIMIT_PER_MINUTE: '100000', REGISTER_RATE_PER_HOUR: '100000', ...env }, { inherit: true });
 }
 
 /** Registers a user and returns its channel id, stream key and session token. */

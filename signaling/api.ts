@@ -33,6 +33,12 @@ export const Credentials = schema(
   }),
 );
 
+export const LoginCredentials = schema(
+  'LoginCredentials',
+  z.object({ username: z.string().max(256), password: z.string().max(256) }),
+  'Any strings: credentials that cannot belong to an account are simply wrong (401), never a 400.',
+);
+
 export const User = schema('User', z.object({ id: z.uuid(), username: z.string() }));
 
 export const AuthResult = schema(

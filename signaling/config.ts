@@ -121,8 +121,50 @@ export const SETTINGS = {
     optional(str),
     'Server secret (≥ 32 chars) from which stream keys are derived, and node-to-node auth. Default: generated once into `$DATA_DIR/secret`. Set it explicitly when running several nodes.',
   ),
+  metricsToken: setting(
+    'Server',
+    'METRICS_TOKEN',
+    undefined,
+    optional(str),
+    '`GET /metrics` then requires `Authorization: Bearer <METRICS_TOKEN>` (401 without). Unset: `/metrics` is public; keep it off the internet some other way.',
+  ),
   // Accounts
   sessionTtlHours: setting('Accounts', 'SESSION_TTL_HOURS', '720', int(1, 24 * 365), 'How long a sign-in session lasts.'),
+  loginRatePerMinute: setting(
+    'Accounts',
+    'LOGIN_RATE_PER_MINUTE',
+    '10',
+    int(1, 100_000),
+    'Sign-in attempts per client address (IPv6: per /64) per minute; beyond it 429 with `Retry-After`.',
+  ),
+  loginFailuresPerAccount: setting(
+    'Accounts',
+    'LOGIN_FAILURES_PER_ACCOUNT',
+    '10',
+    int(1, 100_000),
+    'Failed sign-ins per account per 15 minutes, from all addresses together; beyond it that account answers 429 with `Retry-After` until the window ends.',
+  ),
+  registerRatePerHour: setting(
+    'Accounts',
+    'REGISTER_RATE_PER_HOUR',
+    '20',
+    int(1, 1_000_000),
+    'Sign-ups per client address (IPv6: per /64) per hour; beyond it 429 with `Retry-After`.',
+  ),
+  passwordHashConcurrency: setting(
+    'Accounts',
+    'PASSWORD_HASH_CONCURRENCY',
+    '1',
+    int(1, 64),
+    'Password hashes (scrypt: ~32 MiB and ~0.1 s of a core each) computed at once; more sign-ins and sign-ups wait in a queue served round-robin by client address. Raise it on machines with many cores.',
+  ),
+  passwordHashQueue: setting(
+    'Accounts',
+    'PASSWORD_HASH_QUEUE',
+    '16',
+    int(0, 10_000),
+    'Sign-ins and sign-ups that may wait for a hashing slot (one address: a quarter of them); beyond it 503 with `Retry-After` at once.',
+  ),
   // Media
   mediasoupWorkerBin: setting(
     'Media',

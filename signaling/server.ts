@@ -17,6 +17,7 @@ import { authRoutes } from './http/routes/auth.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { streamRoutes } from './http/routes/streams.ts';
 import { loadStaticSite, staticHandler } from './http/static.ts';
+import { originOf } from './http/security-headers.ts';
 import type { Route } from './http/types.ts';
 import type { MediaLayer } from './media.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -106,15 +107,23 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
         readiness: { database: async () => (await db.ping(), true), media: () => media?.ready() ?? false },
         metrics: metrics.registry,
         shuttingDown: () => shuttingDown,
+        metricsToken: config.metricsToken,
       }),
-      ...authRoutes(accounts),
+      ...authRoutes(accounts, {
+        loginPerMinute: config.loginRatePerMinute,
+        loginFailuresPerAccount: config.loginFailuresPerAccount,
+        registerPerHour: config.registerRatePerHour,
+        hashConcurrency: config.passwordHashConcurrency,
+        hashQueue: config.passwordHashQueue,
+      }),
       ...streamRoutes({ accounts, channels, whipUrl: (req) => `${publicBase(config, req)}/whip` }),
       ...(media?.routes() ?? []),
     ];
     routes.push(openApiRoute(() => routes, VERSION));
     const site = await loadStaticSite(config.webDir);
     if (!site) logger.warn({ webDir: config.webDir }, 'web UI not built; serving the API only');
-    const router = createRouter({ routes, fallback: staticHandler(site), logger });
+    const publicOrigin = originOf(config.publicUrl);
+    const router = createRouter({ routes, fallback: staticHandler(site, { connectSources: publicOrigin ? [publicOrigin] : [] }), logger });
 
     const chat = createChat({
       db,

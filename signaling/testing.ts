@@ -36,6 +36,8 @@ export async function startTestServer(
     RTC_LISTEN_IP: '127.0.0.1',
     RTC_ANNOUNCED_ADDRESS: '127.0.0.1',
     RTC_PORT: '0',
+    // every test user signs up from 127.0.0.1; the hardening tests set their own limits
+    REGISTER_RATE_PER_HOUR: '1000000',
     ...opts.env,
   });
   const database = await openTestDatabase(opts.db ?? 'embedded');

@@ -17,13 +17,17 @@ function loadUws(): typeof UWS {
   if (!NATIVE_ABIS.has(process.versions.modules)) {
     throw new Error(`whipcast needs Node.js 20 (uWebSockets.js has no native build for Node ${process.versions.node}). See .nvmrc.`);
   }
-  return createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as typeof UWS;
+  const lib = createRequire(import.meta.url)('@trufflesuite/uws-js-unofficial') as typeof UWS;
+  lib._cfg('silent'); // no `uWebSockets: 20` header on every response
+  return lib;
 }
 
 const uws = loadUws();
 
 export interface HttpInfo {
   remoteAddress: string;
+  /** The request path exactly as sent (percent-encoded, no query): what routing must use. */
+  rawPath: string;
 }
 
 export type SendResult = 'sent' | 'queued' | 'dropped';
@@ -102,8 +106,12 @@ export function normaliseAddress(raw: string): string {
   return raw.replace(/^::ffff:/i, '');
 }
 
+/**
+ * With a trusted proxy, the last X-Forwarded-For entry is the address the proxy saw;
+ * earlier entries are whatever the client wrote and must not pick its rate-limit bucket.
+ */
 function clientAddress(socketAddress: string, headers: Record<string, string>, trustProxy: boolean): string {
-  const forwarded = trustProxy ? headers['x-forwarded-for']?.split(',')[0]?.trim() : undefined;
+  const forwarded = trustProxy ? headers['x-forwarded-for']?.split(',').at(-1)?.trim() : undefined;
   return forwarded || socketAddress;
 }
 
@@ -112,6 +120,12 @@ function statusLine(status: number): string {
 }
 
 const METHODS_WITHOUT_BODY = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+function plainError(res: UWS.HttpResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  res.cork(() => res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json; charset=utf-8').end(body, true));
+}
 
 export function startServer<T>(options: ServerOptions<T>): Promise<RunningServer> {
   const app = uws.App();
@@ -125,8 +139,11 @@ export function startServer<T>(options: ServerOptions<T>): Promise<RunningServer
     req.forEach((k, v) => {
       headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
     });
-    const url = `http://${headers.host || 'localhost'}${req.getUrl()}${query ? `?${query}` : ''}`;
+    const rawPath = req.getUrl();
+    // The URL carries no Host: a Host header must never change what the path means (the router reads `rawPath`).
+    const url = `http://localhost${rawPath}${query ? `?${query}` : ''}`;
     const remoteAddress = clientAddress(normaliseAddress(text(res.getRemoteAddressAsText())), headers, options.trustProxy);
+    if (!KNOWN_METHODS.has(method)) return plainError(res, 501, 'not_implemented', `${method} is not supported`);
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
@@ -139,21 +156,28 @@ export function startServer<T>(options: ServerOptions<T>): Promise<RunningServer
         response.headers.forEach((value, key) => {
           if (key !== 'content-length') res.writeHeader(key, value);
         });
-        if (method === 'HEAD') res.endWithoutBody(Number(response.headers.get('content-length') ?? body?.byteLength ?? 0));
-        else res.end(body ?? new Uint8Array(0));
+        if (method === 'HEAD') {
+          // endWithoutBody(length) leaves this uWS waiting for that many bytes and the connection dies; say it ourselves
+          res.writeHeader('content-length', response.headers.get('content-length') ?? String(body?.byteLength ?? 0));
+          res.endWithoutBody();
+        } else res.end(body ?? new Uint8Array(0));
       });
     };
     const dispatch = (body: Uint8Array<ArrayBuffer> | null) => {
       let request: Request;
       try {
         request = new Request(url, { method, headers, ...(body ? { body } : {}) });
-      } catch (err) {
-        respond(new Response('Bad request', { status: 400 }), new TextEncoder().encode('Bad request'));
-        options.onError(err);
+      } catch {
+        // e.g. a header value that is not Latin-1: the client's mistake, not ours
+        const msg = JSON.stringify({ error: { code: 'bad_request', message: 'Malformed request' } });
+        respond(
+          new Response(msg, { status: 400, headers: { 'content-type': 'application/json; charset=utf-8' } }),
+          new TextEncoder().encode(msg),
+        );
         return;
       }
       options
-        .http(request, { remoteAddress })
+        .http(request, { remoteAddress, rawPath })
         .then(async (response) => respond(response, response.body ? new Uint8Array(await response.arrayBuffer()) : null))
         .catch((err: unknown) => {
           options.onError(err);
@@ -165,9 +189,7 @@ export function startServer<T>(options: ServerOptions<T>): Promise<RunningServer
     const hasBody = !METHODS_WITHOUT_BODY.has(method) || declared > 0 || 'transfer-encoding' in headers;
     if (!hasBody) return dispatch(null);
     if (declared > options.maxBodyBytes) {
-      const msg = JSON.stringify({ error: { code: 'payload_too_large', message: `Request body exceeds ${options.maxBodyBytes} bytes` } });
-      res.cork(() => res.writeStatus(statusLine(413)).writeHeader('content-type', 'application/json').end(msg, true));
-      return;
+      return plainError(res, 413, 'payload_too_large', `Request body exceeds ${options.maxBodyBytes} bytes`);
     }
     const chunks: Uint8Array<ArrayBuffer>[] = [];
     let size = 0;
@@ -176,9 +198,7 @@ export function startServer<T>(options: ServerOptions<T>): Promise<RunningServer
       size += chunk.byteLength;
       if (size > options.maxBodyBytes) {
         size = -1;
-        const msg = JSON.stringify({ error: { code: 'payload_too_large', message: `Request body exceeds ${options.maxBodyBytes} bytes` } });
-        res.cork(() => res.writeStatus(statusLine(413)).writeHeader('content-type', 'application/json').end(msg, true));
-        return;
+        return plainError(res, 413, 'payload_too_large', `Request body exceeds ${options.maxBodyBytes} bytes`);
       }
       chunks.push(new Uint8Array(chunk.slice(0)));
       if (isLast) dispatch(chunks.length === 1 ? chunks[0]! : new Uint8Array(Buffer.concat(chunks)));

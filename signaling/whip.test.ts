@@ -56,6 +56,7 @@ describe('WHIP from an OBS-like publisher to WHEP viewers', () => {
     await pub.connected();
     await waitStatus(streamId, 'live');
     expect((await status(streamId)).startedAt).not.toBeNull();
+    expect((await fetch(`${server.url}/whep/${streamId}`, { method: 'HEAD' })).status).toBe(200);
 
     const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
     expect(viewer.exchange!.answer).toMatch(/a=sendonly/);
@@ -244,6 +245,10 @@ describe('publisher lifecycle', () => {
     const res = await fetch(`${server.url}/whep/${streamId}`, { method: 'POST', headers: OFFER_HEADERS, body: H265_ONLY });
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('stream_offline');
+    // HEAD answers as the POST would: no channel, or not live, is 404
+    for (const id of [streamId, 'a3bb189e-8bf9-3888-9912-ace4e6543002', 'not-a-channel']) {
+      expect((await fetch(`${server.url}/whep/${id}`, { method: 'HEAD' })).status, id).toBe(404);
+    }
   });
 });
 

@@ -67,6 +67,7 @@ export function buildOpenApiDocument(routes: readonly Route[], version: string):
         streamKey: { type: 'http', scheme: 'bearer', description: 'Stream key (WHIP ingest)' },
         whipSession: { type: 'http', scheme: 'bearer', description: 'The stream key that created the WHIP session' },
         node: { type: 'http', scheme: 'bearer', description: 'Node-to-node credential derived from the shared WHIPCAST_SECRET' },
+        metrics: { type: 'http', scheme: 'bearer', description: 'The METRICS_TOKEN setting' },
       },
     },
   };

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorResponse, HttpError } from './errors.ts';
+import { BASE_SECURITY_HEADERS } from './security-headers.ts';
+import { parseTarget, TargetError, validHost, type RequestTarget } from './target.ts';
 import type { Handler, HttpMethod, Route } from './types.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
@@ -16,8 +18,14 @@ export interface RouterOptions {
   logger: Logger;
 }
 
+export interface RequestInfo {
+  remoteAddress: string;
+  /** The path exactly as the client sent it (percent-encoded, no query). Default: the path of `req.url`. */
+  rawPath?: string;
+}
+
 export interface Router {
-  handle(req: Request, info: { remoteAddress: string }): Promise<Response>;
+  handle(req: Request, info: RequestInfo): Promise<Response>;
   /** Registered routes, for the OpenAPI consistency test. */
   readonly routes: readonly Route[];
 }
@@ -26,19 +34,16 @@ function splitPath(path: string): string[] {
   return path.split('/').filter(Boolean);
 }
 
-function match(segments: string[], pathSegments: string[]): Record<string, string> | null {
-  if (segments.length !== pathSegments.length) return null;
+/** Literal segments match the raw text exactly (no decoding); `:params` take the decoded value, never empty. */
+function match(segments: string[], target: RequestTarget): Record<string, string> | null {
+  if (segments.length !== target.raw.length) return null;
   const params: Record<string, string> = {};
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
-    const value = pathSegments[i]!;
     if (seg.startsWith(':')) {
-      try {
-        params[seg.slice(1)] = decodeURIComponent(value);
-      } catch {
-        return null;
-      }
-    } else if (seg !== value) return null;
+      if (!target.decoded[i]) return null;
+      params[seg.slice(1)] = target.decoded[i]!;
+    } else if (seg !== target.raw[i]) return null;
   }
   return params;
 }
@@ -56,33 +61,46 @@ export function createRouter(options: RouterOptions): Router {
   const compiled: CompiledRoute[] = options.routes.map((r) => ({ ...r, segments: splitPath(r.path) }));
   const { logger } = options;
 
-  async function handle(req: Request, info: { remoteAddress: string }): Promise<Response> {
+  async function handle(req: Request, info: RequestInfo): Promise<Response> {
     const requestId = randomBytes(6).toString('hex');
     const started = performance.now();
-    const url = new URL(req.url);
-    const pathSegments = splitPath(url.pathname);
+    const rawPath = info.rawPath ?? new URL(req.url).pathname;
     let response: Response;
     try {
-      response = await dispatch(req, pathSegments, { remoteAddress: info.remoteAddress, requestId });
+      const host = req.headers.get('host');
+      if (host !== null && !validHost(host)) throw new HttpError(400, 'bad_request', 'The Host header is not a host name');
+      let target: RequestTarget;
+      try {
+        target = parseTarget(rawPath);
+      } catch (e) {
+        if (e instanceof TargetError) throw new HttpError(400, 'bad_request', e.message);
+        throw e;
+      }
+      response = await dispatch(req, target, { remoteAddress: info.remoteAddress, requestId, path: target.path });
     } catch (err) {
       if (err instanceof HttpError) {
         response = errorResponse(err.status, err.code, err.message, err.headers);
       } else {
-        logger.error({ err, requestId, method: req.method, path: url.pathname }, 'request failed');
+        logger.error({ err, requestId, method: req.method, path: rawPath }, 'request failed');
         response = errorResponse(500, 'internal', 'Internal server error');
       }
     }
     response.headers.set('x-request-id', requestId);
+    for (const [k, v] of Object.entries(BASE_SECURITY_HEADERS)) response.headers.set(k, v);
     const ms = Math.round((performance.now() - started) * 10) / 10;
     const level = response.status === 500 ? 'error' : response.status >= 500 ? 'warn' : 'debug';
-    logger[level]({ requestId, method: req.method, path: url.pathname, status: response.status, ms, ip: info.remoteAddress }, 'http');
+    logger[level]({ requestId, method: req.method, path: rawPath, status: response.status, ms, ip: info.remoteAddress }, 'http');
     return response;
   }
 
-  async function dispatch(req: Request, pathSegments: string[], base: { remoteAddress: string; requestId: string }): Promise<Response> {
+  async function dispatch(
+    req: Request,
+    target: RequestTarget,
+    base: { remoteAddress: string; requestId: string; path: string },
+  ): Promise<Response> {
     const allowed = new Set<HttpMethod>();
     for (const route of compiled) {
-      const params = match(route.segments, pathSegments);
+      const params = match(route.segments, target);
       if (!params) continue;
       const method = req.method === 'HEAD' && route.method === 'GET' ? 'GET' : req.method;
       if (route.method !== method) {

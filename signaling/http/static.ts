@@ -9,6 +9,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join, relative, sep } from 'node:path';
 import type { Handler } from './types.ts';
 import { errorResponse } from './errors.ts';
+import { htmlSecurityHeaders, inlineScriptHashes, isEmbeddable } from './security-headers.ts';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -35,6 +36,8 @@ interface StaticFile {
   type: string;
   etag: string;
   immutable: boolean;
+  /** HTML only: CSP sources for its inline scripts. */
+  scriptHashes?: string[];
 }
 
 async function walk(dir: string): Promise<string[]> {
@@ -66,6 +69,7 @@ export async function loadStaticSite(dir: string): Promise<Map<string, StaticFil
       etag: `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"`,
       immutable: path.startsWith('/_app/immutable/'),
     };
+    if (file.type.startsWith('text/html')) file.scriptHashes = inlineScriptHashes(new TextDecoder().decode(body));
     if (present.has(`${full}.br`)) file.br = new Uint8Array(await readFile(`${full}.br`));
     if (present.has(`${full}.gz`)) file.gzip = new Uint8Array(await readFile(`${full}.gz`));
     files.set(path, file);
@@ -73,11 +77,16 @@ export async function loadStaticSite(dir: string): Promise<Map<string, StaticFil
   return files;
 }
 
+export interface StaticOptions {
+  /** Origins besides the page's own that pages may fetch from (CSP connect-src). */
+  connectSources?: string[];
+}
+
 /** Static files with SPA fallback to `/index.html` (or `/200.html`) for page routes. */
-export function staticHandler(files: Map<string, StaticFile> | null): Handler {
-  return (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname);
-    if (/^\/(api|whip|whep|ws)(\/|$)/.test(path)) return errorResponse(404, 'not_found', 'No such resource');
+export function staticHandler(files: Map<string, StaticFile> | null, options: StaticOptions = {}): Handler {
+  return (req, { path }) => {
+    // Server namespaces are never answered with the app (`/internal/*` exists only on clustered nodes).
+    if (/^\/(api|whip|whep|ws|internal)(\/|$)/.test(path)) return errorResponse(404, 'not_found', 'No such resource');
     if (!files) {
       return new Response('The web UI is not built. Run `npm run build` (the start script does it).\n', {
         status: 503,
@@ -97,6 +106,16 @@ export function staticHandler(files: Map<string, StaticFile> | null): Handler {
       'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
       vary: 'accept-encoding',
     };
+    if (file.scriptHashes) {
+      Object.assign(
+        headers,
+        htmlSecurityHeaders({
+          scriptHashes: file.scriptHashes,
+          connectSources: options.connectSources ?? [],
+          embeddable: isEmbeddable(path),
+        }),
+      );
+    }
     if (req.headers.get('if-none-match') === file.etag) return new Response(null, { status: 304, headers });
     const accept = req.headers.get('accept-encoding') ?? '';
     let body = file.body;

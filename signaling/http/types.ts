@@ -13,6 +13,8 @@ export interface RouteContext {
   remoteAddress: string;
   /** Short id for log correlation, also sent back as `X-Request-Id`. */
   requestId: string;
+  /** The request path, percent-decoded segment by segment (dot segments and encoded slashes are refused before routing). */
+  path: string;
 }
 
 export type Handler = (req: Request, ctx: RouteContext) => Response | Promise<Response>;
@@ -22,7 +24,7 @@ export interface RouteDoc {
   summary: string;
   tags: string[];
   /** Which bearer credential the route takes. */
-  auth?: 'session' | 'streamKey' | 'whipSession' | 'node';
+  auth?: 'session' | 'streamKey' | 'whipSession' | 'node' | 'metrics';
   request?: { contentType: string; schema?: string; description?: string };
   responses: Record<`${number}`, { description: string; schema?: string; contentType?: string; headers?: string[] }>;
 }

@@ -1,8 +1,10 @@
 import type { User } from '@whipcast/db';
 import type { Accounts, Session } from '../../accounts.ts';
-import { Credentials, type ApiAuthResult } from '../../api.ts';
+import { Credentials, LoginCredentials, type ApiAuthResult } from '../../api.ts';
+import { HashQueue, HashQueueFullError } from '../../auth/hash-queue.ts';
 import { bearerToken, readJson } from '../body.ts';
-import { HttpError, jsonResponse } from '../errors.ts';
+import { errorResponse, HttpError, jsonResponse } from '../errors.ts';
+import { addressBucket, createRateLimiter, type RateLimiter } from '../rate-limit.ts';
 import type { Route } from '../types.ts';
 import { err, JSON_BODY_ERRORS } from './docs.ts';
 
@@ -31,8 +33,51 @@ export function userAuthenticator(accounts: Accounts) {
   };
 }
 
-export function authRoutes(accounts: Accounts): Route[] {
-  return [
+/** Limits on sign-in and sign-up (see `signaling/config.ts`). */
+export interface AuthLimits {
+  /** Sign-in attempts per client address per minute. */
+  loginPerMinute: number;
+  /** Failed sign-ins per account per 15 minutes. */
+  loginFailuresPerAccount: number;
+  /** Sign-ups per client address per hour. */
+  registerPerHour: number;
+  /** Password hashes computed at once. */
+  hashConcurrency: number;
+  /** Sign-ins/sign-ups waiting for a hashing slot. */
+  hashQueue: number;
+}
+
+const ACCOUNT_WINDOW_MS = 15 * 60_000;
+const NO_STORE = { 'cache-control': 'no-store' };
+const TOO_MANY = err('Too many attempts (per address, or for this account); see Retry-After');
+const BUSY = err('Too many sign-ins being checked right now; see Retry-After');
+
+function invalidCredentials(): HttpError {
+  return new HttpError(401, 'invalid_credentials', 'Wrong username or password');
+}
+
+function limit(limiter: RateLimiter, key: string, message: string): void {
+  const retry = limiter.hit(key);
+  if (retry) throw new HttpError(429, 'rate_limited', message, { 'retry-after': String(retry) });
+}
+
+export function authRoutes(accounts: Accounts, limits: AuthLimits): Route[] {
+  const loginPerAddress = createRateLimiter(limits.loginPerMinute, 60_000);
+  const failuresPerAccount = createRateLimiter(limits.loginFailuresPerAccount, ACCOUNT_WINDOW_MS);
+  const registerPerAddress = createRateLimiter(limits.registerPerHour, 3600_000);
+  const hashing = new HashQueue({ concurrency: limits.hashConcurrency, queueLimit: limits.hashQueue });
+
+  /** Every scrypt runs through the queue: a flood of sign-ins waits or is refused instead of starving the process. */
+  async function hashed<T>(address: string, job: () => Promise<T>): Promise<T> {
+    try {
+      return await hashing.run(address, job);
+    } catch (e) {
+      if (e instanceof HashQueueFullError) throw new HttpError(503, 'busy', e.message, { 'retry-after': '1' });
+      throw e;
+    }
+  }
+
+  const routes: Route[] = [
     {
       method: 'POST',
       path: '/api/auth/register',
@@ -41,11 +86,19 @@ export function authRoutes(accounts: Accounts): Route[] {
         tags: ['auth'],
         summary: 'Create an account and sign in',
         request: { contentType: 'application/json', schema: 'Credentials' },
-        responses: { '201': { description: 'Signed in', schema: 'AuthResult' }, ...JSON_BODY_ERRORS, '409': err('Username taken') },
+        responses: {
+          '201': { description: 'Signed in', schema: 'AuthResult' },
+          ...JSON_BODY_ERRORS,
+          '409': err('Username taken'),
+          '429': err('Too many sign-ups from this address; see Retry-After'),
+          '503': BUSY,
+        },
       },
-      async handler(req) {
+      async handler(req, ctx) {
         const { username, password } = await readJson(req, Credentials);
-        return jsonResponse(toApi(await accounts.register(username, password)), 201);
+        const address = addressBucket(ctx.remoteAddress);
+        limit(registerPerAddress, address, 'Too many sign-ups from this address; try again later');
+        return jsonResponse(toApi(await hashed(address, () => accounts.register(username, password))), 201);
       },
     },
     {
@@ -55,16 +108,28 @@ export function authRoutes(accounts: Accounts): Route[] {
       doc: {
         tags: ['auth'],
         summary: 'Sign in',
-        request: { contentType: 'application/json', schema: 'Credentials' },
+        request: { contentType: 'application/json', schema: 'LoginCredentials' },
         responses: {
           '200': { description: 'Signed in', schema: 'AuthResult' },
           ...JSON_BODY_ERRORS,
           '401': err('Wrong username or password'),
+          '429': TOO_MANY,
+          '503': BUSY,
         },
       },
-      async handler(req) {
-        const { username, password } = await readJson(req, Credentials);
-        return jsonResponse(toApi(await accounts.login(username, password)));
+      async handler(req, ctx) {
+        const { username, password } = await readJson(req, LoginCredentials);
+        const address = addressBucket(ctx.remoteAddress);
+        limit(loginPerAddress, address, 'Too many sign-in attempts from this address; try again later');
+        // a name that could not have been registered has no account to guess at, and costs no hashing
+        if (!Credentials.shape.username.safeParse(username).success) throw invalidCredentials();
+        const account = username.toLowerCase();
+        // counted before checking, so parallel guesses cannot all slip in; a right password takes its count back
+        limit(failuresPerAccount, account, 'Too many failed sign-ins for this account; try again later');
+        if (!Credentials.shape.password.safeParse(password).success) throw invalidCredentials();
+        const session = await hashed(address, () => accounts.login(username, password));
+        failuresPerAccount.forgive(account);
+        return jsonResponse(toApi(session));
       },
     },
     {
@@ -83,4 +148,19 @@ export function authRoutes(accounts: Accounts): Route[] {
       },
     },
   ];
+  // Tokens and credential errors must never sit in a cache.
+  return routes.map((r) => ({
+    ...r,
+    async handler(req, ctx) {
+      let res: Response;
+      try {
+        res = await r.handler(req, ctx);
+      } catch (e) {
+        if (!(e instanceof HttpError)) throw e;
+        res = errorResponse(e.status, e.code, e.message, e.headers);
+      }
+      for (const [k, v] of Object.entries(NO_STORE)) res.headers.set(k, v);
+      return res;
+    },
+  }));
 }

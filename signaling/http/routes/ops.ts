@@ -1,5 +1,7 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Registry } from 'prom-client';
-import { jsonResponse } from '../errors.ts';
+import { bearerToken } from '../body.ts';
+import { errorResponse, jsonResponse } from '../errors.ts';
 import type { Route } from '../types.ts';
 
 export interface OpsRoutesOptions {
@@ -8,6 +10,15 @@ export interface OpsRoutesOptions {
   metrics: Registry;
   /** True once shutdown has begun: readiness fails so load balancers drain the node. */
   shuttingDown(): boolean;
+  /** When set, `/metrics` needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string | undefined;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Compares in constant time (over digests, so the lengths do not leak either). */
+function sameSecret(given: string | null, expected: string): boolean {
+  return given !== null && timingSafeEqual(digest(given), digest(expected));
 }
 
 export function opsRoutes(opts: OpsRoutesOptions): Route[] {
@@ -48,10 +59,21 @@ export function opsRoutes(opts: OpsRoutesOptions): Route[] {
       doc: {
         tags: ['operations'],
         summary: 'Prometheus metrics',
-        responses: { '200': { description: 'Prometheus text format', contentType: 'text/plain' } },
+        ...(opts.metricsToken ? { auth: 'metrics' as const } : {}),
+        responses: {
+          '200': { description: 'Prometheus text format', contentType: 'text/plain' },
+          '401': { description: 'METRICS_TOKEN is set and the request does not carry it', schema: 'Error' },
+        },
       },
-      async handler() {
-        return new Response(await opts.metrics.metrics(), { headers: { 'content-type': opts.metrics.contentType } });
+      async handler(req) {
+        if (opts.metricsToken && !sameSecret(bearerToken(req), opts.metricsToken)) {
+          return errorResponse(401, 'unauthorized', 'Send the metrics token as a Bearer token', {
+            'www-authenticate': 'Bearer realm="whipcast-metrics"',
+          });
+        }
+        return new Response(await opts.metrics.metrics(), {
+          headers: { 'content-type': opts.metrics.contentType, 'cache-control': 'no-store' },
+        });
       },
     },
   ];

@@ -239,7 +239,17 @@ export function whipRoutes(opts: WhipRoutesOptions): Route[] {
     {
       method: 'HEAD',
       path: '/whep/:streamId',
-      handler: () => new Response(null, { status: 200, headers: { ...CORS, 'content-type': SDP, 'accept-post': SDP } }),
+      doc: {
+        tags: ['whep'],
+        summary: 'Whether a POST would find the channel live (no body)',
+        responses: { '200': { description: 'The channel is live' }, '404': { description: 'No such channel, or it is not live' } },
+      },
+      async handler(_req, ctx) {
+        // the same answer a POST would give before it looks at the offer
+        const stream = await channels.get(ctx.params.streamId!);
+        const status = stream?.status === 'live' ? 200 : 404;
+        return new Response(null, { status, headers: { ...CORS, 'content-type': SDP, 'accept-post': SDP } });
+      },
     },
     {
       method: 'POST',
