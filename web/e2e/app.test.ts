@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHROMIUM_ARGS, CHROMIUM_PATH, launchChromium, ObsPublisher, type Browser } from '@whipcast/testkit';
 import { chromium, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSfuMedia } from '../../signaling/sfu-adapter.ts';
 import { startTestServer, type TestServer } from '../../signaling/testing.ts';
 
@@ -35,6 +35,7 @@ let key = '';
 const suffix = Math.random().toString(36).slice(2, 8);
 const streamerName = `streamer_${suffix}`;
 const viewerName = `viewer_${suffix}`;
+const cspViolations: string[] = [];
 
 beforeAll(async () => {
   await mkdir(SHOTS, { recursive: true });
@@ -44,7 +45,16 @@ beforeAll(async () => {
     launchChromium(),
   ]);
   lan = await launchLanChromium();
+  // the pages' Content-Security-Policy must not block anything the app does
+  for (const browser of [streamer, viewer, lan]) {
+    browser.context.on('console', (msg) => {
+      if (/Content Security Policy/i.test(msg.text())) cspViolations.push(`${msg.location().url}: ${msg.text()}`);
+    });
+  }
   await streamer.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+});
+afterEach(() => {
+  expect(cspViolations.splice(0)).toEqual([]);
 });
 afterAll(async () => {
   pub?.drop();
@@ -82,7 +92,8 @@ async function signUp(page: Page, username: string): Promise<void> {
 let axeSource = '';
 async function axeSerious(page: Page): Promise<string[]> {
   axeSource ||= await readFile(fileURLToPath(import.meta.resolve('axe-core/axe.min.js')), 'utf8');
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ content: axeSource });
+  // evaluated, not added as an inline <script>: the page's CSP refuses those, as it should
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
   const result = await page.evaluate(async () => {
     const axe = (
       window as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }
@@ -118,7 +129,8 @@ describe('web app in Chromium', () => {
     const a = await streamer.context.newPage();
     const b = await viewer.context.newPage();
 
-    await a.goto(`${server.url}/`);
+    const home = await a.goto(`${server.url}/`);
+    expect(home?.headers()['content-security-policy']).toMatch(/script-src 'self' 'sha256-/);
     await expect.poll(() => a.getByText('Nobody is live right now.').count()).toBe(1);
     await a.screenshot({ path: `${SHOTS}browse-empty.png` });
 
