@@ -263,7 +263,9 @@ describe('HTTP router fuzzer', () => {
           if (!out) continue;
           sent++;
           seen.set(out.status, (seen.get(out.status) ?? 0) + 1);
-          const hostOk = host === undefined || /^(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/.test(host);
+          // (uWebSockets drops header bytes that are not ASCII, so 'ä.example' arrives as the valid name '.example')
+          const hostOk =
+            host === undefined || /[^\x20-\x7e]/.test(host) || /^(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/.test(host);
           const documented = hostOk ? documentedStatuses(routes, method, path) : null;
           const allowed = documented ? [...documented, ...ROUTER_STATUSES] : [...ROUTER_STATUSES, ...STATIC_STATUSES];
           if (!allowed.includes(out.status)) bad.push(`${method} ${path} (Host ${host}) → ${out.status}`);
