@@ -1,0 +1,122 @@
+/**
+ * A still picture of a channel: the DVR buffer's newest keyframe decoded by
+ * ffmpeg (spawned without a shell, fed the one frame on stdin, bounded in
+ * time and output size) and scaled to a JPEG or WebP. Any failure — no
+ * keyframe yet, ffmpeg missing, a frame it cannot decode, a timeout — is an
+ * error result, never an exception: a channel without a picture still shows
+ * its card.
+ */
+import { spawn } from 'node:child_process';
+import { avccToAnnexB } from './h264.ts';
+import { createDepacketizer } from './timeline.ts';
+import { frameStartIndex, recordableCodec, type CodedFrame, type DvrSource, type ProgramCodec } from './types.ts';
+
+export interface ThumbnailOptions {
+  /** Output width in pixels; height keeps the aspect ratio (default 480). */
+  width?: number;
+  /** Image format (default jpeg). */
+  format?: 'jpeg' | 'webp';
+  /** ffmpeg is killed after this long (default 5000 ms). */
+  timeoutMs?: number;
+  /** The ffmpeg executable (default `ffmpeg` on PATH). */
+  ffmpegPath?: string;
+}
+
+export type ThumbnailResult =
+  | { ok: true; image: Buffer; mimeType: 'image/jpeg' | 'image/webp'; /** Arrival time of the keyframe shown. */ atMs: number }
+  | { ok: false; error: string };
+
+const MAX_IMAGE_BYTES = 8 << 20;
+/** Packets read after the keyframe's first one before giving up on completing it. */
+const MAX_KEYFRAME_PACKETS = 4096;
+
+/** Decodes the DVR buffer's newest video keyframe to an image. */
+export async function thumbnailFromDvr(dvr: DvrSource, video: ProgramCodec, opts: ThumbnailOptions = {}): Promise<ThumbnailResult> {
+  const codec = recordableCodec(video.mimeType);
+  if (codec !== 'h264' && codec !== 'vp8') return { ok: false, error: `cannot decode ${video.mimeType}` };
+  const last = dvr.lastKeyframe();
+  if (last === null) return { ok: false, error: 'no keyframe buffered yet' };
+  const start = frameStartIndex(dvr, last);
+  const depacketizer = createDepacketizer(codec);
+  let frame: CodedFrame | undefined;
+  for (let i = start; i < Math.min(dvr.end, start + MAX_KEYFRAME_PACKETS) && !frame; i++) {
+    const p = dvr.at(i);
+    if (!p || p.kind !== 'video') continue;
+    frame = depacketizer.push(p.data, p.at).find((f) => f.keyframe);
+  }
+  if (!frame) return { ok: false, error: 'the newest keyframe is incomplete' };
+  return keyframeToImage(codec, frame, opts);
+}
+
+/** Decodes one keyframe (as a depacketizer produced it) to an image. */
+export async function keyframeToImage(codec: 'h264' | 'vp8', frame: CodedFrame, opts: ThumbnailOptions = {}): Promise<ThumbnailResult> {
+  const width = Math.max(16, Math.round(opts.width ?? 480) & ~1);
+  const format = opts.format ?? 'jpeg';
+  const input = codec === 'h264' ? avccToAnnexB(frame.data) : ivf(frame.config?.width ?? 0, frame.config?.height ?? 0, frame.data);
+  const args = [
+    ...['-hide_banner', '-loglevel', 'error', '-nostdin', '-threads', '1'],
+    ...['-f', codec === 'h264' ? 'h264' : 'ivf', '-i', 'pipe:0'],
+    ...['-frames:v', '1', '-vf', `scale=${width}:-2`],
+    ...(format === 'jpeg' ? ['-c:v', 'mjpeg', '-q:v', '4', '-f', 'image2pipe'] : ['-c:v', 'libwebp', '-quality', '75', '-f', 'webp']),
+    'pipe:1',
+  ];
+  const result = await runFfmpeg(opts.ffmpegPath ?? 'ffmpeg', args, input, opts.timeoutMs ?? 5000);
+  if (!result.ok) return result;
+  return { ok: true, image: result.stdout, mimeType: format === 'jpeg' ? 'image/jpeg' : 'image/webp', atMs: frame.arrivalMs };
+}
+
+/** A one-frame IVF file (what ffmpeg's `ivf` demuxer reads) for a VP8 frame. */
+function ivf(width: number, height: number, frame: Uint8Array): Buffer {
+  const header = Buffer.alloc(32 + 12);
+  header.write('DKIF', 0, 'latin1');
+  header.writeUInt16LE(0, 4);
+  header.writeUInt16LE(32, 6);
+  header.write('VP80', 8, 'latin1');
+  header.writeUInt16LE(width, 12);
+  header.writeUInt16LE(height, 14);
+  header.writeUInt32LE(30, 16);
+  header.writeUInt32LE(1, 20);
+  header.writeUInt32LE(1, 24);
+  header.writeUInt32LE(frame.length, 32);
+  return Buffer.concat([header, frame]);
+}
+
+function runFfmpeg(
+  bin: string,
+  args: string[],
+  input: Buffer,
+  timeoutMs: number,
+): Promise<{ ok: true; stdout: Buffer } | { ok: false; error: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    let stderr = '';
+    let settled = false;
+    const finish = (r: { ok: true; stdout: Buffer } | { ok: false; error: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ ok: false, error: `ffmpeg timed out after ${timeoutMs} ms` }), timeoutMs);
+    child.on('error', (err) => finish({ ok: false, error: `ffmpeg could not start: ${err.message}` }));
+    child.stdout.on('data', (d: Buffer) => {
+      outBytes += d.length;
+      if (outBytes > MAX_IMAGE_BYTES) finish({ ok: false, error: 'ffmpeg output too large' });
+      else out.push(d);
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 4096) stderr += d.toString();
+    });
+    child.stdin.on('error', () => {}); // ffmpeg may exit before reading everything; the exit code tells
+    child.on('close', (code, signal) => {
+      const image = Buffer.concat(out);
+      if (code === 0 && image.length > 0) finish({ ok: true, stdout: image });
+      else
+        finish({ ok: false, error: `ffmpeg failed (${signal ?? `exit ${code}`}): ${stderr.trim().slice(0, 500) || 'no image produced'}` });
+    });
+    child.stdin.end(input);
+  });
+}
