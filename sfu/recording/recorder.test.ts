@@ -16,11 +16,17 @@ import { fileURLToPath } from 'node:url';
 import { findStamp, splitAnnexB } from '@whipcast/testkit';
 import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ProgramTrack } from '../program.ts';
 import { exportProgressive } from './export.ts';
 import { avccToAnnexB } from './h264.ts';
 import { inspectRecording, repairRecording } from './inspect.ts';
 import { Recorder } from './recorder.ts';
+import type { ProgramTrackLike } from './types.ts';
 import { decodeErrors, ffprobe, mediaEnd, programFeed, topLevelBoxes, type ProgramFeed } from './testing.ts';
+
+// the SFU's program track is what `Recorder.attach` takes (checked by the type checker)
+const programTrackFits: ProgramTrack extends ProgramTrackLike ? true : never = true;
+void programTrackFits;
 
 const dir = mkdtempSync(join(tmpdir(), 'whipcast-rec-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
