@@ -72,7 +72,7 @@ let addressSeq = 0;
 /** A fresh client address (the servers trust X-Forwarded-For, as behind a proxy). */
 const freshAddress = () => `198.51.100.${++addressSeq}`;
 
-/** Health within a second, and a new user can sign up and sign in. */
+/** Health within a second, and a new user can sign up, sign in and get a stream key. */
 async function servesNormalUser(s: TestServer): Promise<void> {
   const t0 = performance.now();
   const health = await fetch(`${s.url}/healthz`);
@@ -84,6 +84,9 @@ async function servesNormalUser(s: TestServer): Promise<void> {
   expect(reg.status).toBe(201);
   const login = await fetch(`${s.url}/api/auth/login`, json({ username, password: 'correct horse battery' }, address));
   expect(login.status).toBe(200);
+  const { token } = (await login.json()) as { token: string };
+  const key = await fetch(`${s.url}/api/live/streams/me/key`, { headers: { authorization: `Bearer ${token}` } });
+  expect(key.status).toBe(200);
 }
 
 const METRICS_MARK = 'whipcast_http_requests_total';
