@@ -12,7 +12,15 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CHROMIUM_ARGS, CHROMIUM_PATH, launchChromium, ObsPublisher, type Browser } from '@whipcast/testkit';
+import {
+  CHROMIUM_ARGS,
+  CHROMIUM_PATH,
+  frameNumberInPage,
+  launchChromium,
+  numberedH264Fixture,
+  ObsPublisher,
+  type Browser,
+} from '@whipcast/testkit';
 import { chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSfuMedia } from '../../signaling/sfu-adapter.ts';
@@ -39,6 +47,7 @@ const cspViolations: string[] = [];
 
 beforeAll(async () => {
   await mkdir(SHOTS, { recursive: true });
+  await numberedH264Fixture(); // encoded once and cached; not inside a test's timeout
   [server, streamer, viewer] = await Promise.all([
     startTestServer({ media: createSfuMedia, env: { MEDIA_WORKERS: '1', WEB_DIR } }),
     launchChromium(),
@@ -52,7 +61,7 @@ beforeAll(async () => {
     });
   }
   await streamer.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
-});
+}, 300_000);
 afterEach(() => {
   expect(cspViolations.splice(0)).toEqual([]);
 });
@@ -117,6 +126,19 @@ async function onScreen(page: Page, locator: Locator): Promise<boolean> {
 
 const frames = (page: Page) => page.locator('video').first().getAttribute('data-frames-decoded').then(Number);
 const position = (page: Page) => page.getByTestId('dvr-position').textContent();
+/** Frames decoded over the next second (the count is per track: it starts again when the player swaps tracks). */
+async function decodedInASecond(page: Page): Promise<number> {
+  const start = await frames(page);
+  await page.waitForTimeout(1000);
+  return (await frames(page)) - start;
+}
+/** The numbered fixture's frame rate. */
+const FPS = 30;
+/** How many frames the picture on the page's screen is behind what the publisher sent last (null: no numbered picture). */
+async function framesBehind(page: Page): Promise<number | null> {
+  const shown = await frameNumberInPage(page, 'video');
+  return shown === null || !pub ? null : pub.counters.frames - shown;
+}
 /** Seconds behind live as the player shows it ("-0:12" → 12); 0 at LIVE. */
 const behind = async (page: Page) => {
   const text = (await position(page)) ?? '';
@@ -152,7 +174,8 @@ describe('web app in Chromium', () => {
     await a.getByRole('button', { name: 'Save' }).click();
     await expect.poll(() => a.getByText('Saved. Viewers see the new title and description.').count()).toBe(1);
 
-    pub = await ObsPublisher.publish({ url: whipUrl, token: key });
+    // frame i of the picture carries i: the DVR checks below read it off the viewer's screen
+    pub = await ObsPublisher.publish({ url: whipUrl, token: key, numbered: true });
     await pub.connected();
     await expect.poll(() => a.getByTestId('live-status').textContent(), { timeout: 10_000 }).toBe('LIVE');
     streamId = ((await (await server.api('/api/live/streams')).json()) as { streams: { id: string }[] }).streams[0]!.id;
@@ -341,6 +364,9 @@ describe('web app in Chromium', () => {
     await b.keyboard.press('Enter');
     await expect.poll(() => position(b), { timeout: 5000 }).toBe('LIVE');
 
+    // what is on screen at live is under a second behind what the publisher sent
+    await expect.poll(() => framesBehind(b), { timeout: 5000 }).toBeLessThan(FPS);
+
     // the seek bar: ← is 10 s (not the slider's own step), End is live
     const seekBar = b.getByRole('slider', { name: 'Position behind live' });
     await seekBar.focus();
@@ -350,11 +376,19 @@ describe('web app in Chromium', () => {
     await expect.poll(() => behind(b), { timeout: 5000 }).toBeGreaterThanOrEqual(9);
     expect(await behind(b)).toBeLessThanOrEqual(13);
     expect(await b.getByTestId('delay').textContent()).toMatch(/^-0:\d\d behind$/);
-    const before = await frames(b);
-    await expect.poll(() => frames(b), { timeout: 8000 }).toBeGreaterThan(before + 10);
+    await expect.poll(() => decodedInASecond(b), { timeout: 8000 }).toBeGreaterThan(10);
+    // and the picture itself is ~10 s old (the keyframe at or before the target: 1 s GOP), and stays so
+    for (let i = 0; i < 3; i++) {
+      const late = await framesBehind(b);
+      expect(late, 'a numbered picture on screen').not.toBeNull();
+      expect(late!).toBeGreaterThan(9 * FPS);
+      expect(late!).toBeLessThan(13 * FPS);
+      await b.waitForTimeout(500);
+    }
     await b.screenshot({ path: `${SHOTS}player-dvr.png` });
     await b.keyboard.press('End');
     await expect.poll(() => position(b), { timeout: 5000 }).toBe('LIVE');
+    await expect.poll(() => framesBehind(b), { timeout: 5000 }).toBeLessThan(FPS); // the picture is live again
 
     // Back / Forward 10 s buttons
     await b.getByRole('button', { name: 'Back 10 seconds' }).focus();
