@@ -8,7 +8,7 @@ import { runRelayBench } from './relay-bench.ts';
 import { children } from './proc.ts';
 import { html, table, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
-import { capacity, runSfuBench, type SfuBenchOptions } from './sfu-bench.ts';
+import { BOTS_SATURATED, capacity, runSfuBench, type SfuBenchOptions, type StepResult } from './sfu-bench.ts';
 
 const opts: SfuBenchOptions = {
   steps: [2],
@@ -19,6 +19,9 @@ const opts: SfuBenchOptions = {
   height: 180,
   keyframeInterval: 1,
   latencyTargetMs: 400,
+  // one bot reassembles frames, the other only counts; then both leave and memory is sampled again
+  sampleEvery: 2,
+  drainSeconds: 1,
   progress: () => {},
 };
 const chatOpts: ChatBenchOptions = { sockets: 10, messagesPerSecond: 10, seconds: 1, progress: () => {} };
@@ -26,12 +29,12 @@ const chatOpts: ChatBenchOptions = { sockets: 10, messagesPerSecond: 10, seconds
 describe('bench (smoke)', () => {
   it('measures whipcast and its baselines side by side: SFU, chat, DVR, relay between nodes', { timeout: 180_000 }, async () => {
     const server = await startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' });
-    let whipcast;
+    let whipcastRun;
     let chat;
     let dvr;
     try {
       const ch = await prepareChannel(server.url);
-      whipcast = await runSfuBench(
+      whipcastRun = await runSfuBench(
         {
           name: 'whipcast',
           url: server.url,
@@ -55,9 +58,9 @@ describe('bench (smoke)', () => {
       await server.stop();
     }
     const base = await startBaseline();
-    let baseline;
+    let baselineRun;
     try {
-      baseline = await runSfuBench(
+      baselineRun = await runSfuBench(
         { name: 'baseline', url: base.url, streamId: 'x', mainPids: [], workerPids: () => [base.workerPid] },
         opts,
       );
@@ -73,8 +76,14 @@ describe('bench (smoke)', () => {
       await scratch.drop();
     }
 
+    const whipcast = whipcastRun.steps;
+    const baseline = baselineRun.steps;
     for (const r of [whipcast[0]!, baseline[0]!, relay.origin[0]!, relay.edge[0]!]) {
       expect(r.joined).toBe(2);
+      expect(r.sampledBots).toBe(1);
+      // every bot, the counting-only one included, received frames throughout
+      expect(r.freezes).toEqual({ viewers: 0, count: 0, frozenPct: 0 });
+      expect(r.botsCoreShare).toBeGreaterThan(0);
       expect(r.joinErrors).toEqual([]);
       expect(r.kbpsPerViewer).toBeGreaterThan(300);
       expect(r.lossPct).toBeLessThan(5);
@@ -83,6 +92,13 @@ describe('bench (smoke)', () => {
       expect(r.cpu.workers).toBeGreaterThan(0);
     }
     expect(whipcast[0]!.cpu.main).toBeGreaterThan(0);
+    for (const m of [whipcastRun.memory, baselineRun.memory]) {
+      expect(m.peakViewers).toBe(2);
+      expect(m.idleMb.workers).toBeGreaterThan(0);
+      expect(m.drainedMb?.workers).toBeGreaterThan(0);
+      expect(Number.isFinite(m.notReturnedMb!.workers)).toBe(true);
+    }
+    expect(whipcastRun.memory.idleMb.main).toBeGreaterThan(0);
     for (const c of [chat, rawChat]) {
       expect(c.sent).toBeGreaterThanOrEqual(9);
       expect(c.deliveryPct).toBe(100);
@@ -101,6 +117,7 @@ describe('bench (smoke)', () => {
       whipcast,
       baseline,
       capacity: { whipcast: capacity(whipcast, 400), baseline: capacity(baseline, 400) },
+      memory: { whipcast: whipcastRun.memory, baseline: baselineRun.memory },
       chat: [chat, rawChat],
       dvr,
       relay,
@@ -108,9 +125,61 @@ describe('bench (smoke)', () => {
     };
     const text = table(report);
     expect(text).toMatch(/ratios against the baseline run/);
+    expect(text).toMatch(/whipcast: 0 → 2 viewers: Node \d+ → \d+ MB, [-\d.]+ MB\/viewer, \d+ MB 1 s after all left/);
     expect(text).toMatch(/of raw uWS publish/);
     expect(text).toMatch(/seek −3 s/);
     expect(text).toMatch(/N=2: via an edge p95 latency [+−][\d.]+ ms/);
     expect(html(report)).toMatch(/<svg/);
+  });
+
+  it('refuses a capacity figure when the bots were saturated at or before the knee', () => {
+    const step = (viewers: number, bots: number, lossPct = 0): StepResult => ({
+      viewers,
+      joined: viewers,
+      joinFailures: 0,
+      joinErrors: [],
+      cpu: { main: 0.1, workers: 0.3, bench: bots },
+      botsCoreShare: bots,
+      sampledBots: 1,
+      rssMb: { main: 100, workers: 50 },
+      kbpsPerViewer: 2600,
+      lossPct,
+      latencyMs: { p50: 5, p95: 20, p99: 30 },
+      ttffMs: { p50: 100, p95: 200 },
+      freezes: { viewers: 0, count: 0, frozenPct: 0 },
+      publisherNacks: 0,
+      publisherPlis: 0,
+    });
+    // a knee the server set: loss at 200 with the bots at half their core
+    expect(capacity([step(100, 0.3), step(200, 0.5, 3)], 400)).toMatchObject({ viewers: 100, kneeFound: true, botsSaturatedAt: null, text: '100' });
+    // the same loss with the bots saturated: refused
+    const refused = capacity([step(100, 0.3), step(200, 0.95, 3)], 400);
+    expect(refused).toMatchObject({ viewers: 100, botsSaturatedAt: 200 });
+    expect(refused.text).toMatch(/^capacity not measurable: bots saturated at 200 \(95% of their cores\)/);
+    // saturated before any failure: refused too, even though every step held
+    expect(capacity([step(100, 0.5), step(200, BOTS_SATURATED + 0.01)], 400).text).toMatch(/bots saturated at 200/);
+    // saturation after a real knee does not matter
+    expect(capacity([step(100, 0.3, 2), step(200, 0.99, 9)], 400)).toMatchObject({ viewers: 0, botsSaturatedAt: null, kneeFound: true });
+    // no knee, bots fine: a lower bound
+    expect(capacity([step(100, 0.3), step(200, 0.6)], 400).text).toBe('≥ 200 (no knee up to the largest step tried)');
+
+    const report: BenchReport = {
+      command: 'test',
+      date: new Date().toISOString(),
+      machine: { cores: 2, node: process.version },
+      options: { sampleEvery: 10 },
+      whipcast: [step(100, 0.3), step(200, 0.95, 3)],
+      baseline: [step(100, 0.3), step(200, 0.9)],
+      capacity: { whipcast: refused, baseline: capacity([step(100, 0.3), step(200, 0.9)], 400) },
+      chat: [],
+      dvr: null,
+      notes: [],
+    };
+    const text = table(report);
+    expect(text).toMatch(/ {2}whipcast: capacity not measurable: bots saturated at 200/);
+    expect(text).not.toMatch(/layers/); // no simulcast layers yet, so no column
+    expect(text).toMatch(/95% SAT/);
+    expect(text).toMatch(/N=200: .* \(bots saturated: not a server figure\)/);
+    expect(html(report)).toMatch(/<b>Capacity<\/b>: whipcast capacity not measurable: bots saturated at 200/);
   });
 });

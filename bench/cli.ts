@@ -12,9 +12,9 @@ import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.
 import { runDvrBench } from './dvr-bench.ts';
 import { runRelayBench } from './relay-bench.ts';
 import { children, pin } from './proc.ts';
-import { capacity, table, writeReport, type BenchReport } from './report.ts';
+import { table, writeReport, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
-import { runSfuBench, type SfuBenchOptions } from './sfu-bench.ts';
+import { BOTS_SATURATED, capacity, runSfuBench, type SfuBenchOptions } from './sfu-bench.ts';
 
 const HELP = `whipcast benchmark
 
@@ -26,11 +26,15 @@ usage: npm run bench -- [options]
   --steps <n,n,…>       viewers per step (default 5,10,20)
   --seconds <s>         measured seconds per step (default 8)
   --ramp <n>            viewer joins per second (default 10)
-  --kbps <n>            publisher video bitrate (default 1500)
-  --size <WxH>          publisher resolution (default 640x360)
-  --keyframe <s>        publisher keyframe interval (default 1)
+  --kbps <n>            publisher video bitrate (default 2500)
+  --size <WxH>          publisher resolution (default 1280x720)
+  --keyframe <s>        publisher keyframe interval (default 2)
   --target-ms <ms>      p95 latency target for the capacity figure (default 400)
   --via <whep|socket>   how whipcast's bots join (default whep; the baseline always uses WHEP)
+  --sample <k>          1 bot in k reassembles frames (latency, TTFF); the rest only count
+                        packets, loss and freezes, which costs the bots less (default 10; 1 = all)
+  --drain <s>           after the last step every viewer leaves; RSS is sampled again s later
+                        (default 5; 0 = no drain)
 
  chat: K sockets in one room, one sender at M messages/s
   --chat-sockets <k>    (default 200)
@@ -61,9 +65,11 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5,10,20' },
     seconds: { type: 'string', default: '8' },
     ramp: { type: 'string', default: '10' },
-    kbps: { type: 'string', default: '1500' },
-    size: { type: 'string', default: '640x360' },
-    keyframe: { type: 'string', default: '1' },
+    kbps: { type: 'string', default: '2500' },
+    size: { type: 'string', default: '1280x720' },
+    keyframe: { type: 'string', default: '2' },
+    sample: { type: 'string', default: '10' },
+    drain: { type: 'string', default: '5' },
     'target-ms': { type: 'string', default: '400' },
     mode: { type: 'string', default: 'sfu,chat,dvr' },
     via: { type: 'string', default: 'whep' },
@@ -113,8 +119,12 @@ const opts: SfuBenchOptions = {
   height,
   keyframeInterval: Number(values.keyframe),
   latencyTargetMs: Number(values['target-ms']),
+  sampleEvery: Number(values.sample),
+  drainSeconds: Number(values.drain),
   progress,
 };
+if (!(opts.sampleEvery! >= 1)) throw new Error('--sample is a whole number ≥ 1');
+if (!(opts.drainSeconds! >= 0)) throw new Error('--drain is seconds ≥ 0');
 
 const modes = new Set(values.mode!.split(','));
 for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay'].includes(m)) throw new Error(`unknown mode ${m}`);
@@ -155,6 +165,8 @@ const pinning = !values['no-pin'] && cores >= 2 && pin(process.pid, `1-${cores -
 const pinServer = (pids: number[]) => {
   if (pinning) for (const p of pids) pin(p, '0');
 };
+// the bots' CPU is judged against the cores they may use: all but CPU 0 when pinned, else every core
+opts.botCores = pinning ? cores - 1 : cores;
 
 const report: BenchReport = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
@@ -163,12 +175,16 @@ const report: BenchReport = {
   options: { ...opts, progress: undefined, via, modes: [...modes] },
   whipcast: [],
   baseline: [],
-  capacity: { whipcast: 0, baseline: 0 },
+  capacity: { whipcast: capacity([], 0), baseline: capacity([], 0) },
+  memory: { whipcast: null, baseline: null },
   chat: [],
   dvr: null,
   relay: null,
   notes: [
-    'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5.',
+    'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5, as a share of the cores the bots may use.',
+    `No capacity is called when the bots used more than ${Math.round(BOTS_SATURATED * 100)}% of their cores at or before the knee: the instrument, not the server, may have set it.`,
+    `1 bot in ${opts.sampleEvery} reassembles frames and reads capture stamps (latency, TTFF); every bot counts packets, sequence gaps (loss), bytes and frame ends (freezes).`,
+    'Memory: RSS with the publisher live and no viewer, at the last step (per added viewer), and after every viewer left (WHEP DELETE or socket close) and the drain time passed.',
     pinning
       ? `Pinned: server and mediasoup workers on CPU 0, bots on CPU${cores > 2 ? `s 1-${cores - 1}` : ' 1'}; server CPU above 100% of one core is impossible, so a saturated CPU 0 shows as loss and latency.`
       : 'Not pinned: server, workers and bots share every CPU.',
@@ -199,11 +215,13 @@ const dvrRun = async (url: string, streamId: string, key: string) => {
 if (values.url) {
   if (!values['stream-key'] || !values['stream-id']) throw new Error('--url needs --stream-key and --stream-id');
   const streamId = values['stream-id'];
-  if (sfu)
-    report.whipcast = await runSfuBench(
+  if (sfu) {
+    const run = await runSfuBench(
       { name: 'whipcast', url: values.url, streamId, key: values['stream-key'], via, mainPids: [], workerPids: () => [] },
-      opts,
+      { ...opts, drainSeconds: 0 },
     );
+    report.whipcast = run.steps;
+  }
   if (modes.has('dvr')) await dvrRun(values.url, streamId, values['stream-key']);
   if (modes.has('chat')) console.error('[bench] chat mode needs a session token: run it against a server the bench starts');
 } else if (sfu || modes.has('chat') || modes.has('dvr')) {
@@ -211,8 +229,8 @@ if (values.url) {
   if (server.pid) pinServer([server.pid, ...children(server.pid, /mediasoup/)]);
   try {
     const ch = await prepareChannel(server.url);
-    if (sfu)
-      report.whipcast = await runSfuBench(
+    if (sfu) {
+      const run = await runSfuBench(
         {
           name: 'whipcast',
           url: server.url,
@@ -224,6 +242,9 @@ if (values.url) {
         },
         opts,
       );
+      report.whipcast = run.steps;
+      report.memory!.whipcast = run.memory;
+    }
     if (modes.has('chat')) report.chat.push(await chatWhipcast(server.url, ch.streamId, ch.token, chatOpts));
     if (modes.has('dvr')) await dvrRun(server.url, ch.streamId, ch.key);
   } finally {
@@ -235,10 +256,12 @@ if (!values['no-baseline']) {
     const base = await startBaseline();
     pinServer([base.workerPid]);
     try {
-      report.baseline = await runSfuBench(
+      const run = await runSfuBench(
         { name: 'baseline', url: base.url, streamId: 'baseline', mainPids: [], workerPids: () => [base.workerPid] },
         opts,
       );
+      report.baseline = run.steps;
+      report.memory!.baseline = run.memory;
     } finally {
       await base.stop();
     }

@@ -70,7 +70,7 @@ export async function runRelayBench(opts: RelayBenchOptions): Promise<RelayResul
       },
       opts,
     );
-    return { origin: direct, edge: relayed };
+    return { origin: direct.steps, edge: relayed.steps };
   } finally {
     for (const s of servers.reverse()) await s.stop();
     cluster?.stop();

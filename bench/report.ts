@@ -5,7 +5,7 @@ import { launchChromium } from '@whipcast/testkit';
 import type { ChatResult } from './chat-bench.ts';
 import type { DvrResult } from './dvr-bench.ts';
 import type { RelayResult } from './relay-bench.ts';
-import { capacity, type StepResult } from './sfu-bench.ts';
+import { BOTS_SATURATED, capacity, type Capacity, type MemoryResult, type StepResult } from './sfu-bench.ts';
 
 export interface BenchReport {
   command: string;
@@ -14,7 +14,9 @@ export interface BenchReport {
   options: Record<string, unknown>;
   whipcast: StepResult[];
   baseline: StepResult[];
-  capacity: { whipcast: number; baseline: number };
+  capacity: { whipcast: Capacity; baseline: Capacity };
+  /** RSS per added viewer and what is left after they all leave (sfu mode). */
+  memory?: { whipcast: MemoryResult | null; baseline: MemoryResult | null };
   /** whipcast's chat, then the raw uWS baseline (when run). */
   chat: ChatResult[];
   dvr: DvrResult | null;
@@ -108,6 +110,8 @@ export function table(r: BenchReport): string {
   return [...sfuTable(r), ...chatTable(r), ...dvrTable(r), ...relayTable(r)].join('\n').replace(/^\n/, '');
 }
 
+const pct = (x: number, d = 0) => `${f(x * 100, d)}%`;
+
 function sfuTable(r: BenchReport): string[] {
   if (!r.whipcast.length) return [];
   const rows = [
@@ -118,8 +122,10 @@ function sfuTable(r: BenchReport): string[] {
       'main CPU',
       'worker CPU',
       'bots CPU',
+      'bots/viewer',
       'kbps/viewer',
       'loss %',
+      'frozen',
       'p50 ms',
       'p95 ms',
       'p99 ms',
@@ -127,6 +133,9 @@ function sfuTable(r: BenchReport): string[] {
       'TTFF p95',
     ],
   ];
+  // simulcast: a column of viewers per layer, shown only once bots report the layer they are on
+  const withLayers = [...r.whipcast, ...r.baseline].some((s) => s.layers && Object.keys(s.layers).length);
+  if (withLayers) rows[0]!.push('layers (viewers)');
   for (const [name, results] of [
     ['whipcast', r.whipcast],
     ['baseline', r.baseline],
@@ -136,16 +145,25 @@ function sfuTable(r: BenchReport): string[] {
         name,
         String(s.viewers),
         String(s.joinFailures),
-        `${f(s.cpu.main * 100)}%`,
-        `${f(s.cpu.workers * 100)}%`,
-        `${f(s.cpu.bench * 100)}%`,
+        pct(s.cpu.main),
+        pct(s.cpu.workers),
+        `${pct(s.botsCoreShare)}${s.botsCoreShare > BOTS_SATURATED ? ' SAT' : ''}`,
+        pct(s.cpu.bench / Math.max(1, s.joined), 2),
         f(s.kbpsPerViewer),
         f(s.lossPct, 2),
+        s.freezes ? `${s.freezes.viewers}/${s.joined}` : '–',
         f(s.latencyMs.p50, 1),
         f(s.latencyMs.p95, 1),
         f(s.latencyMs.p99, 1),
         f(s.ttffMs.p50),
         f(s.ttffMs.p95),
+        ...(withLayers
+          ? [
+              Object.entries(s.layers ?? {})
+                .map(([layer, n]) => `${layer}:${n}`)
+                .join(' ') || '–',
+            ]
+          : []),
       ]);
     }
   }
@@ -154,16 +172,40 @@ function sfuTable(r: BenchReport): string[] {
       const b = r.baseline.find((x) => x.viewers === w.viewers);
       if (!b) return '';
       const cpu = (w.cpu.main + w.cpu.workers) / Math.max(1e-6, b.cpu.workers + b.cpu.main);
-      return `  N=${w.viewers}: server CPU ×${f(cpu, 2)} of baseline, p95 latency ${f(w.latencyMs.p95 - b.latencyMs.p95, 1)} ms more`;
+      const sat = w.botsCoreShare > BOTS_SATURATED || b.botsCoreShare > BOTS_SATURATED ? ' (bots saturated: not a server figure)' : '';
+      return `  N=${w.viewers}: server CPU ×${f(cpu, 2)} of baseline, p95 latency ${f(w.latencyMs.p95 - b.latencyMs.p95, 1)} ms more${sat}`;
     })
     .filter(Boolean);
+  const sampled = r.whipcast.at(-1);
   return [
     ...columns(rows),
     '',
-    `capacity (<1% loss, p95 under target, no join failures): whipcast ${r.capacity.whipcast}, baseline ${r.capacity.baseline} (largest step tried: ${Math.max(...r.whipcast.map((s) => s.viewers))})`,
+    `bots CPU = share of the cores the bots may use (SAT above ${pct(BOTS_SATURATED)}); bots/viewer = their CPU per viewer, of one core.` +
+      (sampled ? ` Latency and TTFF from ${sampled.sampledBots} of ${sampled.joined} bots (1 in ${String(r.options['sampleEvery'] ?? 1)} reassembles frames); loss, kbps and freezes from all.` : ''),
+    'frozen = viewers with a gap of more than 1 s between frames in the measured seconds.',
+    `capacity (<1% loss, p95 under target, no join failures; largest step tried: ${Math.max(...r.whipcast.map((s) => s.viewers))}):`,
+    `  whipcast: ${r.capacity.whipcast.text}`,
+    ...(r.baseline.length ? [`  baseline: ${r.capacity.baseline.text}`] : []),
     'ratios against the baseline run:',
     ...ratios,
+    ...memoryLines(r),
   ];
+}
+
+function memoryLines(r: BenchReport): string[] {
+  const out: string[] = [];
+  for (const [name, m] of [
+    ['whipcast', r.memory?.whipcast],
+    ['baseline', r.memory?.baseline],
+  ] as const) {
+    if (!m) continue;
+    const parts = (k: 'main' | 'workers') =>
+      `${k === 'main' ? 'Node' : 'workers'} ${f(m.idleMb[k])} → ${f(m.peakMb[k])} MB, ${f(m.perViewerMb[k], 2)} MB/viewer` +
+      (m.notReturnedMb && m.drainedMb ? `, ${f(m.drainedMb[k])} MB ${m.drainSeconds} s after all left (${f(m.notReturnedMb[k], 1)} MB not returned)` : '');
+    const keys = name === 'baseline' ? (['workers'] as const) : (['main', 'workers'] as const);
+    out.push(`  ${name}: 0 → ${m.peakViewers} viewers: ${keys.map(parts).join('; ')}`);
+  }
+  return out.length ? ['memory (RSS, publisher live throughout):', ...out] : [];
 }
 
 function plot(title: string, series: { name: string; color: string; points: [number, number][] }[], yLabel: string): string {
@@ -194,14 +236,16 @@ function plot(title: string, series: { name: string; color: string; points: [num
 ${ticks}${xticks}${lines}${legend}<text x="${W / 2 - 30}" y="${H - 6}" font-size="11">viewers</text><text x="${P + 4}" y="${P / 2 + 12}" font-size="11">${yLabel}</text></svg><figcaption>${title}</figcaption></figure>`;
 }
 
+const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
 export function html(r: BenchReport): string {
   return `<!doctype html><html lang="en"><meta charset="utf-8"><title>whipcast benchmark ${r.date}</title>
 <style>body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:1150px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}figure{display:inline-block;margin:0 1rem 1rem 0}pre{background:#f4f4f4;padding:.5rem}</style>
 <h1>whipcast benchmarks</h1>
 <p>${r.date} · ${r.machine.cores} cores · Node ${r.machine.node}</p>
 <pre>${r.command}</pre>
-${r.whipcast.length ? plots(r) : ''}
-<h2>Results</h2><pre>${table(r).replace(/</g, '&lt;')}</pre>
+${r.whipcast.length ? `<p><b>Capacity</b>: whipcast ${esc(r.capacity.whipcast.text)}; baseline ${r.baseline.length ? esc(r.capacity.baseline.text) : 'not run'}</p>${plots(r)}` : ''}
+<h2>Results</h2><pre>${esc(table(r))}</pre>
 <h2>Notes</h2><ul>${r.notes.map((n) => `<li>${n}</li>`).join('')}</ul>
 </html>`;
 }

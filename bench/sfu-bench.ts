@@ -4,7 +4,7 @@
  * whipcast and against the bare-mediasoup baseline. Bots parse RTP and read
  * the stamps: latency is measured, not guessed.
  */
-import { ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
+import { FREEZE_MS, ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
 import { children, cpuShare, sample, type ProcSample } from './proc.ts';
 import { percentile } from './stats.ts';
 
@@ -20,8 +20,20 @@ export interface SfuBenchOptions {
   keyframeInterval: number;
   /** p95 glass-to-glass target, ms. */
   latencyTargetMs: number;
+  /**
+   * Every k-th bot reassembles frames and measures latency and time to first frame; the others
+   * only count packets, bytes, sequence gaps and frame ends (default 10; 1 = every bot in full).
+   */
+  sampleEvery?: number;
+  /** Cores the bots (this process) may use; their CPU is judged as a share of these (default 1). */
+  botCores?: number;
+  /** After the last step every viewer leaves; memory is sampled again this many seconds later (default 5; 0 = no drain). */
+  drainSeconds?: number;
   progress(text: string): void;
 }
+
+/** Above this share of their cores the bots, not the server, may be what limits a step. */
+export const BOTS_SATURATED = 0.85;
 
 export interface StepResult {
   viewers: number;
@@ -29,15 +41,43 @@ export interface StepResult {
   joinFailures: number;
   /** The first few join failures' reasons. */
   joinErrors: string[];
-  /** Server CPU as a fraction of one core: Node main process and mediasoup workers. */
+  /** CPU as a fraction of one core: the server's Node main process, its mediasoup workers, and the bots (this process). */
   cpu: { main: number; workers: number; bench: number };
+  /** The bots' CPU as a share of the cores they may use (1 = saturated). */
+  botsCoreShare: number;
+  /** Bots that reassembled frames: latency and TTFF come from these; loss, bitrate and freezes from every bot. */
+  sampledBots: number;
   rssMb: { main: number; workers: number };
   kbpsPerViewer: number;
   lossPct: number;
   latencyMs: { p50: number; p95: number; p99: number };
   ttffMs: { p50: number; p95: number };
+  /** Gaps of more than 1 s between frames during the measured seconds: bots that had one, how many, and the share of viewer-time frozen. */
+  freezes: { viewers: number; count: number; frozenPct: number };
+  /** Viewers per simulcast layer (absent while a channel carries one layer: no figure is made up). */
+  layers?: Record<string, number>;
   publisherNacks: number;
   publisherPlis: number;
+}
+
+export interface MemoryResult {
+  /** RSS with the publisher live and no viewer, MB. */
+  idleMb: { main: number; workers: number };
+  /** Viewers at the last step, and RSS then. */
+  peakViewers: number;
+  peakMb: { main: number; workers: number };
+  /** (peak − idle) / viewers, MB. */
+  perViewerMb: { main: number; workers: number };
+  /** Seconds waited after every viewer left (0: no drain). */
+  drainSeconds: number;
+  /** RSS after the drain, and what the viewers took and did not give back (drained − idle), MB. */
+  drainedMb: { main: number; workers: number } | null;
+  notReturnedMb: { main: number; workers: number } | null;
+}
+
+export interface SfuRun {
+  steps: StepResult[];
+  memory: MemoryResult;
 }
 
 export interface Target {
@@ -57,13 +97,17 @@ export interface Target {
 
 interface Bot {
   receiver: MediaReceiver;
+  /** Reassembles frames (a sampled bot). */
+  full: boolean;
+  /** Leaves the way a player does (WHEP DELETE, socket close). */
+  leave(): Promise<void>;
   close(): void;
 }
 
-async function join(target: Target): Promise<Bot> {
+async function join(target: Target, full: boolean): Promise<Bot> {
   if (target.via === 'socket') {
     const socket = await SocketClient.connect(target.url);
-    const v = new SocketViewer(socket, target.streamId);
+    const v = new SocketViewer(socket, target.streamId, { frames: full });
     const close = () => {
       v.close();
       socket.close();
@@ -72,17 +116,35 @@ async function join(target: Target): Promise<Bot> {
       close();
       throw err;
     });
-    return { receiver: v.receiver, close };
+    return { receiver: v.receiver, full, close, leave: async () => close() };
   }
-  const v = await WhepViewer.watch({ url: `${target.url}/whep/${target.streamId}` });
+  const v = await WhepViewer.watch({ url: `${target.url}/whep/${target.streamId}`, frames: full });
   await v.connected(15_000).catch((err: unknown) => {
     v.close();
     throw err;
   });
-  return v;
+  return {
+    receiver: v.receiver,
+    full,
+    close: () => v.close(),
+    leave: async () => {
+      await v.stop().catch(() => v.close());
+    },
+  };
 }
 
-export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promise<StepResult[]> {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** RSS of the server's main processes and workers, MB. */
+function rss(target: Target): { main: number; workers: number } {
+  const sum = (xs: (ProcSample | null)[]) => xs.reduce((a, x) => a + (x?.rssBytes ?? 0), 0) / 2 ** 20;
+  return { main: sum(target.mainPids.map(sample)), workers: sum(target.workerPids().map(sample)) };
+}
+
+export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promise<SfuRun> {
+  const sampleEvery = Math.max(1, Math.round(opts.sampleEvery ?? 10));
+  const botCores = Math.max(1, opts.botCores ?? 1);
+  const drainSeconds = opts.drainSeconds ?? 5;
   const publisher = await ObsPublisher.publish({
     url: `${target.publishUrl ?? target.url}/whip`,
     ...(target.key ? { token: target.key } : {}),
@@ -96,9 +158,12 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
     },
   });
   await publisher.connected();
-  await new Promise((r) => setTimeout(r, 1500));
+  await sleep(1500);
+  const idleMb = rss(target);
   const viewers: Bot[] = [];
   const results: StepResult[] = [];
+  let joinedEver = 0;
+  let memory: MemoryResult | null = null;
   try {
     for (const n of opts.steps) {
       const ttff: number[] = [];
@@ -112,29 +177,35 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       const toJoin = n - viewers.length;
       for (let j = 0; j < toJoin; j++) {
         const started = performance.now();
+        // the first bot is always sampled, then every k-th
+        const full = joinedEver++ % sampleEvery === 0;
         joins.push(
-          join(target)
+          join(target, full)
             .then(async (v) => {
               viewers.push(v);
+              const video = v.receiver.video;
               const deadline = Date.now() + 15_000;
-              while (v.receiver.video.timeToFirstFrameMs === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-              if (v.receiver.video.timeToFirstFrameMs !== null) ttff.push(performance.now() - started);
-              else fail('no decodable frame within 15 s');
+              const arrived = () => (full ? video.timeToFirstFrameMs !== null : video.frames > 0);
+              while (!arrived() && Date.now() < deadline) await sleep(20);
+              if (!arrived()) fail(full ? 'no decodable frame within 15 s' : 'no video within 15 s');
+              else if (full) ttff.push(performance.now() - started);
             })
             .catch((err: unknown) => fail(err instanceof Error ? err.message : String(err))),
         );
         opts.progress(`${target.name}: ${n} viewers — joining ${n - toJoin + j + 1}/${n}`);
-        await new Promise((r) => setTimeout(r, 1000 / opts.rampPerSecond));
+        await sleep(1000 / opts.rampPerSecond);
       }
       await Promise.all(joins);
       opts.progress(`${target.name}: ${n} viewers — settling`);
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
 
       const before = viewers.map((v) => ({
         bytes: v.receiver.video.bytes + v.receiver.audio.bytes,
         packets: v.receiver.video.packets,
         lost: v.receiver.video.lost,
         lat: v.receiver.video.latenciesMs.length,
+        freezes: v.receiver.video.freezes,
+        frozenMs: v.receiver.video.frozenMs,
       }));
       const pub0 = { ...publisher.counters };
       const workers = target.workerPids();
@@ -146,55 +217,132 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       };
       for (let i = 0; i < opts.seconds; i++) {
         opts.progress(`${target.name}: ${n} viewers — measuring ${i + 1}/${opts.seconds} s`);
-        await new Promise((r) => setTimeout(r, 1000));
+        await sleep(1000);
       }
-      const secs = (performance.now() - s0.t) / 1000;
+      const t1 = performance.now();
+      const secs = (t1 - s0.t) / 1000;
       const s1 = { main: target.mainPids.map(sample), workers: workers.map(sample), bench: process.cpuUsage(s0.bench) };
       const latencies: number[] = [];
       let bytes = 0;
       let packets = 0;
       let lost = 0;
+      const freezes = { viewers: 0, count: 0, frozenMs: 0 };
       viewers.forEach((v, i) => {
         const b = before[i]!;
-        bytes += v.receiver.video.bytes + v.receiver.audio.bytes - b.bytes;
-        packets += v.receiver.video.packets - b.packets;
-        lost += v.receiver.video.lost - b.lost;
-        latencies.push(...v.receiver.video.latenciesMs.slice(b.lat));
+        const video = v.receiver.video;
+        bytes += video.bytes + v.receiver.audio.bytes - b.bytes;
+        packets += video.packets - b.packets;
+        lost += video.lost - b.lost;
+        latencies.push(...video.latenciesMs.slice(b.lat));
+        // freezes that ended in the window, and one still going at its end
+        let count = video.freezes - b.freezes;
+        let frozen = video.frozenMs - b.frozenMs;
+        const since = t1 - (video.lastFrameAt ?? s0.t);
+        if (since > FREEZE_MS) {
+          count++;
+          frozen += Math.min(since, t1 - s0.t);
+        }
+        if (count > 0) freezes.viewers++;
+        freezes.count += count;
+        freezes.frozenMs += Math.min(frozen, t1 - s0.t);
       });
       const sumCpu = (xs: (ProcSample | null)[], ys: (ProcSample | null)[]) =>
         xs.reduce((acc, x, i) => acc + cpuShare(x, ys[i] ?? null, secs), 0);
-      const sumRss = (xs: (ProcSample | null)[]) => xs.reduce((a, x) => a + (x?.rssBytes ?? 0), 0) / 2 ** 20;
+      const bench = (s1.bench.user + s1.bench.system) / 1e6 / secs;
       results.push({
         viewers: n,
         joined: viewers.length,
         joinFailures: failures,
         joinErrors: errors,
-        cpu: {
-          main: sumCpu(s0.main, s1.main),
-          workers: sumCpu(s0.workers, s1.workers),
-          bench: (s1.bench.user + s1.bench.system) / 1e6 / secs,
-        },
-        rssMb: { main: sumRss(s1.main), workers: sumRss(s1.workers) },
+        cpu: { main: sumCpu(s0.main, s1.main), workers: sumCpu(s0.workers, s1.workers), bench },
+        botsCoreShare: bench / botCores,
+        sampledBots: viewers.filter((v) => v.full).length,
+        rssMb: rss(target),
         kbpsPerViewer: (bytes * 8) / 1000 / secs / Math.max(1, viewers.length),
         lossPct: packets + lost ? (100 * lost) / (packets + lost) : 0,
         latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
         ttffMs: { p50: percentile(ttff, 50), p95: percentile(ttff, 95) },
+        freezes: {
+          viewers: freezes.viewers,
+          count: freezes.count,
+          frozenPct: viewers.length ? (100 * freezes.frozenMs) / (viewers.length * (t1 - s0.t)) : 0,
+        },
         publisherNacks: publisher.counters.nacksReceived - pub0.nacksReceived,
         publisherPlis: publisher.counters.plisReceived - pub0.plisReceived,
       });
+    }
+    const last = results.at(-1);
+    const peakViewers = last?.joined ?? 0;
+    const peakMb = last?.rssMb ?? idleMb;
+    const per = (k: 'main' | 'workers') => (peakViewers ? (peakMb[k] - idleMb[k]) / peakViewers : 0);
+    memory = {
+      idleMb,
+      peakViewers,
+      peakMb,
+      perViewerMb: { main: per('main'), workers: per('workers') },
+      drainSeconds,
+      drainedMb: null,
+      notReturnedMb: null,
+    };
+    if (drainSeconds > 0 && viewers.length) {
+      opts.progress(`${target.name}: every viewer leaves — draining ${drainSeconds} s`);
+      await Promise.all(viewers.splice(0).map((v) => v.leave()));
+      await sleep(drainSeconds * 1000);
+      const drained = rss(target);
+      memory.drainedMb = drained;
+      memory.notReturnedMb = { main: drained.main - idleMb.main, workers: drained.workers - idleMb.workers };
     }
   } finally {
     for (const v of viewers) v.close();
     publisher.drop();
   }
-  return results;
+  return { steps: results, memory };
 }
 
-/** Largest step that kept loss under 1% and p95 latency under the target. */
-export function capacity(results: StepResult[], latencyTargetMs: number): number {
-  let best = 0;
-  for (const r of results) if (r.lossPct < 1 && r.latencyMs.p95 < latencyTargetMs && r.joinFailures === 0) best = Math.max(best, r.viewers);
-  return best;
+export interface Capacity {
+  /** Largest step, in order, with < 1 % loss, p95 under the target and no failed join, before the first that failed. */
+  viewers: number;
+  /** The first step up to that point at which the bots used more than BOTS_SATURATED of their cores: then no capacity is called. */
+  botsSaturatedAt: number | null;
+  /** The bots' share of their cores at that step. */
+  botsCoreShare: number | null;
+  /** A step failed: `viewers` is the knee, not only a lower bound. */
+  kneeFound: boolean;
+  largestStep: number;
+  /** The verdict as a sentence: a figure, a lower bound, or the refusal. */
+  text: string;
+}
+
+/**
+ * Reads the steps in order up to the first that fails. If the bots were saturated at any of those
+ * steps, the figure is refused (`botsSaturatedAt`): the instrument, not the server, may have set the
+ * knee, and `viewers` is only a lower bound.
+ */
+export function capacity(results: StepResult[], latencyTargetMs: number): Capacity {
+  const out: Capacity = { viewers: 0, botsSaturatedAt: null, botsCoreShare: null, kneeFound: false, largestStep: 0, text: '' };
+  const steps = [...results].sort((a, b) => a.viewers - b.viewers);
+  out.largestStep = steps.at(-1)?.viewers ?? 0;
+  for (const r of steps) {
+    if (out.botsSaturatedAt === null && r.botsCoreShare > BOTS_SATURATED) {
+      out.botsSaturatedAt = r.viewers;
+      out.botsCoreShare = r.botsCoreShare;
+    }
+    if (r.lossPct < 1 && r.latencyMs.p95 < latencyTargetMs && r.joinFailures === 0) out.viewers = r.viewers;
+    else {
+      out.kneeFound = true;
+      break;
+    }
+  }
+  out.text = capacityText(out);
+  return out;
+}
+
+/** The capacity as a sentence: a figure, a lower bound, or a refusal. */
+function capacityText(c: Capacity): string {
+  if (c.botsSaturatedAt !== null)
+    return `capacity not measurable: bots saturated at ${c.botsSaturatedAt} (${Math.round((c.botsCoreShare ?? 0) * 100)}% of their cores); largest step held: ${c.viewers}`;
+  if (c.kneeFound) return `${c.viewers}`;
+  return `≥ ${c.viewers} (no knee up to the largest step tried)`;
 }
 
 export { children };

@@ -28,7 +28,15 @@ export interface VideoStats extends StreamStats {
   /** Glass-to-glass latency samples, ms (from SEI capture stamps). */
   latenciesMs: number[];
   lastStamp: CaptureStamp | null;
+  /** When the last frame ended (marker bit), performance.now() ms; null before the first. */
+  lastFrameAt: number | null;
+  /** Gaps longer than 1 s between frames, and their total length (ms). */
+  freezes: number;
+  frozenMs: number;
 }
+
+/** A gap between frames longer than this is a freeze (what a viewer sees as a stall). */
+export const FREEZE_MS = 1000;
 
 const newStream = (): StreamStats => ({ packets: 0, bytes: 0, lost: 0, ssrcs: new Set(), payloadTypes: new Set() });
 
@@ -44,19 +52,28 @@ export class MediaReceiver {
     firstFrameStamp: null,
     latenciesMs: [],
     lastStamp: null,
+    lastFrameAt: null,
+    freezes: 0,
+    frozenMs: 0,
   };
   startedAt = performance.now();
   readonly #lastSeq = new Map<number, number>();
   readonly #depacketizers = new Map<number, H264Depacketizer>();
   readonly #frameListeners = new Set<(f: ReceivedFrame) => void>();
   #keepLatencies: number;
+  readonly #frames: boolean;
 
-  /** `videoPayloadTypes` tells which payload types carry H.264 (others count as packets only). */
+  /**
+   * `kinds` tells which payload types are Opus and H.264 (others count as packets only).
+   * `frames: false` only counts (packets, bytes, sequence gaps, frame ends from the marker bit):
+   * no parsing, reassembly, stamps or latency — a cheaper bot for large benchmarks.
+   */
   constructor(
     readonly kinds: { audio: Set<number>; h264: Set<number> },
-    opts: { maxLatencySamples?: number } = {},
+    opts: { maxLatencySamples?: number; frames?: boolean } = {},
   ) {
     this.#keepLatencies = opts.maxLatencySamples ?? 100_000;
+    this.#frames = opts.frames ?? true;
   }
 
   onFrame(cb: (f: ReceivedFrame) => void): () => void {
@@ -66,6 +83,7 @@ export class MediaReceiver {
 
   /** Feed one received packet (RTP or RTCP; RTCP is ignored). */
   push(buf: Uint8Array): void {
+    if (!this.#frames) return this.#count(buf);
     if (isRtcp(buf)) return;
     const p = parseRtp(buf);
     if (!p) return;
@@ -95,6 +113,44 @@ export class MediaReceiver {
     }
   }
 
+  /** The counting-only path: reads the RTP header bytes it needs, nothing else. */
+  #count(buf: Uint8Array): void {
+    if (buf.length < 12 || buf[0]! >> 6 !== 2 || isRtcp(buf)) return;
+    const pt = buf[1]! & 0x7f;
+    const isAudio = this.kinds.audio.has(pt);
+    const s: StreamStats = isAudio ? this.audio : this.video;
+    s.packets++;
+    s.bytes += buf.length;
+    const ssrc = ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0;
+    const seq = (buf[2]! << 8) | buf[3]!;
+    const last = this.#lastSeq.get(ssrc);
+    if (last === undefined) {
+      s.ssrcs.add(ssrc);
+      s.payloadTypes.add(pt);
+      this.#lastSeq.set(ssrc, seq);
+    } else {
+      const delta = (seq - last) & 0xffff;
+      if (delta > 0 && delta < 0x8000) {
+        s.lost += delta - 1;
+        this.#lastSeq.set(ssrc, seq);
+      } else if (delta !== 0 && s.lost > 0) s.lost--;
+    }
+    if (!isAudio && buf[1]! & 0x80) {
+      this.video.frames++;
+      this.#frameEnded();
+    }
+  }
+
+  #frameEnded(): void {
+    const v = this.video;
+    const now = performance.now();
+    if (v.lastFrameAt !== null && now - v.lastFrameAt > FREEZE_MS) {
+      v.freezes++;
+      v.frozenMs += now - v.lastFrameAt;
+    }
+    v.lastFrameAt = now;
+  }
+
   #frame(f: ReceivedFrame): void {
     const v = this.video;
     if (f.incomplete) {
@@ -102,6 +158,7 @@ export class MediaReceiver {
       return;
     }
     v.frames++;
+    this.#frameEnded();
     if (f.keyframe) v.keyframes++;
     if (v.firstFrameDecodable === null) v.firstFrameDecodable = f.decodable;
     if (v.timeToFirstFrameMs === null && f.decodable) {

@@ -89,7 +89,7 @@ export function recvOffer(t: TransportView, consumers: ConsumerView[]): string {
 }
 
 export class SocketViewer {
-  readonly receiver = new MediaReceiver({ audio: new Set(), h264: new Set() });
+  readonly receiver: MediaReceiver;
   #pc: PeerConnection | null = null;
   /** Held so node-datachannel does not garbage-collect the tracks (and silently stop delivering). */
   readonly #tracks: Track[] = [];
@@ -99,10 +99,14 @@ export class SocketViewer {
   transportId = '';
   consumers: ConsumerView[] = [];
 
+  /** `opts.frames: false` only counts packets (see MediaReceiver): a cheaper benchmark bot. */
   constructor(
     readonly socket: SocketClient,
     readonly streamId: string,
-  ) {}
+    opts: { frames?: boolean } = {},
+  ) {
+    this.receiver = new MediaReceiver({ audio: new Set(), h264: new Set() }, { frames: opts.frames ?? true });
+  }
 
   async start(): Promise<void> {
     const { socket, streamId } = this;

@@ -13,6 +13,8 @@ export interface WhepViewerOptions {
   token?: string;
   /** Defaults to both. */
   audio?: boolean;
+  /** Reassemble frames and read stamps (default); false only counts packets (see MediaReceiver). */
+  frames?: boolean;
 }
 
 export class WhepViewer {
@@ -25,7 +27,7 @@ export class WhepViewer {
   private constructor(readonly opts: WhepViewerOptions) {
     this.#pc = new nodeDataChannel.PeerConnection('whep', { iceServers: [] });
     // Payload types are learned from the answer; the receiver classifies by them.
-    this.receiver = new MediaReceiver({ audio: new Set(), h264: new Set() });
+    this.receiver = new MediaReceiver({ audio: new Set(), h264: new Set() }, { frames: opts.frames ?? true });
     if (opts.audio !== false) {
       const audio = new nodeDataChannel.Audio('0', 'RecvOnly');
       audio.addOpusCodec(111);
