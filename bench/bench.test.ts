@@ -99,6 +99,8 @@ describe('bench (smoke)', () => {
       expect(Number.isFinite(m.notReturnedMb!.workers)).toBe(true);
     }
     expect(whipcastRun.memory.idleMb.main).toBeGreaterThan(0);
+    expect(whipcastRun.memory.viewersLeft).toBe(0); // both bots really left
+    expect(baselineRun.memory.viewersLeft).toBeNull();
     for (const c of [chat, rawChat]) {
       expect(c.sent).toBeGreaterThanOrEqual(9);
       expect(c.deliveryPct).toBe(100);
@@ -151,7 +153,12 @@ describe('bench (smoke)', () => {
       publisherPlis: 0,
     });
     // a knee the server set: loss at 200 with the bots at half their core
-    expect(capacity([step(100, 0.3), step(200, 0.5, 3)], 400)).toMatchObject({ viewers: 100, kneeFound: true, botsSaturatedAt: null, text: '100' });
+    expect(capacity([step(100, 0.3), step(200, 0.5, 3)], 400)).toMatchObject({
+      viewers: 100,
+      kneeFound: true,
+      botsSaturatedAt: null,
+      text: '100',
+    });
     // the same loss with the bots saturated: refused
     const refused = capacity([step(100, 0.3), step(200, 0.95, 3)], 400);
     expect(refused).toMatchObject({ viewers: 100, botsSaturatedAt: 200 });

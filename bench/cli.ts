@@ -185,6 +185,11 @@ const report: BenchReport = {
     `No capacity is called when the bots used more than ${Math.round(BOTS_SATURATED * 100)}% of their cores at or before the knee: the instrument, not the server, may have set it.`,
     `1 bot in ${opts.sampleEvery} reassembles frames and reads capture stamps (latency, TTFF); every bot counts packets, sequence gaps (loss), bytes and frame ends (freezes).`,
     'Memory: RSS with the publisher live and no viewer, at the last step (per added viewer), and after every viewer left (WHEP DELETE or socket close) and the drain time passed.',
+    ...(process.env.DATABASE_URL
+      ? []
+      : [
+          "Node RSS includes the embedded database (PGlite in memory), whose heap grows and shrinks by hundreds of MB on its own: read whipcast's per-viewer Node memory from a run with DATABASE_URL set (a real Postgres).",
+        ]),
     pinning
       ? `Pinned: server and mediasoup workers on CPU 0, bots on CPU${cores > 2 ? `s 1-${cores - 1}` : ' 1'}; server CPU above 100% of one core is impossible, so a saturated CPU 0 shows as loss and latency.`
       : 'Not pinned: server, workers and bots share every CPU.',

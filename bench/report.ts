@@ -181,7 +181,9 @@ function sfuTable(r: BenchReport): string[] {
     ...columns(rows),
     '',
     `bots CPU = share of the cores the bots may use (SAT above ${pct(BOTS_SATURATED)}); bots/viewer = their CPU per viewer, of one core.` +
-      (sampled ? ` Latency and TTFF from ${sampled.sampledBots} of ${sampled.joined} bots (1 in ${String(r.options['sampleEvery'] ?? 1)} reassembles frames); loss, kbps and freezes from all.` : ''),
+      (sampled
+        ? ` Latency and TTFF from ${sampled.sampledBots} of ${sampled.joined} bots (1 in ${String(r.options['sampleEvery'] ?? 1)} reassembles frames); loss, kbps and freezes from all.`
+        : ''),
     'frozen = viewers with a gap of more than 1 s between frames in the measured seconds.',
     `capacity (<1% loss, p95 under target, no join failures; largest step tried: ${Math.max(...r.whipcast.map((s) => s.viewers))}):`,
     `  whipcast: ${r.capacity.whipcast.text}`,
@@ -201,9 +203,12 @@ function memoryLines(r: BenchReport): string[] {
     if (!m) continue;
     const parts = (k: 'main' | 'workers') =>
       `${k === 'main' ? 'Node' : 'workers'} ${f(m.idleMb[k])} → ${f(m.peakMb[k])} MB, ${f(m.perViewerMb[k], 2)} MB/viewer` +
-      (m.notReturnedMb && m.drainedMb ? `, ${f(m.drainedMb[k])} MB ${m.drainSeconds} s after all left (${f(m.notReturnedMb[k], 1)} MB not returned)` : '');
+      (m.notReturnedMb && m.drainedMb
+        ? `, ${f(m.drainedMb[k])} MB ${m.drainSeconds} s after all left (${f(m.notReturnedMb[k], 1)} MB not returned)`
+        : '');
     const keys = name === 'baseline' ? (['workers'] as const) : (['main', 'workers'] as const);
-    out.push(`  ${name}: 0 → ${m.peakViewers} viewers: ${keys.map(parts).join('; ')}`);
+    const left = m.viewersLeft === null ? '' : ` (the server still counted ${m.viewersLeft} viewers then)`;
+    out.push(`  ${name}: 0 → ${m.peakViewers} viewers: ${keys.map(parts).join('; ')}${left}`);
   }
   return out.length ? ['memory (RSS, publisher live throughout):', ...out] : [];
 }

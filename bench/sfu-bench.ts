@@ -73,6 +73,8 @@ export interface MemoryResult {
   /** RSS after the drain, and what the viewers took and did not give back (drained − idle), MB. */
   drainedMb: { main: number; workers: number } | null;
   notReturnedMb: { main: number; workers: number } | null;
+  /** Viewers the server still counted after the drain (its `whipcast_viewers` metric; null when it has none). */
+  viewersLeft: number | null;
 }
 
 export interface SfuRun {
@@ -134,6 +136,18 @@ async function join(target: Target, full: boolean): Promise<Bot> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The server's own viewer count (Prometheus `whipcast_viewers`), or null (the baseline has none). */
+async function viewersOnServer(url: string): Promise<number | null> {
+  try {
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) });
+    if (!res.ok) return null;
+    const m = /^whipcast_viewers (\d+)/m.exec(await res.text());
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
 
 /** RSS of the server's main processes and workers, MB. */
 function rss(target: Target): { main: number; workers: number } {
@@ -283,6 +297,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       drainSeconds,
       drainedMb: null,
       notReturnedMb: null,
+      viewersLeft: null,
     };
     if (drainSeconds > 0 && viewers.length) {
       opts.progress(`${target.name}: every viewer leaves — draining ${drainSeconds} s`);
@@ -291,6 +306,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       const drained = rss(target);
       memory.drainedMb = drained;
       memory.notReturnedMb = { main: drained.main - idleMb.main, workers: drained.workers - idleMb.workers };
+      memory.viewersLeft = await viewersOnServer(target.url);
     }
   } finally {
     for (const v of viewers) v.close();
