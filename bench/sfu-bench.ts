@@ -140,7 +140,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The server's own viewer count (Prometheus `whipcast_viewers`), or null (the baseline has none). */
 async function viewersOnServer(url: string): Promise<number | null> {
   try {
-    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) });
+    const token = process.env.METRICS_TOKEN; // the server the bench starts inherits it
+    const res = await fetch(`${url}/metrics`, {
+      signal: AbortSignal.timeout(3000),
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+    });
     if (!res.ok) return null;
     const m = /^whipcast_viewers (\d+)/m.exec(await res.text());
     return m ? Number(m[1]) : null;
