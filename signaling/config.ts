@@ -75,7 +75,7 @@ export const SETTINGS = {
     'TRUST_PROXY',
     'false',
     bool,
-    'Trust `X-Forwarded-For`/`X-Forwarded-Proto` from a reverse proxy (client IP for rate limits, scheme for URLs).',
+    'Trust `X-Forwarded-For`/`X-Forwarded-Proto` from one reverse proxy (client IP for rate limits: the last `X-Forwarded-For` entry, the one the proxy appended; scheme for URLs). Only with a proxy in front: otherwise clients choose their own address.',
   ),
   logLevel: setting(
     'Server',
