@@ -196,7 +196,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
 export function publicBase(config: Config, req: Request): string {
   if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
   const url = new URL(req.url);
-  const proto = config.trustProxy ? req.headers.get('x-forwarded-proto')?.split(',')[0]?.trim() : undefined;
+  const proto = config.trustProxy ? req.headers.get('x-forwarded-proto')?.split(',').at(-1)?.trim() : undefined;
   return `${proto ?? url.protocol.replace(':', '')}://${req.headers.get('host') ?? url.host}`;
 }
 
