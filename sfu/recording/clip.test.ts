@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findStamp, splitAnnexB } from '@whipcast/testkit';
+import { findStamp, framesOfFile, splitAnnexB } from '@whipcast/testkit';
 import { ALL_FORMATS, BufferSource, EncodedPacketSink, Input } from 'mediabunny';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DvrBuffer } from '../dvr/buffer.ts';
@@ -81,7 +81,7 @@ describe('makeClip', () => {
     const feed = await programFeed({ seconds: 30, video: 'h264' });
     const dvr = dvrOf(feed, 'h264');
     const clip = await makeClip(dvr, { durationS: 10, video: H264, audio: OPUS });
-    // newest frame is 899 (29.967 s); the window starts at 19.967 s → frame 599; the keyframe before it is 570
+    // the buffer ends at 29.98 s (last audio packet): frames 600–899 were live in the last 10 s; the keyframe before is 570
     expect(await clipFrames(clip.data)).toEqual(range(570, 899));
     expect(clip.startMs).toBe(feed.frames[570]!.arrivalMs);
 
@@ -94,6 +94,17 @@ describe('makeClip', () => {
     expect(await decodeErrors(path)).toBe('');
     dvr.close();
   });
+
+  it('frame-numbered picture: decoding a clip of the last 10 s shows the frames live in those 10 s', async () => {
+    const feed = await programFeed({ seconds: 30, video: 'h264', numbered: true });
+    const dvr = dvrOf(feed, 'h264');
+    const clip = await makeClip(dvr, { durationS: 10, video: H264, audio: OPUS });
+    const path = join(dir, 'numbered-clip.mp4');
+    writeFileSync(path, clip.data);
+    // live in the last 10 s: frames 600–899; the clip starts at the keyframe before (570)
+    expect(await framesOfFile(path)).toEqual(range(570, 899));
+    dvr.close();
+  }, 120_000);
 
   it('VP8 clips are WebM', async () => {
     const feed = await programFeed({ seconds: 12, video: 'vp8' });

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { findStamp, splitAnnexB } from '@whipcast/testkit';
+import { findStamp, framesOfFile, splitAnnexB } from '@whipcast/testkit';
 import { ALL_FORMATS, EncodedPacketSink, FilePathSource, Input } from 'mediabunny';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgramTrack } from '../program.ts';
@@ -22,7 +22,7 @@ import { avccToAnnexB } from './h264.ts';
 import { inspectRecording, repairRecording } from './inspect.ts';
 import { Recorder } from './recorder.ts';
 import type { ProgramTrackLike } from './types.ts';
-import { decodeErrors, ffprobe, mediaEnd, programFeed, topLevelBoxes, type ProgramFeed } from './testing.ts';
+import { decodeErrors, ffprobe, frameNumberAt, mediaEnd, programFeed, topLevelBoxes, type ProgramFeed } from './testing.ts';
 
 // the SFU's program track is what `Recorder.attach` takes (checked by the type checker)
 const programTrackFits: ProgramTrack extends ProgramTrackLike ? true : never = true;
@@ -89,6 +89,21 @@ describe('Recorder', () => {
     const afterGap = frames.find((f) => f.time >= 12)!;
     expect(afterGap).toMatchObject({ frame: 420, key: true });
   });
+
+  it('frame-numbered picture: the recording shows every live frame in order, across a reconnect; seeking to 10 s shows frame 300', async () => {
+    const feed = await programFeed({ seconds: 20, video: 'h264', numbered: true, gaps: [{ at: 12, seconds: 2 }] });
+    const path = join(dir, 'numbered.mp4');
+    await record(feed, path);
+    expect(await framesOfFile(path)).toEqual(feed.frames.map((f) => f.frame));
+    expect(await frameNumberAt(path, 10, 640, 360)).toBe(300);
+    expect(await frameNumberAt(path, 13, 640, 360)).toBe(420); // in the gap: the first picture after it is the reconnect's keyframe at 14 s
+    expect(await frameNumberAt(path, 15, 640, 360)).toBe(450);
+
+    const vp8 = await programFeed({ seconds: 8, video: 'vp8', numbered: true, gaps: [{ at: 4, seconds: 1 }] });
+    const webm = join(dir, 'numbered.webm');
+    await record(vp8, webm, VP8);
+    expect(await framesOfFile(webm)).toEqual(vp8.frames.map((f) => f.frame));
+  }, 120_000);
 
   it('records VP8 + Opus as live WebM', async () => {
     const feed = await programFeed({ seconds: 10, video: 'vp8', gaps: [{ at: 5, seconds: 1 }] });

@@ -9,7 +9,18 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildRtp, h264Fixture, opusFixture, packetizeH264, withStamp, type H264Options } from '@whipcast/testkit';
+import {
+  buildRtp,
+  h264Fixture,
+  numberedH264Fixture,
+  numberedVp8Fixture,
+  opusFixture,
+  packetizeH264,
+  packetizeVp8,
+  readFrameNumber,
+  withStamp,
+  type H264Options,
+} from '@whipcast/testkit';
 import type { MediaKind } from './types.ts';
 
 const run = promisify(execFile);
@@ -32,6 +43,8 @@ export interface ProgramFeedOptions {
   gaps?: { at: number; seconds: number }[];
   /** H.264 fixture options (fps and keyframe interval also apply to VP8). */
   h264?: Partial<H264Options>;
+  /** Use testkit's frame-numbered picture: frame n shows n (`readFrameNumber`, `framesOfFile`). */
+  numbered?: boolean;
 }
 
 export interface ProgramFeed {
@@ -56,8 +69,11 @@ export async function programFeed(opts: ProgramFeedOptions): Promise<ProgramFeed
   const packets: FeedPacket[] = [];
   const frames: ProgramFeed['frames'] = [];
   if (opts.video) {
+    const numbered = opts.numbered ?? false;
     const source =
-      opts.video === 'h264' ? await h264Frames(h) : await vp8Frames({ fps, gop, width: h.width ?? 640, height: h.height ?? 360 });
+      opts.video === 'h264'
+        ? await h264Frames(h, numbered)
+        : await vp8Frames({ fps, gop, width: h.width ?? 640, height: h.height ?? 360 }, numbered ? h : null);
     let seq = 1000;
     const ts0 = 0xffff0000; // wraps within the first second: exercises unwrapping
     let resumeAtKey = false;
@@ -105,49 +121,49 @@ export async function programFeed(opts: ProgramFeedOptions): Promise<ProgramFeed
   return { packets, fps, startMs, frames };
 }
 
-async function h264Frames(h: Partial<H264Options>): Promise<(n: number) => Uint8Array[]> {
-  const fx = await h264Fixture(h);
+async function h264Frames(h: Partial<H264Options>, numbered: boolean): Promise<(n: number) => Uint8Array[]> {
+  const fx = numbered ? await numberedH264Fixture({ seconds: 40, ...h }) : await h264Fixture(h);
   return (n) => packetizeH264(withStamp(fx.frames[n % fx.frames.length]!.nals, { captureUs: 0, frame: n }));
 }
 
-/** VP8 frames from ffmpeg (libvpx, IVF), packetized per RFC 7741 (1-byte descriptor, S bit on the first packet). */
-async function vp8Frames(o: { fps: number; gop: number; width: number; height: number }): Promise<(n: number) => Uint8Array[]> {
-  const ivf = await cachedFixture(`vp8-${o.width}x${o.height}-${o.fps}-${o.gop}.ivf`, (out) =>
-    ffmpeg([
-      ...['-f', 'lavfi', '-i', `testsrc2=size=${o.width}x${o.height}:rate=${o.fps}`, '-t', '4'],
-      ...[
-        '-c:v',
-        'libvpx',
-        '-deadline',
-        'realtime',
-        '-cpu-used',
-        '8',
-        '-b:v',
-        '1M',
-        '-g',
-        String(o.gop),
-        '-keyint_min',
-        String(o.gop),
-        '-auto-alt-ref',
-        '0',
-      ],
-      ...['-f', 'ivf', out],
-    ]),
-  );
-  const frames: Buffer[] = [];
-  for (let off = ivf.readUInt16LE(6); off + 12 <= ivf.length;) {
-    const size = ivf.readUInt32LE(off);
-    frames.push(ivf.subarray(off + 12, off + 12 + size));
-    off += 12 + size;
-  }
-  return (n) => {
-    const f = frames[n % frames.length]!;
-    const out: Uint8Array[] = [];
-    for (let off = 0; off < f.length; off += 1100) {
-      out.push(Buffer.concat([Buffer.from([off === 0 ? 0x10 : 0x00]), f.subarray(off, off + 1100)]));
+/** VP8 frames (libvpx, IVF), packetized per RFC 7741 with a 15-bit PictureID as browsers send it. */
+async function vp8Frames(
+  o: { fps: number; gop: number; width: number; height: number },
+  numbered: Partial<H264Options> | null,
+): Promise<(n: number) => Uint8Array[]> {
+  let frames: Uint8Array[];
+  if (numbered) frames = (await numberedVp8Fixture({ seconds: 40, ...numbered })).frames.map((f) => f.data);
+  else {
+    const ivf = await cachedFixture(`vp8-${o.width}x${o.height}-${o.fps}-${o.gop}.ivf`, (out) =>
+      ffmpeg([
+        ...['-f', 'lavfi', '-i', `testsrc2=size=${o.width}x${o.height}:rate=${o.fps}`, '-t', '4'],
+        ...[
+          '-c:v',
+          'libvpx',
+          '-deadline',
+          'realtime',
+          '-cpu-used',
+          '8',
+          '-b:v',
+          '1M',
+          '-g',
+          String(o.gop),
+          '-keyint_min',
+          String(o.gop),
+          '-auto-alt-ref',
+          '0',
+        ],
+        ...['-f', 'ivf', out],
+      ]),
+    );
+    frames = [];
+    for (let off = ivf.readUInt16LE(6); off + 12 <= ivf.length;) {
+      const size = ivf.readUInt32LE(off);
+      frames.push(ivf.subarray(off + 12, off + 12 + size));
+      off += 12 + size;
     }
-    return out;
-  };
+  }
+  return (n) => packetizeVp8(frames[n % frames.length]!, n & 0x7fff);
 }
 
 async function cachedFixture(name: string, make: (out: string) => Promise<unknown>): Promise<Buffer> {
@@ -224,4 +240,31 @@ export async function mediaEnd(path: string): Promise<number> {
     if (Number.isFinite(pts)) end = Math.max(end, pts! + (Number.isFinite(dur) ? dur! : 0));
   }
   return end;
+}
+
+/** The frame number shown at `seconds` into a file, as a player seeking there shows it (ffmpeg accurate seek). */
+export async function frameNumberAt(path: string, seconds: number, width: number, height: number): Promise<number | null> {
+  const { stdout } = await run(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-nostdin',
+      '-ss',
+      String(seconds),
+      '-i',
+      path,
+      '-frames:v',
+      '1',
+      '-vf',
+      `scale=${width}:${height}`,
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgba',
+      'pipe:1',
+    ],
+    { encoding: 'buffer', maxBuffer: 64 << 20 },
+  );
+  return readFrameNumber(stdout, width, height);
 }
