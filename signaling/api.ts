@@ -3,6 +3,7 @@
  * and the web app their TypeScript types, and generate the OpenAPI document.
  */
 import { z } from 'zod';
+import { plainText } from './text.ts';
 
 export const apiSchemas = z.registry<{ id: string; description?: string }>();
 
@@ -70,8 +71,8 @@ export const StreamList = schema('StreamList', z.object({ streams: z.array(Strea
 export const StreamUpdate = schema(
   'StreamUpdate',
   z.object({
-    title: z.string().trim().max(140),
-    description: z.string().max(2000).default(''),
+    title: plainText({ max: 140, trim: true }),
+    description: plainText({ max: 2000, multiline: true }).default(''),
   }),
 );
 

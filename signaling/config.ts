@@ -314,6 +314,27 @@ export const SETTINGS = {
     int(1, 100_000),
     'Frames a socket may send per second (sustained) before it gets rate-limit errors; sustained abuse closes it.',
   ),
+  wsMaxRequestsInFlight: setting(
+    'Socket',
+    'WS_MAX_REQUESTS_IN_FLIGHT',
+    '4',
+    int(1, 1000),
+    'Requests of one socket handled at once; up to 32 more wait their turn, beyond that they are refused (`rate_limited`). Keeps one client from hogging the database.',
+  ),
+  wsMaxSocketsPerAddress: setting(
+    'Socket',
+    'WS_MAX_SOCKETS_PER_ADDRESS',
+    '256',
+    int(1, 1_000_000),
+    'Open sockets from one client address (behind a proxy, see TRUST_PROXY); more are refused (HTTP 429).',
+  ),
+  wsMaxTransportsPerAddress: setting(
+    'Socket',
+    'WS_MAX_TRANSPORTS_PER_ADDRESS',
+    '64',
+    int(1, 1_000_000),
+    'Media (WebRTC) transports all sockets of one client address may hold at once (each socket at most 4); more are refused (`rate_limited`).',
+  ),
 } as const;
 
 type Settings = typeof SETTINGS;

@@ -135,13 +135,19 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     const sockets = createHub({
       accounts,
       chat,
+      channels,
       media,
       bus: cluster.bus,
       nodeId: cluster.nodeId,
       logger: logger.child({ component: 'socket' }),
-      maxPayloadBytes: config.wsMaxPayloadBytes,
-      maxBackpressureBytes: config.wsMaxBackpressureBytes,
-      messagesPerSecond: config.wsMessagesPerSecond,
+      limits: {
+        maxPayloadBytes: config.wsMaxPayloadBytes,
+        maxBackpressureBytes: config.wsMaxBackpressureBytes,
+        messagesPerSecond: config.wsMessagesPerSecond,
+        maxInFlight: config.wsMaxRequestsInFlight,
+        maxSocketsPerAddress: config.wsMaxSocketsPerAddress,
+        maxTransportsPerAddress: config.wsMaxTransportsPerAddress,
+      },
       onFrame: (type, ok) => socketFrames.inc({ type, ok: String(ok) }),
     });
     presenceOf.hub = sockets;

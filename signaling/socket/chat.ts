@@ -4,16 +4,12 @@
  * Knows nothing about sockets: the hub turns results into frames.
  */
 import type { ChatMessage, Database, Room, User } from '@whipcast/db';
-import type { ChatMessageView, ErrorCode } from '../protocol.ts';
+import { DomainError } from '../errors.ts';
+import type { ChatMessageView } from '../protocol.ts';
 
-export class ChatError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-  }
+/** Why a chat request was refused. */
+export class ChatError extends DomainError {
+  override name = 'ChatError';
 }
 
 export interface ChatOptions {
@@ -64,6 +60,11 @@ export function createChat(opts: ChatOptions) {
       throw new ChatError('forbidden', 'You are banned from this room');
     }
     return user;
+  }
+
+  /** Moderation targets must exist (a ban of an unknown id would violate the users foreign key). */
+  async function assertUser(id: string): Promise<void> {
+    if (!(await db.users.findById(id))) throw new ChatError('not_found', 'No such user');
   }
 
   function assertOwner(r: Room, user: User | null): User {
@@ -134,6 +135,7 @@ export function createChat(opts: ChatOptions) {
       const r = await room(id);
       const owner = assertOwner(r, user);
       if (target === owner.id) throw new ChatError('forbidden', 'You cannot time yourself out');
+      await assertUser(target);
       const until = new Date(now() + seconds * 1000);
       await db.rooms.ban(id, target, { expiresAt: until, reason: 'timeout', by: owner.id });
       return until;
@@ -143,12 +145,14 @@ export function createChat(opts: ChatOptions) {
       const r = await room(id);
       const owner = assertOwner(r, user);
       if (target === owner.id) throw new ChatError('forbidden', 'You cannot ban yourself');
+      await assertUser(target);
       await db.rooms.ban(id, target, { expiresAt: null, reason: 'ban', by: owner.id });
     },
 
     async unban(id: string, user: User | null, target: string): Promise<void> {
       const r = await room(id);
       assertOwner(r, user);
+      await assertUser(target);
       await db.rooms.unban(id, target);
     },
 

@@ -6,7 +6,7 @@
  * offer and answers it.
  */
 import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
-import type { ConsumerView, TransportView } from '@whipcast/signaling/protocol';
+import type { ConsumerView, RtpCapabilities, TransportView } from '@whipcast/signaling/protocol';
 import { MediaReceiver } from './receiver.ts';
 import type { SocketClient } from '../socket-client.ts';
 
@@ -20,7 +20,7 @@ interface Codec {
 }
 
 /** What a libdatachannel peer can receive, as mediasoup RTP capabilities. */
-export const BOT_RTP_CAPABILITIES = {
+export const BOT_RTP_CAPABILITIES: RtpCapabilities = {
   codecs: [
     { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, preferredPayloadType: 100, parameters: {}, rtcpFeedback: [] },
     {
@@ -135,11 +135,12 @@ export class SocketViewer {
     pc.setRemoteDescription(recvOffer(t, this.#offered), 'offer');
     const answer = pc.localDescription();
     if (!answer) throw new Error('libdatachannel made no answer');
-    const fp = /a=fingerprint:(\S+) (\S+)/.exec(answer.sdp)!;
+    const fp = /a=fingerprint:sha-256 (\S+)/.exec(answer.sdp);
+    if (!fp?.[1]) throw new Error('libdatachannel answered without a sha-256 fingerprint');
     await this.socket.request({
       t: 'rtc.connect',
       transportId: this.transportId,
-      dtlsParameters: { role: 'client', fingerprints: [{ algorithm: fp[1], value: fp[2] }] },
+      dtlsParameters: { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: fp[1] }] },
     });
     this.receiver.startedAt = performance.now();
     for (const c of consumers) await this.socket.request({ t: 'rtc.resume', consumerId: c.id });

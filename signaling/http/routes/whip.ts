@@ -4,8 +4,9 @@
  * CORS, Link ice-server headers, rate limits, session URLs, PATCH (trickle and
  * ICE restart) and the status codes OBS and other clients rely on.
  */
-import { SdpError, SfuError, type IceRestartResult, type WhepViewer, type WhipIngest } from '@whipcast/sfu';
+import type { IceRestartResult, WhepViewer, WhipIngest } from '@whipcast/sfu';
 import type { Channels } from '../../channels.ts';
+import { describeFailure } from '../../errors.ts';
 import { bearerToken } from '../body.ts';
 import { errorResponse, HttpError } from '../errors.ts';
 import { createRateLimiter } from '../rate-limit.ts';
@@ -83,14 +84,11 @@ async function readSdp(req: Request): Promise<string> {
   return body;
 }
 
+/** An SFU or SDP error as the HTTP error it answers with (the mapping shared with the socket); anything else is rethrown. */
 function mediaError(e: unknown): never {
-  if (e instanceof SdpError) throw new HttpError(e.status, e.code, e.message);
-  if (e instanceof SfuError) {
-    if (e.code === 'stream_offline') throw new HttpError(404, 'stream_offline', e.message);
-    if (e.code === 'unavailable') throw new HttpError(503, 'unavailable', e.message, { 'retry-after': '5' });
-    throw new HttpError(404, 'not_found', e.message);
-  }
-  throw e;
+  const f = describeFailure(e);
+  if (!f) throw e;
+  throw new HttpError(f.status, f.code, f.message, f.retryAfterMs ? { 'retry-after': String(Math.ceil(f.retryAfterMs / 1000)) } : {});
 }
 
 function created(session: WhipIngest | WhepViewer, location: string, iceServers: string[]): Response {

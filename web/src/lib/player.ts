@@ -78,9 +78,7 @@ export class ChannelPlayer {
         dtlsParameters: t.dtlsParameters as types.DtlsParameters,
       });
       transport.on('connect', ({ dtlsParameters }, callback, errback) => {
-        socket
-          .request({ t: 'rtc.connect', transportId: t.id, dtlsParameters: dtlsParameters as unknown as Record<string, unknown> })
-          .then(callback, errback);
+        socket.request({ t: 'rtc.connect', transportId: t.id, dtlsParameters }).then(callback, errback);
       });
       transport.on('connectionstatechange', (state) => {
         if (state === 'failed')
@@ -103,7 +101,7 @@ export class ChannelPlayer {
       const { consumers } = await socket.request({
         t: 'rtc.consume',
         transportId: transport.id,
-        rtpCapabilities: this.#device.rtpCapabilities as unknown as Record<string, unknown>,
+        rtpCapabilities: this.#device.rtpCapabilities,
       });
       await this.#replace(consumers);
       this.dvr = { ...this.dvr, live: true, behindLiveMs: 0, paused: false };

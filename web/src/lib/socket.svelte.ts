@@ -2,12 +2,25 @@
  * The app's one WebSocket (/ws): typed requests, push listeners, automatic
  * reconnect with backoff. After a reconnect it re-sends auth and tells
  * listeners (`onReconnect`) so pages rejoin their rooms.
+ *
+ * Every frame is decoded and checked with the protocol's own schemas
+ * (`$shared/protocol.ts`, the server's definition); a frame that does not
+ * match is dropped and logged. When the server speaks another protocol
+ * version (it was updated since this page loaded), the socket stops and
+ * `outdated` asks the user to reload.
  */
-import { decode, encode } from '@msgpack/msgpack';
-import type { ClientFrame, Results, ServerFrame } from '$shared/protocol.ts';
+import {
+  encodeRequest,
+  parseResult,
+  parseServerFrame,
+  PROTOCOL_VERSION,
+  type ClientFrameType,
+  type ClientRequest,
+  type Push,
+  type Results,
+} from '$shared/protocol.ts';
 
-type Request = ClientFrame extends infer F ? (F extends { t: infer T; id: number } ? { t: T } & Omit<F, 't' | 'id'> : never) : never;
-type Push = Exclude<ServerFrame, { t: 'ok' } | { t: 'error' }>;
+const OUTDATED_MESSAGE = 'whipcast was updated on the server: reload the page to continue.';
 
 export class SocketRequestError extends Error {
   constructor(
@@ -19,40 +32,54 @@ export class SocketRequestError extends Error {
   }
 }
 
+interface Pending {
+  t: ClientFrameType;
+  resolve: (r: unknown) => void;
+  reject: (e: Error) => void;
+}
+
 class AppSocket {
   connected = $state(false);
+  /** The server runs a newer (or older) protocol than this page: it must be reloaded. */
+  outdated = $state(false);
   #ws: WebSocket | null = null;
   #nextId = 1;
-  #pending = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
+  #pending = new Map<number, Pending>();
   #queue: Uint8Array<ArrayBuffer>[] = [];
   #listeners = new Set<(f: Push) => void>();
   #reconnectListeners = new Set<() => void>();
   #backoff = 500;
   #token: string | null = null;
   #everConnected = false;
+  /** This connection's server said hello with our protocol version: requests may go out. */
+  #ready = false;
 
   #connect(): void {
-    if (typeof window === 'undefined' || this.#ws) return;
+    if (typeof window === 'undefined' || this.#ws || this.outdated) return;
     const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
+    this.#ready = false;
     ws.onopen = () => {
       this.connected = true;
       this.#backoff = 500;
-      const reconnected = this.#everConnected;
-      this.#everConnected = true;
-      if (this.#token) ws.send(encode({ t: 'auth', id: this.#nextId++, token: this.#token }));
-      for (const f of this.#queue.splice(0)) ws.send(f);
-      if (reconnected) for (const l of this.#reconnectListeners) l();
     };
     ws.onmessage = (e) => {
-      const frame = decode(new Uint8Array(e.data as ArrayBuffer)) as ServerFrame;
+      const parsed = parseServerFrame(new Uint8Array(e.data as ArrayBuffer));
+      if (!parsed.ok) {
+        console.warn(`whipcast: dropped a server frame that does not match the protocol (${parsed.message})`);
+        return;
+      }
+      const frame = parsed.frame;
+      if (frame.t === 'hello') return this.#hello(ws, frame.version);
       if (frame.t === 'ok' || (frame.t === 'error' && frame.id !== null)) {
         const p = this.#pending.get(frame.id!);
         if (!p) return;
         this.#pending.delete(frame.id!);
-        if (frame.t === 'ok') p.resolve(frame.r);
-        else p.reject(new SocketRequestError(frame.code, frame.message, frame.retryAfterMs));
+        if (frame.t === 'error') return p.reject(new SocketRequestError(frame.code, frame.message, frame.retryAfterMs));
+        const result = parseResult(p.t, frame.r);
+        if (result.ok) p.resolve(result.result);
+        else p.reject(new SocketRequestError('bad_frame', `The server's answer does not match the protocol: ${result.message}`));
         return;
       }
       if (frame.t === 'error') return;
@@ -60,22 +87,49 @@ class AppSocket {
     };
     ws.onclose = () => {
       this.connected = false;
+      this.#ready = false;
       this.#ws = null;
-      for (const p of this.#pending.values()) p.reject(new SocketRequestError('disconnected', 'Connection lost'));
-      this.#pending.clear();
+      this.#rejectAll(
+        this.outdated ? new SocketRequestError('outdated', OUTDATED_MESSAGE) : new SocketRequestError('disconnected', 'Connection lost'),
+      );
+      if (this.outdated) return;
       setTimeout(() => this.#connect(), this.#backoff);
       this.#backoff = Math.min(this.#backoff * 2, 10_000);
     };
   }
 
-  request<T extends Request['t']>(req: Extract<Request, { t: T }>): Promise<Results[T]> {
+  /** The server said hello: same protocol → sign in, flush the queue, tell pages we are back; else stop. */
+  #hello(ws: WebSocket, version: number): void {
+    if (version !== PROTOCOL_VERSION) {
+      console.warn(`whipcast: the server speaks protocol ${version}, this page ${PROTOCOL_VERSION}`);
+      this.outdated = true;
+      this.#queue.length = 0;
+      ws.close(1000, 'protocol version mismatch');
+      return;
+    }
+    const reconnected = this.#everConnected;
+    this.#everConnected = true;
+    this.#ready = true;
+    if (this.#token) ws.send(encodeRequest({ t: 'auth', token: this.#token }, this.#nextId++));
+    for (const f of this.#queue.splice(0)) ws.send(f);
+    if (reconnected) for (const l of this.#reconnectListeners) l();
+  }
+
+  #rejectAll(err: SocketRequestError): void {
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  request<T extends ClientRequest['t']>(req: Extract<ClientRequest, { t: T }>): Promise<Results[T]> {
+    if (this.outdated) return Promise.reject(new SocketRequestError('outdated', OUTDATED_MESSAGE));
     this.#connect();
-    if (req.t === 'auth') this.#token = (req as { token: string | null }).token;
+    if (req.t === 'auth') this.#token = (req as Extract<ClientRequest, { t: 'auth' }>).token;
     const id = this.#nextId++;
-    const bytes = encode({ ...req, id }) as Uint8Array<ArrayBuffer>;
+    const bytes = encodeRequest(req, id);
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve: (r) => resolve(r as Results[T]), reject });
-      if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(bytes);
+      this.#pending.set(id, { t: req.t, resolve: (r) => resolve(r as Results[T]), reject });
+      // sent once the server said hello (and its version matched)
+      if (this.#ready && this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(bytes);
       else this.#queue.push(bytes);
     });
   }

@@ -1,0 +1,68 @@
+/** What the server keeps per /ws socket, one part per concern. */
+import type { User } from '@whipcast/db';
+import type { ClientFrame } from '../protocol.ts';
+
+export interface SocketState {
+  id: number;
+  /** The client's address (per-address limits). */
+  address: string;
+  /** The signed-in user, or null (anonymous). */
+  user: User | null;
+  limits: LimitState;
+  chat: ChatState;
+  rtc: RtcState;
+}
+
+/** Socket lifecycle and limits (`sockets.ts`). */
+export interface LimitState {
+  /** Counted against its address (opened and not yet closed). */
+  counted: boolean;
+  /** Token bucket for the frame rate. */
+  tokens: number;
+  lastRefill: number;
+  /** Bad or refused frames so far (too many close the socket). */
+  badFrames: number;
+  /** Requests being handled now. */
+  inFlight: number;
+  /** Requests waiting for a free in-flight slot. */
+  queue: ClientFrame[];
+}
+
+/** Rooms this socket joined (`rooms.ts`). */
+export interface ChatState {
+  /** Joined: gets the room's pushes. */
+  rooms: Set<string>;
+  /** Being joined (counted against the cap before the database is asked). */
+  joining: Set<string>;
+  /** Rooms whose pushes were dropped: owe a resync. */
+  resync: Set<string>;
+  /** Since when the socket has been over the backpressure limit. */
+  overSince: number | null;
+}
+
+/** Viewer WebRTC (`rtc-handlers.ts`). */
+export interface RtcState {
+  /** Receive transports of this socket, by transport id. */
+  transports: Map<string, SocketTransport>;
+  /** Transports being created (reserved before the SFU is asked, so pipelined requests cannot exceed the caps). */
+  pending: number;
+}
+
+/** A receive transport a socket holds. */
+export interface SocketTransport {
+  /** The channel it watches. */
+  streamId: string;
+  /** Ids of the consumers it was last given (`rtc.consume`, `dvr.seek`, `dvr.live`). */
+  consumers: Set<string>;
+}
+
+export function initialState(id: number, address: string, messagesPerSecond: number): SocketState {
+  return {
+    id,
+    address,
+    user: null,
+    limits: { counted: false, tokens: messagesPerSecond * 2, lastRefill: Date.now(), badFrames: 0, inFlight: 0, queue: [] },
+    chat: { rooms: new Set(), joining: new Set(), resync: new Set(), overSince: null },
+    rtc: { transports: new Map(), pending: 0 },
+  };
+}
