@@ -178,7 +178,10 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     },
     async 'dvr.seek'(s, f) {
       own(s, f.transportId);
-      const r = await rtc().dvrSeek(f.transportId, { offsetMs: f.offsetMs, deltaMs: f.deltaMs });
+      // the schema lets exactly one through; this only narrows the type
+      const target = f.offsetMs !== undefined ? { offsetMs: f.offsetMs } : f.deltaMs !== undefined ? { deltaMs: f.deltaMs } : null;
+      if (!target) throw new DomainError('bad_frame', 'Give exactly one of offsetMs and deltaMs');
+      const r = await rtc().dvrSeek(f.transportId, target);
       given(s, f.transportId, r.consumers);
       return r;
     },
