@@ -15,3 +15,6 @@ export * from './media/frame-number.ts';
 export * from './media/decode.ts';
 export * from './page-viewer.ts';
 export * from './streamer.ts';
+export * from './net/link.ts';
+export * from './net/udp-relay.ts';
+export * from './net/impaired-peer.ts';

@@ -40,6 +40,8 @@ export interface ObsPublisherOptions {
   deferMedia?: boolean;
   /** Encoder profile signalled in fmtp; OBS always sends 42e01f. */
   fmtp?: string;
+  /** Rewrites the server's answer before it is applied (e.g. `ImpairedPeer.rewriteSdp`: publish through a bad link). */
+  rewriteAnswer?: (sdp: string) => string | Promise<string>;
 }
 
 export interface PublisherCounters {
@@ -114,7 +116,8 @@ export class ObsPublisher {
     this.exchange = ex;
     if (ex.status !== 201) throw new WhipRefused(ex);
     if (!ex.location) throw new Error('201 without Location');
-    this.#pc.setRemoteDescription(ex.answer, 'answer');
+    const answer = this.opts.rewriteAnswer ? await this.opts.rewriteAnswer(ex.answer) : ex.answer;
+    this.#pc.setRemoteDescription(answer, 'answer');
   }
 
   get location(): string {
