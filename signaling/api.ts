@@ -3,6 +3,7 @@
  * and the web app their TypeScript types, and generate the OpenAPI document.
  */
 import { z } from 'zod';
+import { RtpParameters } from './protocol.ts';
 import { plainText } from './text.ts';
 
 export const apiSchemas = z.registry<{ id: string; description?: string }>();
@@ -132,7 +133,7 @@ export const RelayGrant = schema(
     id: z.string(),
     offer: z.object({
       endpoint: PipeEndpoint,
-      tracks: z.array(z.object({ kind: z.enum(['audio', 'video']), rtpParameters: z.record(z.string(), z.unknown()) })),
+      tracks: z.array(z.object({ kind: z.enum(['audio', 'video']), rtpParameters: RtpParameters })),
     }),
   }),
   "The origin's PipeTransport and the program tracks it sends (mediasoup RTP parameters).",

@@ -1,31 +1,15 @@
 import type { EventEmitter } from 'node:events';
-import type {
-  ConsumerInfo,
-  DtlsParameters,
-  DvrPosition,
-  IceParameters,
-  RtpCapabilities,
-  SeekResult,
-  SeekTarget,
-  TransportView,
-} from '@whipcast/sfu';
+import type { RtpCapabilities, SocketViewer } from '@whipcast/sfu';
 import type { Route } from './http/types.ts';
 
-/** What the socket needs from the SFU for mediasoup-client viewers (ids are mediasoup transport ids). */
-export interface ViewerRtc {
+/** What the socket needs from the SFU for mediasoup-client viewers: it holds the `SocketViewer` objects and calls them. */
+export interface SocketMedia {
+  /** The router capabilities a mediasoup-client Device loads, and whether the channel is live here (an edge pulls it first). */
   capabilities(channelId: string): Promise<{ routerRtpCapabilities: RtpCapabilities; live: boolean }>;
-  createViewerTransport(channelId: string): Promise<TransportView>;
-  connectViewerTransport(transportId: string, dtlsParameters: DtlsParameters): Promise<void>;
-  consume(transportId: string, rtpCapabilities: RtpCapabilities): Promise<ConsumerInfo[]>;
-  resumeConsumer(transportId: string, consumerId: string): Promise<void>;
-  pauseConsumer(transportId: string, consumerId: string): Promise<void>;
-  restartViewerIce(transportId: string): Promise<IceParameters>;
-  closeViewerTransport(transportId: string): boolean;
-  dvrSeek(transportId: string, target: SeekTarget): Promise<SeekResult>;
-  dvrLive(transportId: string): Promise<ConsumerInfo[]>;
-  dvrPause(transportId: string): void;
-  dvrResume(transportId: string): void;
-  dvrPosition(transportId: string): DvrPosition | null;
+  /** A viewer of the channel: a receive transport for the client to connect, then consume. */
+  createViewer(channelId: string): Promise<SocketViewer>;
+  /** Before a viewer consumes: on an edge node the channel is pulled from its origin (no-op on the origin or a lone node). */
+  ensure(channelId: string): Promise<void>;
 }
 
 export interface MediaEvents {
@@ -36,10 +20,6 @@ export interface MediaEvents {
   viewers: [streamId: string, count: number];
   /** Socket viewers must consume again (the channel's codecs changed). */
   reconsume: [streamId: string];
-  /** A socket viewer's catch-up is over: switch to its standby consumers. */
-  dvrSwitch: [transportId: string];
-  /** The server closed a socket viewer's transport; its client must build a new one. */
-  transportClosed: [transportId: string, reason: string];
 }
 
 /**
@@ -55,7 +35,7 @@ export interface MediaLayer {
   /** HTTP routes the media layer serves (WHIP, WHEP). */
   routes(): Route[];
   /** mediasoup-client viewers over the socket. */
-  readonly viewerRtc?: ViewerRtc;
+  readonly socketViewers?: SocketMedia;
   /** Channel lifecycle, after the database reflects it. */
   readonly events?: EventEmitter<MediaEvents>;
   close(): Promise<void>;

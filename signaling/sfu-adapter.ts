@@ -6,12 +6,12 @@
 import { EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseOffer, resolveWorkerBin, Sfu, SfuError, type SocketViewer } from '@whipcast/sfu';
+import { parseOffer, resolveWorkerBin, Sfu, SfuError } from '@whipcast/sfu';
 import { createChannelSync } from './cluster/channel-sync.ts';
 import { relayRoutes } from './cluster/relay-routes.ts';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
 import { whipRoutes, type WhipMedia } from './http/routes/whip.ts';
-import type { MediaLayer, MediaEvents, ViewerRtc } from './media.ts';
+import type { MediaLayer, MediaEvents, SocketMedia } from './media.ts';
 import type { MediaDeps } from './server.ts';
 
 export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sfu: Sfu }> {
@@ -68,51 +68,13 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   sfu.on('viewers', (channel, count) => events.emit('viewers', channel.id, count));
   sfu.on('reconsume', (channel) => events.emit('reconsume', channel.id));
 
-  // TEMPORARY until the socket's rtc handlers hold their SocketViewer objects: socket viewers by transport id.
-  const socketViewers = new Map<string, SocketViewer>();
-  const socketViewer = (id: string): SocketViewer => {
-    const v = socketViewers.get(id);
-    if (!v) throw new SfuError('not_found', 'No such transport');
-    return v;
-  };
-  const viewerRtc: ViewerRtc = {
-    capabilities: async (channelId) => {
+  const socketViewers: SocketMedia = {
+    async capabilities(channelId) {
       await sync.ensure(channelId);
       return { routerRtpCapabilities: sfu.capabilities, live: sfu.channel(channelId)?.live ?? false };
     },
-    async createViewerTransport(channelId) {
-      const viewer = await (await sfu.openChannel(channelId)).createSocketViewer();
-      socketViewers.set(viewer.id, viewer);
-      viewer.on('switch', () => events.emit('dvrSwitch', viewer.id));
-      viewer.once('close', (reason, byServer) => {
-        socketViewers.delete(viewer.id);
-        if (byServer) events.emit('transportClosed', viewer.id, reason);
-      });
-      return viewer.view;
-    },
-    connectViewerTransport: (id, dtls) => socketViewer(id).connect(dtls),
-    consume: async (id, caps) => {
-      const v = socketViewer(id);
-      await sync.ensure(v.channel.id);
-      return v.consume(caps);
-    },
-    resumeConsumer: (id, consumerId) => socketViewer(id).resumeConsumer(consumerId),
-    pauseConsumer: (id, consumerId) => socketViewer(id).pauseConsumer(consumerId),
-    restartViewerIce: (id) => socketViewer(id).restartIce(),
-    closeViewerTransport: (id) => {
-      const v = socketViewers.get(id);
-      v?.close();
-      return !!v;
-    },
-    dvrSeek: (id, target) => socketViewer(id).seek(target),
-    dvrLive: async (id) => {
-      const v = socketViewer(id);
-      await sync.ensure(v.channel.id);
-      return v.live();
-    },
-    dvrPause: (id) => socketViewer(id).pause(),
-    dvrResume: (id) => socketViewer(id).resume(),
-    dvrPosition: (id) => socketViewers.get(id)?.position() ?? null,
+    createViewer: async (channelId) => (await sfu.openChannel(channelId)).createSocketViewer(),
+    ensure: (channelId) => sync.ensure(channelId),
   };
   const whip: WhipMedia = {
     async publish(channelId, offer) {
@@ -133,7 +95,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   return {
     sfu,
     events,
-    viewerRtc,
+    socketViewers,
     ready: () => sfu.ready(),
     endPublisher: (id, reason) => sync.kick(id, reason),
     routes: () => [

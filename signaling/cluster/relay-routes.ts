@@ -101,8 +101,7 @@ export async function requestRelay(
   const text = await res.text();
   if (res.status === 404) throw new SfuError('stream_offline', 'The stream is not live on its origin node');
   if (res.status !== 201) throw new SfuError('unavailable', `The origin node refused the relay: ${res.status} ${text.slice(0, 200)}`);
-  const grant = RelayGrant.parse(JSON.parse(text));
-  return grant as unknown as { id: string; offer: RelayOffer };
+  return RelayGrant.parse(JSON.parse(text));
 }
 
 export async function releaseRelay(originUrl: string, token: string, id: string): Promise<void> {

@@ -1,13 +1,15 @@
 /**
  * The `rtc.*` and `dvr.*` requests: mediasoup-client viewers over the socket.
- * A socket owns its receive transports (at most `MAX_TRANSPORTS_PER_SOCKET`,
+ * A socket holds its `SocketViewer` objects (at most `MAX_TRANSPORTS_PER_SOCKET`,
  * and `maxTransportsPerAddress` over all sockets of one address, both reserved
- * before the SFU is asked); the consumers each transport was last given; and
- * gets `dvr.position` once a second while it watches the past.
+ * before the SFU is asked) and calls them directly; a viewer the server ends
+ * (its worker was lost, its channel closed) is dropped and its client told
+ * (`rtc.closed`). Viewers watching the past get `dvr.position` once a second.
  */
+import type { SocketViewer } from '@whipcast/sfu';
 import { DomainError } from '../errors.ts';
-import type { MediaLayer, ViewerRtc } from '../media.ts';
-import type { ConsumerView, ServerFrame } from '../protocol.ts';
+import type { MediaLayer, SocketMedia } from '../media.ts';
+import type { ServerFrame } from '../protocol.ts';
 import type { Channels } from '../channels.ts';
 import type { Handlers, Socket } from './sockets.ts';
 
@@ -39,26 +41,26 @@ export interface RtcHandlersOptions {
 
 export interface RtcHandlers {
   handlers: Handlers<RtcRequest>;
-  /** A socket closed: its transports close. */
+  /** A socket closed: its viewers close. */
   closeAll(s: Socket): void;
   close(): void;
 }
 
 export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
   const { media, send } = opts;
-  /** transport id → the socket holding it. */
-  const owners = new Map<string, Socket>();
+  /** Every socket's viewers, with the socket (for the position pushes). */
+  const held = new Map<SocketViewer, Socket>();
   /** address → transports held or being created by its sockets. */
   const perAddress = new Map<string, number>();
 
-  function rtc(): ViewerRtc {
-    if (!media?.viewerRtc) throw new DomainError('unavailable', 'Media is not available on this server');
-    return media.viewerRtc;
+  function viewers(): SocketMedia {
+    if (!media?.socketViewers) throw new DomainError('unavailable', 'Media is not available on this server');
+    return media.socketViewers;
   }
 
   function reserve(s: Socket): void {
     const r = s.data.rtc;
-    if (r.transports.size + r.pending >= MAX_TRANSPORTS_PER_SOCKET)
+    if (r.viewers.size + r.pending >= MAX_TRANSPORTS_PER_SOCKET)
       throw new DomainError('rate_limited', `At most ${MAX_TRANSPORTS_PER_SOCKET} media transports on one socket`);
     const n = perAddress.get(s.data.address) ?? 0;
     if (n >= opts.maxTransportsPerAddress)
@@ -73,53 +75,39 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     else perAddress.delete(address);
   }
 
-  /** Forgets a transport of a socket; true when it held it. */
-  function release(s: Socket, transportId: string): boolean {
-    if (!s.data.rtc.transports.delete(transportId)) return false;
-    owners.delete(transportId);
-    unreserve(s.data.address);
-    return true;
+  /** The socket holds the viewer until it closes (whoever closes it). */
+  function hold(s: Socket, viewer: SocketViewer): void {
+    s.data.rtc.viewers.set(viewer.id, viewer);
+    held.set(viewer, s);
+    viewer.on('switch', () => send(s, { t: 'dvr.switch', transportId: viewer.id }));
+    viewer.once('close', (reason, byServer) => {
+      s.data.rtc.viewers.delete(viewer.id);
+      held.delete(viewer);
+      unreserve(s.data.address);
+      if (byServer) send(s, { t: 'rtc.closed', transportId: viewer.id, reason });
+    });
   }
 
   async function assertChannel(streamId: string): Promise<void> {
     if (!(await opts.channels.get(streamId))) throw new DomainError('not_found', 'No such channel');
   }
 
-  function own(s: Socket, transportId: string): Set<string> {
-    const t = s.data.rtc.transports.get(transportId);
-    if (!t) throw new DomainError('not_found', 'No such transport on this socket');
-    return t.consumers;
+  function own(s: Socket, transportId: string): SocketViewer {
+    const v = s.data.rtc.viewers.get(transportId);
+    if (!v) throw new DomainError('not_found', 'No such transport on this socket');
+    return v;
   }
 
-  /** Remembers the consumers a transport was given (they replace the previous ones). */
-  function given(s: Socket, transportId: string, consumers: ConsumerView[]): ConsumerView[] {
-    const t = s.data.rtc.transports.get(transportId);
-    if (t) t.consumers = new Set(consumers.map((c) => c.id));
-    return consumers;
-  }
-
-  function transportOf(s: Socket, consumerId: string): string {
-    for (const [id, t] of s.data.rtc.transports) if (t.consumers.has(consumerId)) return id;
+  function ownerOf(s: Socket, consumerId: string): SocketViewer {
+    for (const v of s.data.rtc.viewers.values()) if (v.hasConsumer(consumerId)) return v;
     throw new DomainError('not_found', 'No such consumer on this socket');
   }
 
-  const onDvrSwitch = (transportId: string) => {
-    const s = owners.get(transportId);
-    if (s) send(s, { t: 'dvr.switch', transportId });
-  };
-  const onTransportClosed = (transportId: string, reason: string) => {
-    const s = owners.get(transportId);
-    if (s && release(s, transportId)) send(s, { t: 'rtc.closed', transportId, reason });
-  };
-  media?.events?.on('dvrSwitch', onDvrSwitch);
-  media?.events?.on('transportClosed', onTransportClosed);
   // DVR position pushes, once a second, for viewers not watching live.
   const positionTimer = setInterval(() => {
-    const viewerRtc = media?.viewerRtc;
-    if (!viewerRtc) return;
-    for (const [transportId, s] of owners) {
-      const p = viewerRtc.dvrPosition(transportId);
-      if (p) send(s, { t: 'dvr.position', transportId, ...p });
+    for (const [viewer, s] of held) {
+      const p = viewer.position();
+      if (p) send(s, { t: 'dvr.position', transportId: viewer.id, ...p });
     }
   }, POSITION_INTERVAL_MS);
   positionTimer.unref();
@@ -127,76 +115,65 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
   const handlers: Handlers<RtcRequest> = {
     async 'rtc.capabilities'(_s, f) {
       await assertChannel(f.streamId);
-      return rtc().capabilities(f.streamId);
+      return viewers().capabilities(f.streamId);
     },
     async 'rtc.transport'(s, f) {
-      const viewerRtc = rtc();
+      const media = viewers();
       await assertChannel(f.streamId);
       reserve(s);
-      let created = false;
+      let viewer: SocketViewer | undefined;
       try {
-        const t = await viewerRtc.createViewerTransport(f.streamId);
-        if (s.closed) {
-          viewerRtc.closeViewerTransport(t.id);
-        } else {
-          s.data.rtc.transports.set(t.id, { streamId: f.streamId, consumers: new Set() });
-          owners.set(t.id, s);
-          created = true;
-        }
-        return t;
+        viewer = await media.createViewer(f.streamId);
       } finally {
         s.data.rtc.pending--;
-        if (!created) unreserve(s.data.address);
+        if (!viewer) unreserve(s.data.address);
       }
+      hold(s, viewer);
+      if (s.closed) viewer.close();
+      return viewer.view;
     },
     async 'rtc.connect'(s, f) {
-      own(s, f.transportId);
-      await rtc().connectViewerTransport(f.transportId, f.dtlsParameters);
+      await own(s, f.transportId).connect(f.dtlsParameters);
       return {};
     },
     async 'rtc.consume'(s, f) {
-      own(s, f.transportId);
-      return { consumers: given(s, f.transportId, await rtc().consume(f.transportId, f.rtpCapabilities)) };
+      const viewer = own(s, f.transportId);
+      await viewers().ensure(viewer.channel.id);
+      return { consumers: await viewer.consume(f.rtpCapabilities) };
     },
     async 'rtc.resume'(s, f) {
-      await rtc().resumeConsumer(transportOf(s, f.consumerId), f.consumerId);
+      await ownerOf(s, f.consumerId).resumeConsumer(f.consumerId);
       return {};
     },
     async 'rtc.pause'(s, f) {
-      await rtc().pauseConsumer(transportOf(s, f.consumerId), f.consumerId);
+      await ownerOf(s, f.consumerId).pauseConsumer(f.consumerId);
       return {};
     },
     async 'rtc.restartIce'(s, f) {
-      own(s, f.transportId);
-      return { iceParameters: await rtc().restartViewerIce(f.transportId) };
+      return { iceParameters: await own(s, f.transportId).restartIce() };
     },
     'rtc.close'(s, f) {
-      own(s, f.transportId);
-      release(s, f.transportId);
-      rtc().closeViewerTransport(f.transportId);
+      own(s, f.transportId).close();
       return {};
     },
     async 'dvr.seek'(s, f) {
-      own(s, f.transportId);
+      const viewer = own(s, f.transportId);
       // the schema lets exactly one through; this only narrows the type
       const target = f.offsetMs !== undefined ? { offsetMs: f.offsetMs } : f.deltaMs !== undefined ? { deltaMs: f.deltaMs } : null;
       if (!target) throw new DomainError('bad_frame', 'Give exactly one of offsetMs and deltaMs');
-      const r = await rtc().dvrSeek(f.transportId, target);
-      given(s, f.transportId, r.consumers);
-      return r;
+      return viewer.seek(target);
     },
     async 'dvr.live'(s, f) {
-      own(s, f.transportId);
-      return { consumers: given(s, f.transportId, await rtc().dvrLive(f.transportId)) };
+      const viewer = own(s, f.transportId);
+      await viewers().ensure(viewer.channel.id);
+      return { consumers: await viewer.live() };
     },
     'dvr.pause'(s, f) {
-      own(s, f.transportId);
-      rtc().dvrPause(f.transportId);
+      own(s, f.transportId).pause();
       return {};
     },
     'dvr.resume'(s, f) {
-      own(s, f.transportId);
-      rtc().dvrResume(f.transportId);
+      own(s, f.transportId).resume();
       return {};
     },
   };
@@ -204,15 +181,10 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
   return {
     handlers,
     closeAll(s) {
-      for (const transportId of [...s.data.rtc.transports.keys()]) {
-        release(s, transportId);
-        media?.viewerRtc?.closeViewerTransport(transportId);
-      }
+      for (const viewer of [...s.data.rtc.viewers.values()]) viewer.close();
     },
     close() {
       clearInterval(positionTimer);
-      media?.events?.off('dvrSwitch', onDvrSwitch);
-      media?.events?.off('transportClosed', onTransportClosed);
     },
   };
 }

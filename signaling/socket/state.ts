@@ -1,5 +1,6 @@
 /** What the server keeps per /ws socket, one part per concern. */
 import type { User } from '@whipcast/db';
+import type { SocketViewer } from '@whipcast/sfu';
 import type { ClientFrame } from '../protocol.ts';
 
 export interface SocketState {
@@ -42,18 +43,10 @@ export interface ChatState {
 
 /** Viewer WebRTC (`rtc-handlers.ts`). */
 export interface RtcState {
-  /** Receive transports of this socket, by transport id. */
-  transports: Map<string, SocketTransport>;
+  /** The socket's viewers (one receive transport each), by transport id. */
+  viewers: Map<string, SocketViewer>;
   /** Transports being created (reserved before the SFU is asked, so pipelined requests cannot exceed the caps). */
   pending: number;
-}
-
-/** A receive transport a socket holds. */
-export interface SocketTransport {
-  /** The channel it watches. */
-  streamId: string;
-  /** Ids of the consumers it was last given (`rtc.consume`, `dvr.seek`, `dvr.live`). */
-  consumers: Set<string>;
 }
 
 export function initialState(id: number, address: string, messagesPerSecond: number): SocketState {
@@ -63,6 +56,6 @@ export function initialState(id: number, address: string, messagesPerSecond: num
     user: null,
     limits: { counted: false, tokens: messagesPerSecond * 2, lastRefill: Date.now(), badFrames: 0, inFlight: 0, queue: [] },
     chat: { rooms: new Set(), joining: new Set(), resync: new Set(), overSince: null },
-    rtc: { transports: new Map(), pending: 0 },
+    rtc: { viewers: new Map(), pending: 0 },
   };
 }
