@@ -133,6 +133,27 @@ export function numberedH264Fixture(opts: Partial<H264Options> = {}): Promise<H2
   return loadH264('h264-numbered-v1', o, frameNumberFilter(o.width, o.height));
 }
 
+/**
+ * The numbered picture as simulcast layers: the full-size fixture and one per
+ * scale (default ½ and ¼, like OBS's and browsers' layers), each drawn at its
+ * own size so frame i shows i in every layer, with keyframes at the same
+ * frames; bitrates scale with the area (at least 100 kbit/s). Largest first.
+ */
+export function numberedLayerFixtures(opts: Partial<H264Options> = {}, scales: readonly number[] = [0.5, 0.25]): Promise<H264Fixture[]> {
+  const top = numberedOptions(opts);
+  const even = (v: number) => Math.max(2, 2 * Math.round(v / 2));
+  return Promise.all(
+    [1, ...scales].map((k) =>
+      numberedH264Fixture({
+        ...top,
+        width: even(top.width * k),
+        height: even(top.height * k),
+        kbps: Math.max(100, Math.round(top.kbps * k * k)),
+      }),
+    ),
+  );
+}
+
 export interface Vp8Fixture {
   /** `profile` does not apply to VP8. */
   options: H264Options;

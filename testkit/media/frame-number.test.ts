@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { joinAnnexB } from '../rtp/h264.ts';
 import { decodeRgba, framesOfFile } from './decode.ts';
-import { h264Fixture, numberedH264Fixture, numberedVp8Fixture } from './fixtures.ts';
+import { h264Fixture, numberedH264Fixture, numberedLayerFixtures, numberedVp8Fixture } from './fixtures.ts';
 import { MAX_FRAME_NUMBER, readFrameNumber } from './frame-number.ts';
 
 const FRAMES = 450; // 15 s: covers numbers with bits up to 2^8 set, and many GOPs
@@ -52,6 +52,28 @@ describe('frame-numbered fixtures', () => {
     });
     const read = await framesOfFile(Buffer.concat(parts), { inputFormat: 'ivf', width: 320, height: 180, maxFrames: FRAMES });
     expect(read).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
+  });
+
+  it('simulcast layers: every layer shows the same numbers, keyframes at the same frames', { timeout: 120_000 }, async () => {
+    const layers = await numberedLayerFixtures();
+    expect(layers.map((l) => `${l.options.width}x${l.options.height}@${l.options.kbps}`)).toEqual([
+      '640x360@1000',
+      '320x180@250',
+      '160x90@100',
+    ]);
+    const keyframes = (l: (typeof layers)[number]) => l.frames.flatMap((f, i) => (f.keyframe ? [i] : []));
+    for (const layer of layers) {
+      expect(layer.frames.length).toBe(layers[0]!.frames.length);
+      expect(keyframes(layer)).toEqual(keyframes(layers[0]!));
+      const { width, height } = layer.options;
+      const read = await framesOfFile(joinAnnexB(layer.frames.flatMap((au) => au.nals)), {
+        inputFormat: 'h264',
+        width,
+        height,
+        maxFrames: 120,
+      });
+      expect(read, `${width}x${height}`).toEqual(Array.from({ length: 120 }, (_, i) => i));
+    }
   });
 
   it('reads no number from a picture without the pattern', { timeout: 60_000 }, async () => {
