@@ -88,6 +88,7 @@ export async function makeClip(dvr: DvrSource, opts: ClipOptions): Promise<Clip>
     layout: 'file',
     target,
     video,
+    maxBacklog: Infinity, // all frames are handed over at once; a clip is at most 60 s, in memory by design
     ...(opts.audio && audio ? { audio: { channels: opts.audio.channels ?? 2, sampleRate: opts.audio.clockRate } } : {}),
   });
   const timeline = new Timeline();

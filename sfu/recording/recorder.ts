@@ -8,7 +8,7 @@
  *   being built (plus one held-back frame); the file up to there plays.
  * - A publisher that reconnects continues the same recording: the program's
  *   timestamps jump by the time that passed, which the file keeps as a gap.
- * - A write error (a full disk: ENOSPC) stops the recording, emits `error`
+ * - A write error (a full disk: ENOSPC; a disk that stops keeping up) stops the recording, emits `error`
  *   once, trims the file back to its last complete fragment and leaves the
  *   caller (the live stream) running; `push()` never throws.
  */

@@ -47,6 +47,10 @@ export interface MediaWriterOptions {
   onFragment?: (position: number, startSeconds: number) => void;
   /** Called once, with the first write error; nothing more is written after it. */
   onError?: (err: Error) => void;
+  /** Frames that may wait for a slow target before the writer gives up with an error (default 2000, ≈ 25 s of 30 fps video + Opus). */
+  maxBacklog?: number;
+  /** How long `finalize()` may wait for the target before giving up with an error (default 30 s). */
+  finalizeTimeoutMs?: number;
 }
 
 interface TrackState {
@@ -74,6 +78,8 @@ export class MediaWriter {
   #finished: Promise<void> | null = null;
   readonly #audio: MediaWriterOptions['audio'];
   readonly #onError: MediaWriterOptions['onError'];
+  readonly #maxBacklog: number;
+  readonly #finalizeMs: number;
   /** Frames dropped because their time did not advance. */
   droppedFrames = 0;
   /** Frames handed to the muxer and not yet written. */
@@ -101,6 +107,8 @@ export class MediaWriter {
       });
     }
     this.#onError = opts.onError;
+    this.#maxBacklog = opts.maxBacklog ?? 2000;
+    this.#finalizeMs = opts.finalizeTimeoutMs ?? 30_000;
     this.#output = new Output({ format, target: opts.target });
     if (opts.video) {
       const source = new EncodedVideoPacketSource(opts.video === 'h264' ? 'avc' : 'vp8');
@@ -154,10 +162,16 @@ export class MediaWriter {
   }
 
   #add(track: TrackState, frame: TimedFrame, duration: number): void {
+    if (this.#error) return;
     const packet = new EncodedPacket(frame.data, frame.keyframe ? 'key' : 'delta', frame.time, duration);
     const meta = track.started ? undefined : this.#meta(track.kind, frame.config);
     track.started = true;
     this.endTime = Math.max(this.endTime, frame.time + duration);
+    if (this.#queued >= this.#maxBacklog) {
+      // a stalled disk must not make the recording hold the whole stream in memory
+      this.#fail(new Error(`the target does not keep up: ${this.#queued} frames waiting`));
+      return;
+    }
     this.#queued++;
     this.#chain = this.#chain.then(async () => {
       this.#queued--;
@@ -207,21 +221,43 @@ export class MediaWriter {
         const duration = track.kind === 'audio' ? this.#audioDuration(last, Infinity) : track.lastDuration;
         this.#add(track, last, duration);
       }
-      await this.#chain;
-      if (!this.#error && [...this.#tracks.values()].every((t) => !t.started)) throw new NothingWrittenError();
-      if (!this.#error) await this.#output.finalize().catch((err: unknown) => this.#fail(err));
+      if (!this.#error) {
+        const done = this.#chain.then(async () => {
+          if (!this.#error && [...this.#tracks.values()].every((t) => !t.started)) throw new NothingWrittenError();
+          if (!this.#error) await this.#output.finalize().catch((err: unknown) => this.#fail(err));
+        });
+        const stalled = await bounded(done, this.#finalizeMs);
+        if (stalled) this.#fail(new Error(`the target stalled: not finished after ${this.#finalizeMs} ms`));
+      }
       if (this.#error) {
-        await this.#output.cancel().catch(() => {});
+        await this.#cancelOutput();
         throw this.#error;
       }
     })();
     return this.#finished;
   }
 
-  /** Stops without completing the file (what is written stays). */
+  /** Stops without completing the file (what is written stays); a stalled target gets at most 2 s. */
   async cancel(): Promise<void> {
     this.#finished ??= Promise.resolve();
-    await this.#chain;
-    await this.#output.cancel().catch(() => {});
+    await this.#cancelOutput();
+  }
+
+  async #cancelOutput(): Promise<void> {
+    await bounded(
+      this.#chain.then(() => this.#output.cancel()).catch(() => {}),
+      2000,
+    );
+  }
+}
+
+/** Waits for `p` at most `ms`; true when it timed out. Rejections of `p` propagate. */
+async function bounded(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<true>((r) => (timer = setTimeout(() => r(true), ms)));
+  try {
+    return await Promise.race([p.then(() => false as const), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
