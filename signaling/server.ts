@@ -3,8 +3,9 @@
  * media layer, and serves the HTTP API, WHIP/WHEP, the web UI, `/metrics` and
  * the `/ws` socket from a single uWebSockets.js server.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase, type Database } from '@whipcast/db';
+import { openDatabase, startHousekeeping, type Database } from '@whipcast/db';
 import pino, { type Logger } from 'pino';
 import { createAccounts, type Accounts } from './accounts.ts';
 import { loadSecret } from './auth/secret.ts';
@@ -28,6 +29,8 @@ import { VERSION } from './version.ts';
 
 /** Largest body any route accepts (SDP offers are the biggest). Routes set tighter limits. */
 const MAX_BODY_BYTES = 256 * 1024;
+/** How often expired sessions are deleted (lookups ignore them anyway). */
+const SESSION_PURGE_INTERVAL_MS = 3600_000;
 
 export interface Whipcast {
   readonly port: number;
@@ -62,12 +65,20 @@ export interface MediaDeps {
 
 export async function startWhipcast(config: Config, options: StartOptions = {}): Promise<Whipcast> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'whipcast' } });
-  const embeddedPath = config.embeddedDbPath ?? join(config.dataDir, 'pglite');
-  const db = options.database ?? (await openDatabase({ url: config.databaseUrl, embeddedPath, logger }));
-  const cleanup: (() => Promise<void>)[] = [() => db.close()];
+  const embeddedPath = config.embeddedDbPath ?? join(config.dataDir, 'postgres');
+  const persisted = !options.database && (!!config.databaseUrl || embeddedPath !== ':memory:');
+  // the embedded database's password derives from the secret
+  const secret = await loadSecret({ configured: config.secret, dataDir: config.dataDir, persist: persisted, logger });
+  if (!options.database && !config.databaseUrl && existsSync(join(config.dataDir, 'pglite'))) {
+    const dir = join(config.dataDir, 'pglite');
+    logger.warn({ dir }, 'an embedded PGlite database from an earlier version is no longer used (nor migrated); it is left untouched');
+  }
+  const db =
+    options.database ??
+    (await openDatabase({ url: config.databaseUrl, embeddedPath, secret, maxConnections: config.databasePoolSize, logger }));
+  const housekeeping = startHousekeeping(db, { intervalMs: SESSION_PURGE_INTERVAL_MS, logger });
+  const cleanup: (() => Promise<void>)[] = [() => housekeeping.close(), () => db.close()];
   try {
-    const persisted = !options.database && (!!config.databaseUrl || embeddedPath !== ':memory:');
-    const secret = await loadSecret({ configured: config.secret, dataDir: config.dataDir, persist: persisted, logger });
     if (!config.nodeUrl) {
       // No publisher can be connected to a process that is just starting (in a cluster, expiry finds them).
       const stale = await db.streams.setAllOffline();

@@ -1,0 +1,164 @@
+/**
+ * Memory footprint of the README start command (`node --import tsx signaling/main.ts`, default
+ * settings, a fresh DATA_DIR): starts it, waits for /readyz, lets it idle, then sums RSS and PSS over
+ * its whole process tree (Node, mediasoup workers, the embedded database's processes).
+ *
+ *   node --import tsx scripts/footprint.ts [--idle-seconds 10] [--samples 5] [-- KEY=VALUE ...]
+ *
+ * Prints JSON. Linux only (reads /proc). PSS counts pages shared between processes once, so it is
+ * the fairer total; RSS is what the issue's figures and most tools show.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+export interface ProcessMemory {
+  pid: number;
+  name: string;
+  rssKb: number;
+  pssKb: number;
+}
+
+export interface TreeMemory {
+  rssMb: number;
+  pssMb: number;
+  processes: ProcessMemory[];
+}
+
+const kb = (text: string, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+
+function parentOf(pid: string): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** RSS and PSS of `root` and all its descendants. */
+export function treeMemory(root: number): TreeMemory {
+  const parents = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      parents.set(Number(d), parentOf(d));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p && hops < 64; p = parents.get(p), hops++) if (p === root) return true;
+    return false;
+  };
+  const processes: ProcessMemory[] = [];
+  for (const pid of parents.keys()) {
+    if (!inTree(pid)) continue;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      let pssKb = 0;
+      try {
+        pssKb = kb(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
+      } catch {
+        // smaps_rollup needs the same user or root
+      }
+      const name = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').slice(0, 80);
+      processes.push({ pid, name, rssKb: kb(status, 'VmRSS'), pssKb });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const sum = (f: (p: ProcessMemory) => number) => Math.round((processes.reduce((a, p) => a + f(p), 0) / 1024) * 10) / 10;
+  return { rssMb: sum((p) => p.rssKb), pssMb: sum((p) => p.pssKb), processes };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface FootprintResult {
+  /** Highest total over the idle samples. */
+  peak: TreeMemory;
+  /** The last sample. */
+  idle: TreeMemory;
+  startMs: number;
+}
+
+/** Starts the server as `npm start` does (plus `env`), idles, samples its process tree, stops it. */
+export async function measureFootprint(opts: { env?: Record<string, string>; idleSeconds?: number; samples?: number } = {}) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'whipcast-footprint-'));
+  await chmod(dataDir, 0o711); // as root the embedded database runs as `postgres`, which must be able to enter it
+  const port = await freePort();
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'signaling/main.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      RTC_LISTEN_IP: '127.0.0.1',
+      RTC_ANNOUNCED_ADDRESS: '127.0.0.1',
+      RTC_PORT: '0',
+      LOG_LEVEL: 'warn',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  child.stdout.on('data', (b: Buffer) => log.push(b.toString()));
+  child.stderr.on('data', (b: Buffer) => log.push(b.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`server exited:\n${log.join('')}`);
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`server not ready in 60 s:\n${log.join('')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const startMs = Date.now() - started;
+    await new Promise((r) => setTimeout(r, (opts.idleSeconds ?? 10) * 1000));
+    let peak: TreeMemory | undefined;
+    let idle: TreeMemory | undefined;
+    for (let i = 0; i < (opts.samples ?? 5); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 1000));
+      idle = treeMemory(child.pid!);
+      if (!peak || idle.rssMb > peak.rssMb) peak = idle;
+    }
+    return { peak: peak!, idle: idle!, startMs } satisfies FootprintResult;
+  } finally {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const value = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? Number(args[i + 1]) : undefined;
+  };
+  const dash = args.indexOf('--');
+  const env = Object.fromEntries(
+    (dash >= 0 ? args.slice(dash + 1) : []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  const result = await measureFootprint({ env, idleSeconds: value('--idle-seconds'), samples: value('--samples') });
+  console.log(JSON.stringify(result, null, 2));
+}
