@@ -43,6 +43,14 @@ export function roomsQueries(sql: Sql) {
       return result.count > 0;
     },
 
+    /** Bans and timeouts in force in a room, newest first, with each user's name (at most 500). */
+    async activeBans(roomId: string): Promise<(RoomBan & { username: string })[]> {
+      return sql<(RoomBan & { username: string })[]>`
+        SELECT b.user_id, u.username, b.expires_at, b.reason FROM room_bans b JOIN users u ON u.id = b.user_id
+        WHERE b.room_id = ${roomId} AND (b.expires_at IS NULL OR b.expires_at > now())
+        ORDER BY b.created_at DESC LIMIT 500`;
+    },
+
     /** The ban or timeout in force for this user, if any. */
     async activeBan(roomId: string, userId: string): Promise<RoomBan | null> {
       const [row] = await sql<RoomBan[]>`

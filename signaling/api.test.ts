@@ -158,6 +158,39 @@ describe.each(TEST_DATABASE_KINDS)('HTTP API on %s', (db) => {
       expect((await s.api('/api/live/streams/not-a-uuid')).status).toBe(404);
     });
 
+    it("lists the bans and timeouts in the owner's chat, and tells a viewer their own", async () => {
+      const owner = await s.register();
+      const banned = await s.register();
+      const timedOut = await s.register();
+      const free = await s.register();
+      const { id } = (await (await s.api('/api/live/streams/me', { headers: owner.auth })).json()) as { id: string };
+      expect(await (await s.api('/api/live/streams/me/bans', { headers: owner.auth })).json()).toEqual({ bans: [] });
+      const until = new Date(Date.now() + 600_000);
+      await s.app.db.rooms.ban(id, banned.user.id, { expiresAt: null, reason: 'ban', by: owner.user.id });
+      await s.app.db.rooms.ban(id, timedOut.user.id, { expiresAt: until, reason: 'timeout', by: owner.user.id });
+      // an expired timeout is not listed
+      await s.app.db.rooms.ban(id, free.user.id, { expiresAt: new Date(Date.now() - 1000), reason: 'timeout', by: owner.user.id });
+
+      const { bans } = (await (await s.api('/api/live/streams/me/bans', { headers: owner.auth })).json()) as {
+        bans: { userId: string; username: string; kind: string; until: string | null }[];
+      };
+      expect(bans.sort((a, b) => a.kind.localeCompare(b.kind))).toEqual([
+        { userId: banned.user.id, username: banned.user.username, kind: 'ban', until: null },
+        { userId: timedOut.user.id, username: timedOut.user.username, kind: 'timeout', until: until.toISOString() },
+      ]);
+      // another user's own channel has no bans: the list is always the caller's channel
+      expect(await (await s.api('/api/live/streams/me/bans', { headers: banned.auth })).json()).toEqual({ bans: [] });
+      expect((await s.api('/api/live/streams/me/bans')).status).toBe(401);
+
+      const mine = async (who: { auth: { authorization: string } }) =>
+        ((await (await s.api(`/api/live/streams/${id}/chat/restriction`, { headers: who.auth })).json()) as { restriction: unknown })
+          .restriction;
+      expect(await mine(timedOut)).toMatchObject({ kind: 'timeout', until: until.toISOString() });
+      expect(await mine(banned)).toMatchObject({ kind: 'ban', until: null });
+      expect(await mine(free)).toBeNull();
+      expect((await s.api(`/api/live/streams/${id}/chat/restriction`)).status).toBe(401);
+    });
+
     it('shows the key again on demand and rotation invalidates the old key at once', async () => {
       const u = await s.register();
       const k1 = (await (await s.api('/api/live/streams/me/key', { headers: u.auth })).json()) as { streamKey: string; whipUrl: string };

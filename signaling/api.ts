@@ -85,6 +85,23 @@ export const StreamKey = schema(
   }),
 );
 
+export const ChatBan = schema(
+  'ChatBan',
+  z.object({
+    userId: z.uuid(),
+    username: z.string(),
+    kind: z.enum(['timeout', 'ban']),
+    until: z.iso.datetime().nullable().describe('When a timeout ends; null for a ban (until lifted).'),
+  }),
+);
+
+export const ChatBanList = schema('ChatBanList', z.object({ bans: z.array(ChatBan) }));
+
+export const ChatRestriction = schema(
+  'ChatRestriction',
+  z.object({ restriction: ChatBan.nullable().describe("The caller's ban or timeout in this channel's chat, if any.") }),
+);
+
 export const Health = schema('Health', z.object({ status: z.literal('ok') }));
 
 export const Readiness = schema(
@@ -103,6 +120,9 @@ export type ApiStreamList = z.infer<typeof StreamList>;
 export type ApiStreamUpdate = z.infer<typeof StreamUpdate>;
 export type ApiStreamKey = z.infer<typeof StreamKey>;
 export type ApiError = z.infer<typeof ErrorBody>;
+export type ApiChatBan = z.infer<typeof ChatBan>;
+export type ApiChatBanList = z.infer<typeof ChatBanList>;
+export type ApiChatRestriction = z.infer<typeof ChatRestriction>;
 
 // ---- node-to-node (cluster) ----
 

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isUniqueViolation, type Database, type Stream, type User } from '@whipcast/db';
-import type { ApiStream, ApiStreamKey } from './api.ts';
+import type { ApiChatBan, ApiStream, ApiStreamKey } from './api.ts';
 import { deriveStreamKey, hashToken, STREAM_KEY_PREFIX } from './auth/tokens.ts';
 import { HttpError } from './http/errors.ts';
 
@@ -24,6 +24,10 @@ export interface Channels {
   get(streamId: string): Promise<Stream | null>;
   listLive(): Promise<Stream[]>;
   toApi(stream: Stream): ApiStream;
+  /** Bans and timeouts in force in the user's own channel's chat. */
+  bans(user: User): Promise<ApiChatBan[]>;
+  /** The user's own ban or timeout in a channel's chat, if any (null for an unknown channel too). */
+  restriction(user: User, streamId: string): Promise<ApiChatBan | null>;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -100,6 +104,24 @@ export function createChannels(opts: ChannelsOptions): Channels {
 
     get: (streamId) => (UUID.test(streamId) ? db.streams.get(streamId) : Promise.resolve(null)),
     listLive: () => db.streams.listLive(),
+
+    async bans(user) {
+      const stream = await mine(user);
+      const rows = await db.rooms.activeBans(stream.id);
+      return rows.map((b) => ({
+        userId: b.userId,
+        username: b.username,
+        kind: b.expiresAt ? 'timeout' : 'ban',
+        until: b.expiresAt?.toISOString() ?? null,
+      }));
+    },
+
+    async restriction(user, streamId) {
+      if (!UUID.test(streamId)) return null;
+      const b = await db.rooms.activeBan(streamId, user.id);
+      if (!b) return null;
+      return { userId: user.id, username: user.username, kind: b.expiresAt ? 'timeout' : 'ban', until: b.expiresAt?.toISOString() ?? null };
+    },
 
     toApi(stream) {
       return {

@@ -79,6 +79,34 @@ export function streamRoutes({ accounts, channels, whipUrl }: StreamRoutesOption
     },
     {
       method: 'GET',
+      path: '/api/live/streams/me/bans',
+      doc: {
+        tags: ['streams'],
+        summary: "Who is banned or timed out in the caller's chat (lift one with the socket's chat.unban)",
+        auth: 'session',
+        responses: { '200': { description: 'Bans and timeouts in force, newest first', schema: 'ChatBanList' }, ...UNAUTHORIZED },
+      },
+      async handler(req) {
+        const user = await requireUser(req);
+        return jsonResponse({ bans: await channels.bans(user) }, 200, noStore);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/live/streams/:id/chat/restriction',
+      doc: {
+        tags: ['streams'],
+        summary: "The caller's own ban or timeout in a channel's chat (null when they may chat)",
+        auth: 'session',
+        responses: { '200': { description: 'The restriction, if any', schema: 'ChatRestriction' }, ...UNAUTHORIZED },
+      },
+      async handler(req, ctx) {
+        const user = await requireUser(req);
+        return jsonResponse({ restriction: await channels.restriction(user, ctx.params.id!) }, 200, noStore);
+      },
+    },
+    {
+      method: 'GET',
       path: '/api/live/streams/:id',
       doc: {
         tags: ['streams'],
