@@ -9,6 +9,8 @@
  * artifacts/screenshots/.
  */
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +32,7 @@ const WEB_DIR = fileURLToPath(new URL('../build', import.meta.url));
 const SHOTS = fileURLToPath(new URL('../../artifacts/screenshots/', import.meta.url));
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1366, height: 768 };
+const PHONE_LANDSCAPE = { width: 844, height: 390 };
 /** A LAN-style name for the server: a plain-http origin that is not localhost, so not a secure context. */
 const LAN_HOST = 'whipcast-lan.test';
 
@@ -221,82 +224,143 @@ describe('web app in Chromium', () => {
     await b.close();
   });
 
-  it('every page fits a phone and a desktop, light and dark, with no serious axe violations', { timeout: 240_000 }, async () => {
-    const pages: { name: string; path: string; as: Browser; check?: (p: Page) => Promise<void> }[] = [
-      { name: 'browse', path: '/', as: viewer },
-      { name: 'login', path: '/login', as: lan },
-      { name: 'not-found', path: '/no/such/page', as: viewer },
-      {
-        name: 'player-chat',
-        path: `/live/${streamId}`,
-        as: viewer,
-        check: async (p) => {
-          await expect.poll(() => frames(p), { timeout: 15_000 }).toBeGreaterThan(0);
-          for (const [what, el] of [
-            ['video', p.locator('video')],
-            ['LIVE', p.getByTestId('dvr-position')],
-            ['chat input', p.getByLabel('Message', { exact: true })],
-          ] as const)
-            expect(await onScreen(p, el), `${what} on screen`).toBe(true);
-          expect(await p.getByTestId('dvr-position').textContent()).toBe('LIVE');
-          // the 16:9 box holds the picture, not the controls: no pillarbox on a 16:9 stream
-          const v = await p.locator('video').boundingBox();
-          expect(Math.abs(v!.width / v!.height - 16 / 9)).toBeLessThan(0.02);
+  it(
+    'every page fits a phone (upright and sideways) and a desktop, light and dark, with no serious axe violations',
+    { timeout: 240_000 },
+    async () => {
+      const pages: { name: string; path: string; as: Browser; check?: (p: Page) => Promise<void> }[] = [
+        { name: 'browse', path: '/', as: viewer },
+        { name: 'login', path: '/login', as: lan },
+        { name: 'not-found', path: '/no/such/page', as: viewer },
+        {
+          name: 'player-chat',
+          path: `/live/${streamId}`,
+          as: viewer,
+          check: async (p) => {
+            await expect.poll(() => frames(p), { timeout: 15_000 }).toBeGreaterThan(0);
+            for (const [what, el] of [
+              ['video', p.locator('video')],
+              ['LIVE', p.getByTestId('dvr-position')],
+              ['chat input', p.getByLabel('Message', { exact: true })],
+            ] as const)
+              expect(await onScreen(p, el), `${what} on screen`).toBe(true);
+            expect(await p.getByTestId('dvr-position').textContent()).toBe('LIVE');
+            // the 16:9 box holds the picture, not the controls: no pillarbox on a 16:9 stream
+            const v = await p.locator('video').boundingBox();
+            expect(Math.abs(v!.width / v!.height - 16 / 9)).toBeLessThan(0.02);
+          },
         },
-      },
-      {
-        name: 'go-live',
-        path: '/live/go-live',
-        as: streamer,
-        check: async (p) => {
-          await expect.poll(() => p.getByTestId('live-status').textContent()).toBe('LIVE');
-          if (p.viewportSize()!.width > 1000)
-            expect(await onScreen(p, p.getByRole('region', { name: 'Preview' })), 'preview on screen').toBe(true);
-          expect(await onScreen(p, p.getByRole('region', { name: 'Preview' }).getByRole('button', { name: 'Show preview' }))).toBe(true);
+        {
+          name: 'go-live',
+          path: '/live/go-live',
+          as: streamer,
+          check: async (p) => {
+            await expect.poll(() => p.getByTestId('live-status').textContent()).toBe('LIVE');
+            if (p.viewportSize()!.width > 1000)
+              expect(await onScreen(p, p.getByRole('region', { name: 'Preview' })), 'preview on screen').toBe(true);
+            expect(await onScreen(p, p.getByRole('region', { name: 'Preview' }).getByRole('button', { name: 'Show preview' }))).toBe(true);
+          },
         },
-      },
-      {
-        name: 'embed',
-        path: `/embed/${streamId}?chat=1`,
-        as: viewer,
-        check: async (p) => {
-          await expect.poll(() => frames(p), { timeout: 15_000 }).toBeGreaterThan(0);
-          expect(await p.locator('header.top').count()).toBe(0);
-          for (const el of [p.locator('video'), p.getByTestId('dvr-position'), p.getByLabel('Message', { exact: true })])
-            expect(await onScreen(p, el)).toBe(true);
+        {
+          name: 'embed',
+          path: `/embed/${streamId}?chat=1`,
+          as: viewer,
+          check: async (p) => {
+            await expect.poll(() => frames(p), { timeout: 15_000 }).toBeGreaterThan(0);
+            expect(await p.locator('header.top').count()).toBe(0);
+            for (const el of [p.locator('video'), p.getByTestId('dvr-position'), p.getByLabel('Message', { exact: true })])
+              expect(await onScreen(p, el)).toBe(true);
+          },
         },
-      },
-    ];
-    const notFound: string[] = [];
-    for (const spec of pages) {
-      for (const [sizeName, size] of [
-        ['phone', PHONE],
-        ['desktop', DESKTOP],
-      ] as const) {
-        for (const scheme of ['light', 'dark'] as const) {
-          const p = await spec.as.context.newPage();
-          p.on('response', (r) => r.status() === 404 && !r.url().includes('/api/') && notFound.push(r.url()));
-          await p.setViewportSize(size);
-          await p.emulateMedia({ colorScheme: scheme });
-          const origin = spec.as === lan ? `http://${LAN_HOST}:${new URL(server.url).port}` : server.url;
-          await p.goto(origin + spec.path);
-          await p.waitForLoadState('networkidle').catch(() => {});
-          await spec.check?.(p);
-          const label = `${spec.name} ${sizeName} ${scheme}`;
-          expect(await overflowX(p), `${label}: no sideways scroll`).toBeLessThanOrEqual(0);
-          expect(await p.title(), `${label}: page title`).toMatch(/ · whipcast$/);
-          expect(await axeSerious(p), `${label}: axe`).toEqual([]);
-          await p.screenshot({ path: `${SHOTS}${spec.name}-${sizeName}-${scheme}.png` });
-          await p.close();
+      ];
+      const notFound: string[] = [];
+      for (const spec of pages) {
+        for (const [sizeName, size] of [
+          ['phone', PHONE],
+          ['desktop', DESKTOP],
+          ['phone-landscape', PHONE_LANDSCAPE],
+        ] as const) {
+          for (const scheme of ['light', 'dark'] as const) {
+            if (sizeName === 'phone-landscape' && scheme === 'dark') continue;
+            const p = await spec.as.context.newPage();
+            p.on('response', (r) => r.status() === 404 && !r.url().includes('/api/') && notFound.push(r.url()));
+            await p.setViewportSize(size);
+            await p.emulateMedia({ colorScheme: scheme });
+            const origin = spec.as === lan ? `http://${LAN_HOST}:${new URL(server.url).port}` : server.url;
+            await p.goto(origin + spec.path);
+            await p.waitForLoadState('networkidle').catch(() => {});
+            await spec.check?.(p);
+            const label = `${spec.name} ${sizeName} ${scheme}`;
+            expect(await overflowX(p), `${label}: no sideways scroll`).toBeLessThanOrEqual(0);
+            expect(await p.title(), `${label}: page title`).toMatch(/ · whipcast$/);
+            expect(await axeSerious(p), `${label}: axe`).toEqual([]);
+            await p.screenshot({ path: `${SHOTS}${spec.name}-${sizeName}-${scheme}.png` });
+            await p.close();
+          }
         }
       }
+      expect(notFound, 'no 404s for assets (favicon included)').toEqual([]);
+      const missing = await viewer.context.newPage();
+      await missing.goto(`${server.url}/no/such/page`);
+      await missing.getByRole('link', { name: 'Back to Browse' }).click();
+      await missing.waitForURL((url) => url.pathname === '/');
+      await missing.close();
+    },
+  );
+
+  it('only the embed route can be framed by another site', { timeout: 60_000 }, async () => {
+    for (const path of ['/', '/login', `/live/${streamId}`, '/live/go-live']) {
+      const res = await fetch(server.url + path);
+      expect(res.headers.get('x-frame-options'), path).toBe('DENY');
+      expect(res.headers.get('content-security-policy'), path).toContain("frame-ancestors 'none'");
     }
-    expect(notFound, 'no 404s for assets (favicon included)').toEqual([]);
-    const missing = await viewer.context.newPage();
-    await missing.goto(`${server.url}/no/such/page`);
-    await missing.getByRole('link', { name: 'Back to Browse' }).click();
-    await missing.waitForURL((url) => url.pathname === '/');
-    await missing.close();
+    const embed = await fetch(`${server.url}/embed/${streamId}?chat=1`);
+    expect(embed.headers.get('x-frame-options')).toBeNull();
+    expect(embed.headers.get('content-security-policy') ?? '').not.toContain('frame-ancestors');
+
+    // In a real browser: a page on another site (another port on loopback, no policy of its own) frames the embed
+    // (it plays) and the channel page (refused).
+    const host = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Another site</title>'),
+    );
+    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    const p = await viewer.context.newPage();
+    await p.goto(`http://127.0.0.1:${(host.address() as AddressInfo).port}/`);
+    await p.evaluate(
+      ([embedUrl, pageUrl]) => {
+        document.body.innerHTML = '';
+        for (const [id, src] of [
+          ['embed', embedUrl],
+          ['page', pageUrl],
+        ] as const) {
+          const f = document.createElement('iframe');
+          Object.assign(f, { id, src, width: 640, height: 400, allow: 'autoplay' });
+          document.body.append(f);
+        }
+      },
+      [`${server.url}/embed/${streamId}`, `${server.url}/live/${streamId}`],
+    );
+    const embedFrame = p.frameLocator('#embed');
+    await expect
+      .poll(
+        () =>
+          embedFrame
+            .locator('video')
+            .getAttribute('data-frames-decoded', { timeout: 1000 })
+            .then(Number)
+            .catch(() => 0),
+        { timeout: 15_000 },
+      )
+      .toBeGreaterThan(0);
+    expect(await embedFrame.locator('header.top').count()).toBe(0);
+    const pageFrame = p.frames().find((f) => f.parentFrame() && f.url() !== `${server.url}/embed/${streamId}`);
+    expect(await pageFrame!.locator('video').count()).toBe(0);
+    expect(await pageFrame!.locator('header.top').count()).toBe(0);
+    // the browser says why it refused the channel page
+    await expect.poll(() => cspViolations.some((v) => v.includes('frame-ancestors'))).toBe(true);
+    cspViolations.splice(0);
+    await p.close();
+    host.close();
   });
 
   it('every player control works from the keyboard', { timeout: 120_000 }, async () => {
@@ -420,73 +484,89 @@ describe('web app in Chromium', () => {
     await b.close();
   });
 
-  it('chat: slow mode counts down, moderation from a per-message menu, ban asks first', { timeout: 90_000 }, async () => {
-    const a = await streamer.context.newPage();
-    const b = await viewer.context.newPage();
-    await a.goto(`${server.url}/live/${streamId}`);
-    await b.goto(`${server.url}/live/${streamId}`);
-    const input = b.getByLabel('Message', { exact: true });
-    await input.waitFor();
+  it(
+    'chat: slow mode counts down, moderation from a per-message menu, ban asks first, bans listed with unban',
+    { timeout: 90_000 },
+    async () => {
+      const a = await streamer.context.newPage();
+      const b = await viewer.context.newPage();
+      await a.goto(`${server.url}/live/${streamId}`);
+      await b.goto(`${server.url}/live/${streamId}`);
+      const input = b.getByLabel('Message', { exact: true });
+      await input.waitFor();
 
-    await a.getByLabel('Slow mode').selectOption('30');
-    await expect.poll(() => b.getByTestId('slow-mode').textContent()).toBe('Slow mode: 0:30');
-    expect(await a.getByText('Slow mode', { exact: false }).count()).toBe(1); // the owner's header says it once
-    await input.fill('first');
-    await b.getByRole('button', { name: 'Send' }).click();
-    await expect.poll(() => input.inputValue()).toBe('');
-    await input.fill('second');
-    await b.getByRole('button', { name: 'Send' }).click();
-    const notice = b.getByTestId('chat-notice');
-    await expect.poll(() => notice.textContent().then((t) => t?.trim())).toMatch(/^Slow mode: \d+ s$/);
-    const n1 = Number(/(\d+)/.exec((await notice.textContent())!)![1]);
-    await expect.poll(async () => Number(/(\d+)/.exec((await notice.textContent()) ?? '0')![1]), { timeout: 4000 }).toBeLessThan(n1);
-    await a.getByLabel('Slow mode').selectOption('0');
-    await expect.poll(() => b.getByTestId('slow-mode').count()).toBe(0);
+      await a.getByLabel('Slow mode').selectOption('30');
+      await expect.poll(() => b.getByTestId('slow-mode').textContent()).toBe('Slow mode: 0:30');
+      expect(await a.getByText('Slow mode', { exact: false }).count()).toBe(1); // the owner's header says it once
+      await input.fill('first');
+      await b.getByRole('button', { name: 'Send' }).click();
+      await expect.poll(() => input.inputValue()).toBe('');
+      await input.fill('second');
+      await b.getByRole('button', { name: 'Send' }).click();
+      const notice = b.getByTestId('chat-notice');
+      await expect.poll(() => notice.textContent().then((t) => t?.trim())).toMatch(/^Slow mode: \d+ s$/);
+      const n1 = Number(/(\d+)/.exec((await notice.textContent())!)![1]);
+      await expect.poll(async () => Number(/(\d+)/.exec((await notice.textContent()) ?? '0')![1]), { timeout: 4000 }).toBeLessThan(n1);
+      await a.getByLabel('Slow mode').selectOption('0');
+      await expect.poll(() => b.getByTestId('slow-mode').count()).toBe(0);
 
-    // remove everything the viewer said, in one action
-    await expect.poll(() => a.locator('li[data-message-id]', { hasText: 'first' }).count()).toBe(1);
-    const viewerMessages = () => a.locator('li[data-message-id]', { has: a.getByText(viewerName, { exact: true }) }).count();
-    expect(await viewerMessages()).toBeGreaterThanOrEqual(2);
-    expect(await a.getByRole('button', { name: 'Delete message' }).count()).toBe(0); // no buttons under every message
-    await a
-      .getByRole('button', { name: `Moderate message from ${viewerName}` })
-      .last()
-      .click();
-    await a.getByRole('button', { name: 'Remove their messages' }).click();
-    await expect.poll(viewerMessages, { timeout: 5000 }).toBe(0);
-    await expect.poll(() => b.getByText('first', { exact: true }).count(), { timeout: 5000 }).toBe(0);
+      // remove everything the viewer said, in one action
+      await expect.poll(() => a.locator('li[data-message-id]', { hasText: 'first' }).count()).toBe(1);
+      const viewerMessages = () => a.locator('li[data-message-id]', { has: a.getByText(viewerName, { exact: true }) }).count();
+      expect(await viewerMessages()).toBeGreaterThanOrEqual(2);
+      expect(await a.getByRole('button', { name: 'Delete message' }).count()).toBe(0); // no buttons under every message
+      await a
+        .getByRole('button', { name: `Moderate message from ${viewerName}` })
+        .last()
+        .click();
+      await a.getByRole('button', { name: 'Remove their messages' }).click();
+      await expect.poll(viewerMessages, { timeout: 5000 }).toBe(0);
+      await expect.poll(() => b.getByText('first', { exact: true }).count(), { timeout: 5000 }).toBe(0);
 
-    // time out: the viewer sees why and for how long
-    await input.fill('sorry');
-    await b.getByRole('button', { name: 'Send' }).click();
-    await a
-      .getByRole('button', { name: `Moderate message from ${viewerName}` })
-      .last()
-      .click();
-    await a.screenshot({ path: `${SHOTS}chat-moderation.png` });
-    await a.getByRole('button', { name: 'Time out 10 min' }).click();
-    await expect.poll(() => b.getByTestId('chat-notice').textContent()).toMatch(/The streamer timed you out: (9:5\d|10:00) left/);
-    expect(await input.count()).toBe(0);
+      // time out: the viewer sees why and for how long
+      await input.fill('sorry');
+      await b.getByRole('button', { name: 'Send' }).click();
+      await a
+        .getByRole('button', { name: `Moderate message from ${viewerName}` })
+        .last()
+        .click();
+      await a.screenshot({ path: `${SHOTS}chat-moderation.png` });
+      await a.getByRole('button', { name: 'Time out 10 min' }).click();
+      await expect.poll(() => b.getByTestId('chat-notice').textContent()).toMatch(/The streamer timed you out: (9:5\d|10:00) left/);
+      expect(await input.count()).toBe(0);
+      // ...and still after a reload
+      await b.reload();
+      await expect.poll(() => b.getByTestId('chat-notice').textContent()).toMatch(/The streamer timed you out: 9:[45]\d left/);
+      expect(await input.count()).toBe(0);
 
-    // ban asks first
-    await a
-      .getByRole('button', { name: `Moderate message from ${viewerName}` })
-      .last()
-      .click();
-    await a.getByRole('button', { name: 'Ban…' }).click();
-    await a.getByRole('button', { name: 'Cancel' }).click();
-    await a.keyboard.press('Escape');
-    await a
-      .getByRole('button', { name: `Moderate message from ${viewerName}` })
-      .last()
-      .click();
-    await a.getByRole('button', { name: 'Ban…' }).click();
-    expect(await a.getByText(`Ban ${viewerName} from this chat?`).count()).toBe(1);
-    await a.getByRole('button', { name: 'Yes, ban' }).click();
-    await expect.poll(() => b.getByTestId('chat-notice').textContent()).toMatch(/banned you/);
-    await a.close();
-    await b.close();
-  });
+      // ban asks first
+      await a
+        .getByRole('button', { name: `Moderate message from ${viewerName}` })
+        .last()
+        .click();
+      await a.getByRole('button', { name: 'Ban…' }).click();
+      await a.getByRole('button', { name: 'Cancel' }).click();
+      await a.keyboard.press('Escape');
+      await a
+        .getByRole('button', { name: `Moderate message from ${viewerName}` })
+        .last()
+        .click();
+      await a.getByRole('button', { name: 'Ban…' }).click();
+      expect(await a.getByText(`Ban ${viewerName} from this chat?`).count()).toBe(1);
+      await a.getByRole('button', { name: 'Yes, ban' }).click();
+      await expect.poll(() => b.getByTestId('chat-notice').textContent()).toMatch(/banned you/);
+
+      // the owner's list of banned and timed-out people, with unban
+      await a.getByRole('button', { name: 'Banned' }).click();
+      const bans = a.getByRole('region', { name: 'Banned and timed out' });
+      await expect.poll(() => bans.getByRole('listitem').textContent()).toMatch(new RegExp(`^${viewerName}\\s+banned`));
+      await a.getByRole('button', { name: `Unban ${viewerName}` }).click();
+      await expect.poll(() => bans.textContent()).toContain('Nobody is banned or timed out.');
+      await expect.poll(() => input.count(), { timeout: 5000 }).toBe(1); // the viewer may chat again at once
+      await a.close();
+      await b.close();
+    },
+  );
 
   it('a plain-http LAN address: Copy selects for a manual copy; the camera explains it needs HTTPS', { timeout: 60_000 }, async () => {
     const origin = `http://${LAN_HOST}:${new URL(server.url).port}`;

@@ -1,7 +1,7 @@
 /** The HTTP API, typed by the server's own schemas (type-only import). */
-import type { ApiAuthResult, ApiStream, ApiStreamKey, ApiStreamList } from '$shared/api.ts';
+import type { ApiAuthResult, ApiChatBan, ApiChatBanList, ApiChatRestriction, ApiStream, ApiStreamKey, ApiStreamList } from '$shared/api.ts';
 
-export type { ApiStream, ApiStreamKey, ApiAuthResult };
+export type { ApiStream, ApiStreamKey, ApiAuthResult, ApiChatBan };
 
 export class ApiError extends Error {
   constructor(
@@ -46,4 +46,6 @@ export const api = {
   updateStream: (id: string, fields: { title: string; description: string }) => call<ApiStream>('PUT', `/api/live/streams/${id}`, fields),
   myKey: () => call<ApiStreamKey>('GET', '/api/live/streams/me/key'),
   rotateKey: () => call<ApiStreamKey>('POST', '/api/live/streams/me/key'),
+  myBans: () => call<ApiChatBanList>('GET', '/api/live/streams/me/bans'),
+  chatRestriction: (id: string) => call<ApiChatRestriction>('GET', `/api/live/streams/${encodeURIComponent(id)}/chat/restriction`),
 };
