@@ -7,7 +7,7 @@
 import { encode, decode } from '@msgpack/msgpack';
 import { SocketClient } from '@whipcast/testkit';
 import WebSocket from 'ws';
-import { startServer as startUws } from '../signaling/uws.ts';
+import { startServer as startUws } from '@whipcast/signaling';
 import { percentile } from './stats.ts';
 
 export interface ChatBenchOptions {

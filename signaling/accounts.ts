@@ -1,7 +1,7 @@
 import { isUniqueViolation, type Database, type User } from '@whipcast/db';
 import { DUMMY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { hashToken, newToken, SESSION_TOKEN_PREFIX } from './auth/tokens.ts';
-import { HttpError } from './http/errors.ts';
+import { DomainError } from './errors.ts';
 
 export interface Session {
   token: string;
@@ -32,7 +32,7 @@ export function createAccounts(db: Database, opts: { sessionTtlMs: number }): Ac
         const user = await db.users.create(username, hash);
         return await openSession(user);
       } catch (err) {
-        if (isUniqueViolation(err)) throw new HttpError(409, 'username_taken', 'That username is taken');
+        if (isUniqueViolation(err)) throw new DomainError('username_taken', 'That username is taken');
         throw err;
       }
     },
@@ -40,7 +40,7 @@ export function createAccounts(db: Database, opts: { sessionTtlMs: number }): Ac
     async login(username, password) {
       const user = await db.users.findByUsername(username);
       const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
-      if (!user || !ok) throw new HttpError(401, 'invalid_credentials', 'Wrong username or password');
+      if (!user || !ok) throw new DomainError('invalid_credentials', 'Wrong username or password');
       return openSession({ id: user.id, username: user.username, createdAt: user.createdAt });
     },
 

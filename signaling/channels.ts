@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { isUniqueViolation, type Database, type Stream, type User } from '@whipcast/db';
 import type { ApiChatBan, ApiStream, ApiStreamKey } from './api.ts';
 import { deriveStreamKey, hashToken, STREAM_KEY_PREFIX } from './auth/tokens.ts';
-import { HttpError } from './http/errors.ts';
+import { DomainError } from './errors.ts';
 
 export interface ChannelsOptions {
   db: Database;
@@ -59,8 +59,8 @@ export function createChannels(opts: ChannelsOptions): Channels {
 
   async function ownedStream(user: User, streamId: string): Promise<Stream> {
     const stream = UUID.test(streamId) ? await db.streams.get(streamId) : null;
-    if (!stream) throw new HttpError(404, 'not_found', 'No such stream');
-    if (stream.ownerId !== user.id) throw new HttpError(403, 'forbidden', 'Only the channel owner can change it');
+    if (!stream) throw new DomainError('not_found', 'No such stream');
+    if (stream.ownerId !== user.id) throw new DomainError('forbidden', 'Only the channel owner can change it');
     return stream;
   }
 
@@ -79,8 +79,7 @@ export function createChannels(opts: ChannelsOptions): Channels {
       const key = stored ? deriveStreamKey(secret, stream.id, stored.salt) : null;
       if (!stored || !key || !hashToken(key).equals(stored.keyHash)) {
         // The server secret changed since the key was made: it cannot be shown again.
-        throw new HttpError(
-          409,
+        throw new DomainError(
           'stream_key_unrecoverable',
           'The stream key cannot be recovered (the server secret changed); rotate it to get a new one',
         );

@@ -1,4 +1,6 @@
-export { startWhipcast, type Whipcast, type StartOptions, type MediaDeps } from './server.ts';
+export { startWhipcast, type Whipcast, type StartOptions } from './server.ts';
 export { loadConfig, SETTINGS, renderConfigDocs, type Config } from './config.ts';
-export type { MediaLayer } from './media.ts';
+export type { MediaDeps, MediaLayer } from './media.ts';
+/** The uWebSockets.js server alone (benchmarks compare whipcast's chat with a bare publish through it). */
+export { startServer, type RunningServer, type ServerOptions, type SocketHandle, type WebSocketOptions } from './uws.ts';
 export type { Route, RouteContext, Handler, RouteDoc } from './http/types.ts';

@@ -1,6 +1,12 @@
 import type { EventEmitter } from 'node:events';
+import type { Database } from '@whipcast/db';
 import type { RtpCapabilities, SocketViewer } from '@whipcast/sfu';
+import type { Logger } from 'pino';
+import type { Channels } from './channels.ts';
+import type { Cluster } from './cluster/node.ts';
+import type { Config } from './config.ts';
 import type { Route } from './http/types.ts';
+import type { Metrics } from './metrics.ts';
 
 /** What the socket needs from the SFU for mediasoup-client viewers: it holds the `SocketViewer` objects and calls them. */
 export interface SocketMedia {
@@ -20,6 +26,16 @@ export interface MediaEvents {
   viewers: [streamId: string, count: number];
   /** Socket viewers must consume again (the channel's codecs changed). */
   reconsume: [streamId: string];
+}
+
+/** What a media layer is built from (`StartOptions.media`). */
+export interface MediaDeps {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  channels: Channels;
+  metrics: Metrics;
+  cluster: Cluster;
 }
 
 /**

@@ -10,7 +10,7 @@ import pino, { type Logger } from 'pino';
 import { createAccounts, type Accounts } from './accounts.ts';
 import { loadSecret } from './auth/secret.ts';
 import { createChannels, type Channels } from './channels.ts';
-import { joinCluster, type Cluster } from './cluster/node.ts';
+import { joinCluster } from './cluster/node.ts';
 import type { Config } from './config.ts';
 import { buildOpenApiDocument, openApiRoute } from './http/openapi.ts';
 import { createRouter, type Router } from './http/router.ts';
@@ -20,11 +20,12 @@ import { streamRoutes } from './http/routes/streams.ts';
 import { loadStaticSite, staticHandler } from './http/static.ts';
 import { originOf } from './http/security-headers.ts';
 import type { Route } from './http/types.ts';
-import type { MediaLayer } from './media.ts';
+import type { MediaDeps, MediaLayer } from './media.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { startServer, type RunningServer } from './uws.ts';
 import { createChat } from './socket/chat.ts';
-import { createHub, type Hub, type SocketState } from './socket/hub.ts';
+import { createHub, type SocketState } from './socket/hub.ts';
+import { Presence } from './socket/presence.ts';
 import { VERSION } from './version.ts';
 
 /** Largest body any route accepts (SDP offers are the biggest). Routes set tighter limits. */
@@ -52,15 +53,6 @@ export interface StartOptions {
   database?: Database;
   /** Builds the media layer once the database and channels exist. */
   media?: (deps: MediaDeps) => Promise<MediaLayer>;
-}
-
-export interface MediaDeps {
-  config: Config;
-  logger: Logger;
-  db: Database;
-  channels: Channels;
-  metrics: Metrics;
-  cluster: Cluster;
 }
 
 export async function startWhipcast(config: Config, options: StartOptions = {}): Promise<Whipcast> {
@@ -97,13 +89,14 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
 
     const metrics = createMetrics();
     let media: MediaLayer | undefined;
-    // viewer counts come from the socket hub's presence (summed over nodes), which needs the media layer, which needs channels
-    const presenceOf: { hub?: Hub } = {};
+    // viewer counts (summed over the nodes) for the API; the socket hub keeps them up to date
+    const presence = new Presence();
+    cleanup.unshift(async () => presence.close());
     const accounts = createAccounts(db, { sessionTtlMs: config.sessionTtlHours * 3600_000 });
     const channels = createChannels({
       db,
       secret,
-      viewerCount: (id) => presenceOf.hub?.presence.get(id).viewers ?? 0,
+      viewerCount: (id) => presence.get(id).viewers,
       onKeyRotated: (id) => media?.endPublisher(id, 'stream key rotated'),
     });
     if (options.media) {
@@ -147,6 +140,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       accounts,
       chat,
       channels,
+      presence,
       media,
       bus: cluster.bus,
       nodeId: cluster.nodeId,
@@ -161,7 +155,6 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       },
       onFrame: (type, ok) => socketFrames.inc({ type, ok: String(ok) }),
     });
-    presenceOf.hub = sockets;
     metrics.gauge('whipcast_sockets', 'Open /ws sockets', () => sockets.size());
     cleanup.unshift(async () => sockets.close());
 

@@ -11,8 +11,7 @@ import { createChannelSync } from './cluster/channel-sync.ts';
 import { relayRoutes } from './cluster/relay-routes.ts';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
 import { whipRoutes, type WhipMedia } from './http/routes/whip.ts';
-import type { MediaLayer, MediaEvents, SocketMedia } from './media.ts';
-import type { MediaDeps } from './server.ts';
+import type { MediaDeps, MediaLayer, MediaEvents, SocketMedia } from './media.ts';
 
 export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sfu: Sfu }> {
   const { config, logger, db, channels, metrics, cluster } = deps;

@@ -1,3 +1,5 @@
+import { describeFailure } from '../errors.ts';
+
 /** Every API error body is `{ error: { code, message } }`. */
 export interface ErrorBody {
   error: { code: string; message: string };
@@ -13,6 +15,14 @@ export class HttpError extends Error {
     super(message);
     this.name = 'HttpError';
   }
+}
+
+/** The HTTP error an error stands for: itself, or a domain or SFU failure through the one mapping (`../errors.ts`); null for a bug (500). */
+export function asHttpError(err: unknown): HttpError | null {
+  if (err instanceof HttpError) return err;
+  const f = describeFailure(err);
+  if (!f) return null;
+  return new HttpError(f.status, f.code, f.message, f.retryAfterMs ? { 'retry-after': String(Math.ceil(f.retryAfterMs / 1000)) } : {});
 }
 
 export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { errorResponse, HttpError } from './errors.ts';
+import { asHttpError, errorResponse, HttpError } from './errors.ts';
 import { BASE_SECURITY_HEADERS } from './security-headers.ts';
 import { parseTarget, TargetError, validHost, type RequestTarget } from './target.ts';
 import type { Handler, HttpMethod, Route } from './types.ts';
@@ -78,8 +78,9 @@ export function createRouter(options: RouterOptions): Router {
       }
       response = await dispatch(req, target, { remoteAddress: info.remoteAddress, requestId, path: target.path });
     } catch (err) {
-      if (err instanceof HttpError) {
-        response = errorResponse(err.status, err.code, err.message, err.headers);
+      const e = asHttpError(err);
+      if (e) {
+        response = errorResponse(e.status, e.code, e.message, e.headers);
       } else {
         logger.error({ err, requestId, method: req.method, path: rawPath }, 'request failed');
         response = errorResponse(500, 'internal', 'Internal server error');

@@ -33,6 +33,8 @@ export interface HubOptions {
   accounts: Accounts;
   chat: Chat;
   channels: Pick<Channels, 'get'>;
+  /** Viewer and chatter counts (made first: the channels' viewer counts read them too). */
+  presence: Presence;
   media: MediaLayer | undefined;
   /** Carries room pushes and presence to (and from) the other nodes. */
   bus: ClusterBus;
@@ -49,7 +51,6 @@ export interface HubOptions {
 
 export interface Hub {
   websocket: WebSocketOptions<SocketState>;
-  presence: Presence;
   /** Sockets connected now. */
   size(): number;
   close(): void;
@@ -58,8 +59,15 @@ export interface Hub {
 export function createHub(opts: HubOptions): Hub {
   const { limits } = opts;
   const rooms = new Rooms(send);
-  const lobby = createLobby({ bus: opts.bus, nodeId: opts.nodeId, media: opts.media, pushToRoom: (room, f) => rooms.push(room, f) });
-  const chat = createChatHandlers({ chat: opts.chat, rooms, presence: lobby.presence, bus: opts.bus });
+  const { presence } = opts;
+  const lobby = createLobby({
+    presence,
+    bus: opts.bus,
+    nodeId: opts.nodeId,
+    media: opts.media,
+    pushToRoom: (room, f) => rooms.push(room, f),
+  });
+  const chat = createChatHandlers({ chat: opts.chat, rooms, presence, bus: opts.bus });
   const rtc = createRtcHandlers({
     media: opts.media,
     channels: opts.channels,
@@ -82,7 +90,6 @@ export function createHub(opts: HubOptions): Hub {
 
   return {
     websocket: endpoint.websocket,
-    presence: lobby.presence,
     size: endpoint.size,
     close() {
       chat.close();

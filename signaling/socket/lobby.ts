@@ -8,13 +8,14 @@
 import type { ClusterBus } from '../cluster/bus.ts';
 import type { MediaLayer } from '../media.ts';
 import { encodeFrame, type ServerFrame } from '../protocol.ts';
-import { Presence } from './presence.ts';
+import type { Presence, PresenceCounts } from './presence.ts';
 import type { Handlers, Socket } from './sockets.ts';
 
 const PRESENCE_REANNOUNCE_MS = 30_000;
-const PRESENCE_PUSH_INTERVAL_MS = 250;
 
 export interface LobbyOptions {
+  /** This node's counts, summed with the other nodes'. */
+  presence: Presence;
   /** Carries presence to (and from) the other nodes. */
   bus: ClusterBus;
   /** This node's id on the bus. */
@@ -25,7 +26,6 @@ export interface LobbyOptions {
 }
 
 export interface Lobby {
-  presence: Presence;
   handlers: Handlers<'lobby.join' | 'lobby.leave'>;
   /** A socket closed. */
   leave(s: Socket): void;
@@ -43,14 +43,14 @@ export function createLobby(opts: LobbyOptions): Lobby {
     for (const s of followers) if (!s.closed) s.send(bytes);
   }
 
-  const presence = new Presence(
-    (room, counts) => {
-      pushToRoom(room, { t: 'presence', room, ...counts });
-      pushToLobby(room);
-    },
-    PRESENCE_PUSH_INTERVAL_MS,
-    (room, own) => bus.publish({ t: 'presence', room, ...own }),
-  );
+  const { presence } = opts;
+  const onTotals = (room: string, counts: PresenceCounts) => {
+    pushToRoom(room, { t: 'presence', room, ...counts });
+    pushToLobby(room);
+  };
+  const onLocal = (room: string, own: PresenceCounts) => bus.publish({ t: 'presence', room, ...own });
+  presence.on('totals', onTotals);
+  presence.on('local', onLocal);
 
   /** This node's own counts in every room it has anyone in, to the other nodes. */
   function announcePresence(): void {
@@ -86,7 +86,6 @@ export function createLobby(opts: LobbyOptions): Lobby {
   media?.events?.on('reconsume', onReconsume);
 
   return {
-    presence,
     handlers: {
       'lobby.join'(s) {
         followers.add(s);
@@ -103,7 +102,8 @@ export function createLobby(opts: LobbyOptions): Lobby {
     close() {
       unsubscribe();
       clearInterval(announceTimer);
-      presence.close();
+      presence.off('totals', onTotals);
+      presence.off('local', onLocal);
       media?.events?.off('viewers', onViewers);
       media?.events?.off('live', onLive);
       media?.events?.off('offline', onOffline);

@@ -7,11 +7,9 @@ describe('presence across nodes', () => {
   it('pushes totals over every node, announces only its own counts, forgets a lost node', async () => {
     const pushed: [string, PresenceCounts][] = [];
     const announced: [string, PresenceCounts][] = [];
-    const p = new Presence(
-      (room, c) => pushed.push([room, c]),
-      10,
-      (room, c) => announced.push([room, c]),
-    );
+    const p = new Presence(10);
+    p.on('totals', (room, c) => pushed.push([room, c]));
+    p.on('local', (room, c) => announced.push([room, c]));
     p.setViewers('r', 2);
     p.addChatter('r', 1);
     p.setRemote('node-b', 'r', { viewers: 3, chatters: 1 });

@@ -1,11 +1,13 @@
 /**
  * Per-room presence (viewers with media, chatters with the room joined),
  * summed over the nodes of a cluster: this node's own counts plus the last
- * counts each other node announced. Pushed when the total changes, coalesced
- * to at most one push per room per `intervalMs` however many sockets join or
- * leave in between; this node's own counts are announced (`onLocal`) at the
- * same pace.
+ * counts each other node announced. `totals` is emitted when a room's total
+ * changes, coalesced to at most once per room per `intervalMs` however many
+ * sockets join or leave in between; `local` (this node's own counts, to
+ * announce to the others) at the same pace.
  */
+import { EventEmitter } from 'node:events';
+
 export interface PresenceCounts {
   viewers: number;
   chatters: number;
@@ -13,7 +15,14 @@ export interface PresenceCounts {
 
 const ZERO: PresenceCounts = { viewers: 0, chatters: 0 };
 
-export class Presence {
+export interface PresenceEvents {
+  /** A room's totals over every node changed. */
+  totals: [room: string, totals: PresenceCounts];
+  /** This node's own counts in a room changed. */
+  local: [room: string, own: PresenceCounts];
+}
+
+export class Presence extends EventEmitter<PresenceEvents> {
   readonly #local = new Map<string, PresenceCounts>();
   /** node id → room → that node's counts. */
   readonly #remote = new Map<string, Map<string, PresenceCounts>>();
@@ -22,11 +31,10 @@ export class Presence {
   readonly #lastPush = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(
-    private readonly push: (room: string, total: PresenceCounts) => void,
-    private readonly intervalMs = 250,
-    private readonly onLocal: (room: string, local: PresenceCounts) => void = () => {},
-  ) {}
+  /** @param intervalMs at most one `totals` (and `local`) per room this often. */
+  constructor(private readonly intervalMs = 250) {
+    super();
+  }
 
   /** Totals over every node. */
   get(room: string): PresenceCounts {
@@ -110,8 +118,8 @@ export class Presence {
       if (now - (this.#lastPush.get(room) ?? 0) < this.intervalMs) continue;
       this.#dirty.delete(room);
       this.#lastPush.set(room, now);
-      if (this.#localDirty.delete(room)) this.onLocal(room, this.local(room));
-      this.push(room, this.get(room));
+      if (this.#localDirty.delete(room)) this.emit('local', room, this.local(room));
+      this.emit('totals', room, this.get(room));
     }
     if (this.#lastPush.size > 10_000) for (const [r, t] of this.#lastPush) if (now - t > this.intervalMs) this.#lastPush.delete(r);
     if (this.#dirty.size) this.#schedule();

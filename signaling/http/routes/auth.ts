@@ -3,7 +3,7 @@ import type { Accounts, Session } from '../../accounts.ts';
 import { Credentials, LoginCredentials, type ApiAuthResult } from '../../api.ts';
 import { HashQueue, HashQueueFullError } from '../../auth/hash-queue.ts';
 import { bearerToken, readJson } from '../body.ts';
-import { errorResponse, HttpError, jsonResponse } from '../errors.ts';
+import { asHttpError, errorResponse, HttpError, jsonResponse } from '../errors.ts';
 import { addressBucket, createRateLimiter, type RateLimiter } from '../rate-limit.ts';
 import type { Route } from '../types.ts';
 import { err, JSON_BODY_ERRORS } from './docs.ts';
@@ -155,8 +155,9 @@ export function authRoutes(accounts: Accounts, limits: AuthLimits): Route[] {
       let res: Response;
       try {
         res = await r.handler(req, ctx);
-      } catch (e) {
-        if (!(e instanceof HttpError)) throw e;
+      } catch (err) {
+        const e = asHttpError(err);
+        if (!e) throw err;
         res = errorResponse(e.status, e.code, e.message, e.headers);
       }
       for (const [k, v] of Object.entries(NO_STORE)) res.headers.set(k, v);

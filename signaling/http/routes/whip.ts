@@ -6,9 +6,8 @@
  */
 import type { IceRestartResult, WhepViewer, WhipIngest } from '@whipcast/sfu';
 import type { Channels } from '../../channels.ts';
-import { describeFailure } from '../../errors.ts';
 import { bearerToken } from '../body.ts';
-import { errorResponse, HttpError } from '../errors.ts';
+import { asHttpError, errorResponse, HttpError } from '../errors.ts';
 import { createRateLimiter } from '../rate-limit.ts';
 import type { Route, RouteDoc } from '../types.ts';
 import { err } from './docs.ts';
@@ -86,9 +85,7 @@ async function readSdp(req: Request): Promise<string> {
 
 /** An SFU or SDP error as the HTTP error it answers with (the mapping shared with the socket); anything else is rethrown. */
 function mediaError(e: unknown): never {
-  const f = describeFailure(e);
-  if (!f) throw e;
-  throw new HttpError(f.status, f.code, f.message, f.retryAfterMs ? { 'retry-after': String(Math.ceil(f.retryAfterMs / 1000)) } : {});
+  throw asHttpError(e) ?? e;
 }
 
 function created(session: WhipIngest | WhepViewer, location: string, iceServers: string[]): Response {
