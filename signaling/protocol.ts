@@ -83,13 +83,12 @@ export const RtpCapabilities = z.object({
 export type RtpCapabilities = z.infer<typeof RtpCapabilities>;
 
 /** A router's capabilities, for a mediasoup-client `Device` to load; sent by the server. */
-export const RouterRtpCapabilities = z.object({
+const RouterRtpCapabilities = z.object({
   codecs: z
     .array(z.object({ ...codecCapability, preferredPayloadType: payloadType.optional(), parameters: CodecParametersOut.optional() }))
     .optional(),
   headerExtensions: z.array(RtpHeaderExtension).optional(),
 });
-export type RouterRtpCapabilities = z.infer<typeof RouterRtpCapabilities>;
 
 /** The client's DTLS role and certificate fingerprints (`transport.on('connect')` of mediasoup-client). */
 export const DtlsParameters = z.object({
@@ -304,9 +303,9 @@ const RESULT_SCHEMAS = {
 /** Result of each request type (the `r` field of its `ok`). */
 export type Results = { [T in ClientFrameType]: z.infer<(typeof RESULT_SCHEMAS)[T]> };
 /** The schema of each request type's result. */
-export const RESULTS: { [T in ClientFrameType]: z.ZodType<Results[T]> } = RESULT_SCHEMAS;
+const RESULTS: { [T in ClientFrameType]: z.ZodType<Results[T]> } = RESULT_SCHEMAS;
 
-export const ERROR_CODES = [
+const ERROR_CODES = [
   'bad_frame', // not msgpack, not a map, unknown type or wrong fields
   'too_large',
   'rate_limited',
@@ -356,7 +355,7 @@ export type Push = z.infer<typeof Push>;
 
 /** The answer to a request, as it travels: `r` is checked against `RESULTS` by whoever knows the request type. */
 const OkEnvelope = z.object({ t: z.literal('ok'), id, r: z.unknown() });
-export const ErrorFrame = z.object({
+const ErrorFrame = z.object({
   t: z.literal('error'),
   /** The request's id; null when the frame could not be read far enough to tell. */
   id: id.nullable(),
@@ -364,13 +363,12 @@ export const ErrorFrame = z.object({
   message: z.string(),
   retryAfterMs: z.number().int().nonnegative().optional(),
 });
-export type ErrorFrame = z.infer<typeof ErrorFrame>;
+type ErrorFrame = z.infer<typeof ErrorFrame>;
 const ServerFrameEnvelope = z.union([OkEnvelope, ErrorFrame, Push]);
 
-export type OkFrame = { [T in ClientFrameType]: { t: 'ok'; id: number; r: Results[T] } }[ClientFrameType];
+type OkFrame = { [T in ClientFrameType]: { t: 'ok'; id: number; r: Results[T] } }[ClientFrameType];
 /** Server → client frames. */
 export type ServerFrame = OkFrame | ErrorFrame | Push;
-export type ServerFrameType = ServerFrame['t'];
 
 /** WebSocket close codes the server uses (4000–4999 are application codes). */
 export const CLOSE_CODES = {
@@ -400,7 +398,7 @@ export const encodeOk = <T extends ClientFrameType>(id: number, r: Results[T]): 
 export const encodeRequest = (req: ClientRequest, id: number): Uint8Array<ArrayBuffer> =>
   encode({ ...req, id }, ENCODE_OPTIONS) as Uint8Array<ArrayBuffer>;
 
-export type Parsed<T> = { ok: true; frame: T } | { ok: false; id: number | null; message: string };
+type Parsed<T> = { ok: true; frame: T } | { ok: false; id: number | null; message: string };
 
 function parseWith<T>(schema: z.ZodType<T>, bytes: Uint8Array): Parsed<T> {
   let value: unknown;
