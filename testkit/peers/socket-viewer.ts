@@ -99,12 +99,18 @@ export class SocketViewer {
   transportId = '';
   consumers: ConsumerView[] = [];
 
-  /** `opts.frames: false` only counts packets (see MediaReceiver): a cheaper benchmark bot. */
+  readonly #rewriteOffer: ((sdp: string) => string | Promise<string>) | undefined;
+
+  /**
+   * `opts.frames: false` only counts packets (see MediaReceiver): a cheaper benchmark bot.
+   * `opts.rewriteOffer` rewrites the server's side before it is applied (e.g. `ImpairedPeer.rewriteSdp`).
+   */
   constructor(
     readonly socket: SocketClient,
     readonly streamId: string,
-    opts: { frames?: boolean } = {},
+    opts: { frames?: boolean; rewriteOffer?: (sdp: string) => string | Promise<string> } = {},
   ) {
+    this.#rewriteOffer = opts.rewriteOffer;
     this.receiver = new MediaReceiver({ audio: new Set(), h264: new Set() }, { frames: opts.frames ?? true });
   }
 
@@ -132,7 +138,7 @@ export class SocketViewer {
       track.setMediaHandler(new nodeDataChannel.RtcpReceivingSession());
       track.onMessage((m) => this.receiver.push(m));
     });
-    pc.setRemoteDescription(recvOffer(t, this.#offered), 'offer');
+    pc.setRemoteDescription(await this.#offer(t), 'offer');
     const answer = pc.localDescription();
     if (!answer) throw new Error('libdatachannel made no answer');
     const fp = /a=fingerprint:sha-256 (\S+)/.exec(answer.sdp);
@@ -163,8 +169,13 @@ export class SocketViewer {
     if (!this.#pc || !this.#transport) throw new Error('start() first');
     this.#adopt(consumers);
     // a re-offer with the new m-lines appended; libdatachannel answers locally, mediasoup needs no answer
-    this.#pc.setRemoteDescription(recvOffer(this.#transport, this.#offered), 'offer');
+    this.#pc.setRemoteDescription(await this.#offer(this.#transport), 'offer');
     for (const c of consumers) await this.socket.request({ t: 'rtc.resume', consumerId: c.id });
+  }
+
+  async #offer(t: TransportView): Promise<string> {
+    const sdp = recvOffer(t, this.#offered);
+    return this.#rewriteOffer ? this.#rewriteOffer(sdp) : sdp;
   }
 
   #adopt(consumers: ConsumerView[]): void {

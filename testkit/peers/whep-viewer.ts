@@ -15,6 +15,8 @@ export interface WhepViewerOptions {
   audio?: boolean;
   /** Reassemble frames and read stamps (default); false only counts packets (see MediaReceiver). */
   frames?: boolean;
+  /** Rewrites the server's answer before it is applied (e.g. `ImpairedPeer.rewriteSdp`: watch through a bad link). */
+  rewriteAnswer?: (sdp: string) => string | Promise<string>;
 }
 
 export class WhepViewer {
@@ -63,7 +65,7 @@ export class WhepViewer {
       throw new WhipRefused(ex);
     }
     classifyPayloadTypes(ex.answer, v.receiver);
-    v.#pc.setRemoteDescription(ex.answer, 'answer');
+    v.#pc.setRemoteDescription(opts.rewriteAnswer ? await opts.rewriteAnswer(ex.answer) : ex.answer, 'answer');
     v.receiver.startedAt = performance.now();
     return v;
   }
