@@ -4,6 +4,7 @@ import { startBaseline } from './baseline.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { createScratchPostgres } from '@whipcast/db/testing';
 import { runDvrBench } from './dvr-bench.ts';
+import { parseMixed } from './impair.ts';
 import { runRelayBench } from './relay-bench.ts';
 import { children } from './proc.ts';
 import { html, table, type BenchReport } from './report.ts';
@@ -67,6 +68,17 @@ describe('bench (smoke)', () => {
     } finally {
       await base.stop();
     }
+    // a mixed run: one bot of two behind 10 % loss and 40 ± 5 ms, the other on a clean link
+    const impairedBase = await startBaseline();
+    let mixed;
+    try {
+      mixed = await runSfuBench(
+        { name: 'baseline', url: impairedBase.url, streamId: 'x', mainPids: [], workerPids: () => [impairedBase.workerPid] },
+        { ...opts, sampleEvery: 1, drainSeconds: 0, impaired: parseMixed('1/2:loss=10,delay=40,jitter=5') },
+      );
+    } finally {
+      await impairedBase.stop();
+    }
     const rawChat = await chatBaseline(chatOpts);
     const scratch = await createScratchPostgres();
     let relay;
@@ -99,6 +111,13 @@ describe('bench (smoke)', () => {
       expect(Number.isFinite(m.notReturnedMb!.workers)).toBe(true);
     }
     expect(whipcastRun.memory.idleMb.main).toBeGreaterThan(0);
+    const [impaired, clean] = mixed.steps[0]!.groups!;
+    expect(impaired).toMatchObject({ name: 'impaired (loss=10,delay=40,jitter=5)', viewers: 1, sampledBots: 1 });
+    expect(clean).toMatchObject({ name: 'unimpaired', viewers: 1, linkDropPct: null });
+    expect(impaired!.linkDropPct).toBeGreaterThan(2); // the relay really drops…
+    expect(impaired!.lossPct).toBeGreaterThan(0); // …and the bot sees it
+    expect(impaired!.latencyMs.p50 - clean!.latencyMs.p50).toBeGreaterThan(25); // and the delay
+    expect(clean!.lossPct).toBeLessThan(1);
     expect(whipcastRun.memory.viewersLeft).toBe(0); // both bots really left
     expect(baselineRun.memory.viewersLeft).toBeNull();
     for (const c of [chat, rawChat]) {
@@ -127,6 +146,7 @@ describe('bench (smoke)', () => {
     };
     const text = table(report);
     expect(text).toMatch(/ratios against the baseline run/);
+    expect(table({ ...report, whipcast: mixed.steps, baseline: [] })).toMatch(/impaired \(loss=10,delay=40,jitter=5\)\s+1\s+\d+\s+[\d.]+/);
     expect(text).toMatch(/whipcast: 0 → 2 viewers: Node \d+ → \d+ MB, [-\d.]+ MB\/viewer, \d+ MB 1 s after all left/);
     expect(text).toMatch(/of raw uWS publish/);
     expect(text).toMatch(/seek −3 s/);

@@ -14,6 +14,7 @@ import { runRelayBench } from './relay-bench.ts';
 import { children, pin } from './proc.ts';
 import { table, writeReport, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
+import { parseImpairment, parseMixed } from './impair.ts';
 import { BOTS_SATURATED, capacity, runSfuBench, type SfuBenchOptions } from './sfu-bench.ts';
 
 const HELP = `whipcast benchmark
@@ -35,6 +36,11 @@ usage: npm run bench -- [options]
                         packets, loss and freezes, which costs the bots less (default 10; 1 = all)
   --drain <s>           after the last step every viewer leaves; RSS is sampled again s later
                         (default 5; 0 = no drain)
+  --impair <spec>       every bot watches through a bad link (a UDP relay per bot), e.g.
+                        loss=5,delay=40,jitter=10,kbps=1000 (loss %, burst = mean loss burst in
+                        packets, delay/jitter ms, kbps cap, queue = ms of the cap buffered)
+  --mixed <n/d:spec>    n in d bots behind that link, the rest not, reported side by side
+                        (e.g. 1/3:kbps=1000)
 
  chat: K sockets in one room, one sender at M messages/s
   --chat-sockets <k>    (default 200)
@@ -70,6 +76,8 @@ const { values } = parseArgs({
     keyframe: { type: 'string', default: '2' },
     sample: { type: 'string', default: '10' },
     drain: { type: 'string', default: '5' },
+    impair: { type: 'string' },
+    mixed: { type: 'string' },
     'target-ms': { type: 'string', default: '400' },
     mode: { type: 'string', default: 'sfu,chat,dvr' },
     via: { type: 'string', default: 'whep' },
@@ -125,6 +133,9 @@ const opts: SfuBenchOptions = {
 };
 if (!(opts.sampleEvery! >= 1)) throw new Error('--sample is a whole number ≥ 1');
 if (!(opts.drainSeconds! >= 0)) throw new Error('--drain is seconds ≥ 0');
+if (values.impair && values.mixed) throw new Error('--impair (every bot) or --mixed (a share), not both');
+if (values.impair) opts.impaired = { num: 1, den: 1, impairment: parseImpairment(values.impair) };
+if (values.mixed) opts.impaired = parseMixed(values.mixed);
 
 const modes = new Set(values.mode!.split(','));
 for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay'].includes(m)) throw new Error(`unknown mode ${m}`);
@@ -172,7 +183,13 @@ const report: BenchReport = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   date: new Date().toISOString(),
   machine: { cores: availableParallelism(), node: process.version },
-  options: { ...opts, progress: undefined, via, modes: [...modes] },
+  options: {
+    ...opts,
+    progress: undefined,
+    via,
+    modes: [...modes],
+    impaired: opts.impaired ? `${opts.impaired.num}/${opts.impaired.den}:${opts.impaired.impairment.spec}` : undefined,
+  },
   whipcast: [],
   baseline: [],
   capacity: { whipcast: capacity([], 0), baseline: capacity([], 0) },
@@ -184,6 +201,11 @@ const report: BenchReport = {
     'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5, as a share of the cores the bots may use.',
     `No capacity is called when the bots used more than ${Math.round(BOTS_SATURATED * 100)}% of their cores at or before the knee: the instrument, not the server, may have set it.`,
     `1 bot in ${opts.sampleEvery} reassembles frames and reads capture stamps (latency, TTFF); every bot counts packets, sequence gaps (loss), bytes and frame ends (freezes).`,
+    ...(opts.impaired
+      ? [
+          `Impaired bots (${opts.impaired.num} in ${opts.impaired.den}, ${opts.impaired.impairment.spec}): each watches through its own userspace UDP relay in this process (testkit UdpRelay), which the bots' CPU includes; "link drop" is what the relays dropped, "loss" what the bots still missed.`,
+        ]
+      : []),
     'Memory: RSS with the publisher live and no viewer, at the last step (per added viewer), and after every viewer left (WHEP DELETE or socket close) and the drain time passed.',
     ...(process.env.DATABASE_URL
       ? []
@@ -278,6 +300,14 @@ if (modes.has('relay')) {
   report.relay = await runRelayBench({ ...opts, via, databaseUrl: values['database-url'], onServers: pinServer });
 }
 report.capacity = { whipcast: capacity(report.whipcast, opts.latencyTargetMs), baseline: capacity(report.baseline, opts.latencyTargetMs) };
+if (opts.impaired) {
+  // bad links fail joins and lose packets by design: the capacity is read from a run without them
+  const text = `not called with impaired bots (${opts.impaired.num} in ${opts.impaired.den}): run without --impair/--mixed for it`;
+  report.capacity = {
+    whipcast: { ...report.capacity.whipcast, viewers: 0, text },
+    baseline: { ...report.capacity.baseline, viewers: 0, text },
+  };
+}
 if (process.stderr.isTTY) process.stderr.write('\n');
 const dir = resolve(values.out!);
 await mkdir(dir, { recursive: true });

@@ -191,7 +191,37 @@ function sfuTable(r: BenchReport): string[] {
     'ratios against the baseline run:',
     ...ratios,
     ...memoryLines(r),
+    ...groupLines(r),
   ];
+}
+
+/** Impaired and unimpaired bots side by side, per step. */
+function groupLines(r: BenchReport): string[] {
+  const rows = [
+    ['target', 'viewers', 'bots', 'n', 'kbps/viewer', 'link drop %', 'loss %', 'frozen', 'frozen time', 'p50 ms', 'p95 ms', 'TTFF p50'],
+  ];
+  for (const [name, results] of [
+    ['whipcast', r.whipcast],
+    ['baseline', r.baseline],
+  ] as const)
+    for (const s of results)
+      for (const g of s.groups ?? [])
+        rows.push([
+          name,
+          String(s.viewers),
+          g.name,
+          String(g.viewers),
+          f(g.kbpsPerViewer),
+          g.linkDropPct === null ? '' : f(g.linkDropPct, 2),
+          f(g.lossPct, 2),
+          `${g.freezes.viewers}/${g.viewers}`,
+          `${f(g.freezes.frozenPct, 1)}%`,
+          f(g.latencyMs.p50, 1),
+          f(g.latencyMs.p95, 1),
+          f(g.ttffMs.p50),
+        ]);
+  if (rows.length === 1) return [];
+  return ['', 'impaired links (latency and TTFF from the sampled bots of each group):', ...columns(rows)];
 }
 
 function memoryLines(r: BenchReport): string[] {

@@ -4,7 +4,8 @@
  * whipcast and against the bare-mediasoup baseline. Bots parse RTP and read
  * the stamps: latency is measured, not guessed.
  */
-import { FREEZE_MS, ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
+import { FREEZE_MS, ImpairedPeer, ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
+import { isImpaired, type ImpairedShare } from './impair.ts';
 import { children, cpuShare, sample, type ProcSample } from './proc.ts';
 import { percentile } from './stats.ts';
 
@@ -29,6 +30,8 @@ export interface SfuBenchOptions {
   botCores?: number;
   /** After the last step every viewer leaves; memory is sampled again this many seconds later (default 5; 0 = no drain). */
   drainSeconds?: number;
+  /** A share of the bots (all: 1/1) watches through an impaired link, a UDP relay each; their figures are reported apart. */
+  impaired?: ImpairedShare;
   progress(text: string): void;
 }
 
@@ -56,8 +59,25 @@ export interface StepResult {
   freezes: { viewers: number; count: number; frozenPct: number };
   /** Viewers per simulcast layer (absent while a channel carries one layer: no figure is made up). */
   layers?: Record<string, number>;
+  /** With impaired bots: the same figures for the impaired and the unimpaired ones apart. */
+  groups?: GroupResult[];
   publisherNacks: number;
   publisherPlis: number;
+}
+
+export interface GroupResult {
+  /** `impaired (<spec>)` or `unimpaired`. */
+  name: string;
+  viewers: number;
+  sampledBots: number;
+  kbpsPerViewer: number;
+  /** Sequence gaps at the bots (what neither retransmission nor the link recovered). */
+  lossPct: number;
+  /** Packets the impaired links themselves dropped (loss and full queue), % of what entered them toward the bots. */
+  linkDropPct: number | null;
+  latencyMs: { p50: number; p95: number };
+  ttffMs: { p50: number };
+  freezes: { viewers: number; count: number; frozenPct: number };
 }
 
 export interface MemoryResult {
@@ -101,41 +121,120 @@ interface Bot {
   receiver: MediaReceiver;
   /** Reassembles frames (a sampled bot). */
   full: boolean;
+  /** The relays of an impaired bot. */
+  link: ImpairedPeer | null;
   /** Leaves the way a player does (WHEP DELETE, socket close). */
   leave(): Promise<void>;
   close(): void;
 }
 
-async function join(target: Target, full: boolean): Promise<Bot> {
+async function join(target: Target, full: boolean, link: ImpairedPeer | null): Promise<Bot> {
+  const rewrite = link ? { rewrite: (sdp: string) => link.rewriteSdp(sdp) } : null;
   if (target.via === 'socket') {
     const socket = await SocketClient.connect(target.url);
-    const v = new SocketViewer(socket, target.streamId, { frames: full });
+    const v = new SocketViewer(socket, target.streamId, { frames: full, ...(rewrite ? { rewriteOffer: rewrite.rewrite } : {}) });
     const close = () => {
       v.close();
       socket.close();
+      void link?.close();
     };
     await v.start().catch((err: unknown) => {
       close();
       throw err;
     });
-    return { receiver: v.receiver, full, close, leave: async () => close() };
+    return { receiver: v.receiver, full, link, close, leave: async () => close() };
   }
-  const v = await WhepViewer.watch({ url: `${target.url}/whep/${target.streamId}`, frames: full });
-  await v.connected(15_000).catch((err: unknown) => {
+  const v = await WhepViewer.watch({
+    url: `${target.url}/whep/${target.streamId}`,
+    frames: full,
+    ...(rewrite ? { rewriteAnswer: rewrite.rewrite } : {}),
+  }).catch((err: unknown) => {
+    void link?.close();
+    throw err;
+  });
+  const close = () => {
     v.close();
+    void link?.close();
+  };
+  await v.connected(15_000).catch((err: unknown) => {
+    close();
     throw err;
   });
   return {
     receiver: v.receiver,
     full,
-    close: () => v.close(),
+    link,
+    close,
     leave: async () => {
-      await v.stop().catch(() => v.close());
+      await v.stop().catch(() => {});
+      close();
     },
   };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Snapshot = ReturnType<typeof snapshot>;
+
+function snapshot(v: Bot) {
+  const video = v.receiver.video;
+  return {
+    bytes: video.bytes + v.receiver.audio.bytes,
+    packets: video.packets,
+    lost: video.lost,
+    lat: video.latenciesMs.length,
+    freezes: video.freezes,
+    frozenMs: video.frozenMs,
+  };
+}
+
+async function linkCounters(v: Bot) {
+  return (await v.link!.counters()).toPeer;
+}
+
+/** A group of bots' figures over the measured window [t0, t1] (performance.now() ms). */
+function figures(bots: Bot[], before: Map<Bot, Snapshot>, ttffOf: Map<Bot, number>, w: { t0: number; t1: number }) {
+  const latencies: number[] = [];
+  const ttff: number[] = [];
+  let bytes = 0;
+  let packets = 0;
+  let lost = 0;
+  const freezes = { viewers: 0, count: 0, frozenMs: 0 };
+  const span = w.t1 - w.t0;
+  for (const v of bots) {
+    const b = before.get(v);
+    if (!b) continue;
+    const video = v.receiver.video;
+    bytes += video.bytes + v.receiver.audio.bytes - b.bytes;
+    packets += video.packets - b.packets;
+    lost += video.lost - b.lost;
+    latencies.push(...video.latenciesMs.slice(b.lat));
+    const t = ttffOf.get(v);
+    if (t !== undefined) ttff.push(t);
+    // freezes that ended in the window, and one still going at its end
+    let count = video.freezes - b.freezes;
+    let frozen = video.frozenMs - b.frozenMs;
+    const since = w.t1 - (video.lastFrameAt ?? w.t0);
+    if (since > FREEZE_MS) {
+      count++;
+      frozen += Math.min(since, span);
+    }
+    if (count > 0) freezes.viewers++;
+    freezes.count += count;
+    freezes.frozenMs += Math.min(frozen, span);
+  }
+  return {
+    kbpsPerViewer: (bytes * 8) / span / Math.max(1, bots.length),
+    lossPct: packets + lost ? (100 * lost) / (packets + lost) : 0,
+    latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
+    ttffMs: { p50: percentile(ttff, 50), p95: percentile(ttff, 95) },
+    freezes: {
+      viewers: freezes.viewers,
+      count: freezes.count,
+      frozenPct: bots.length ? (100 * freezes.frozenMs) / (bots.length * span) : 0,
+    },
+  };
+}
 
 /** The server's own viewer count (Prometheus `whipcast_viewers`), or null (the baseline has none). */
 async function viewersOnServer(url: string): Promise<number | null> {
@@ -181,10 +280,12 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
   const viewers: Bot[] = [];
   const results: StepResult[] = [];
   let joinedEver = 0;
+  /** Join → first decodable frame, ms, of the sampled bots that joined in the current step. */
+  const ttffOf = new Map<Bot, number>();
   let memory: MemoryResult | null = null;
   try {
     for (const n of opts.steps) {
-      const ttff: number[] = [];
+      ttffOf.clear();
       let failures = 0;
       const errors: string[] = [];
       const fail = (why: string) => {
@@ -196,9 +297,14 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       for (let j = 0; j < toJoin; j++) {
         const started = performance.now();
         // the first bot is always sampled, then every k-th
-        const full = joinedEver++ % sampleEvery === 0;
+        const full = joinedEver % sampleEvery === 0;
+        const impaired = opts.impaired && isImpaired(opts.impaired, joinedEver);
+        joinedEver++;
+        const link = impaired
+          ? new ImpairedPeer({ toPeer: opts.impaired!.impairment.toPeer, toServer: opts.impaired!.impairment.toServer })
+          : null;
         joins.push(
-          join(target, full)
+          join(target, full, link)
             .then(async (v) => {
               viewers.push(v);
               const video = v.receiver.video;
@@ -206,7 +312,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
               const arrived = () => (full ? video.timeToFirstFrameMs !== null : video.frames > 0);
               while (!arrived() && Date.now() < deadline) await sleep(20);
               if (!arrived()) fail(full ? 'no decodable frame within 15 s' : 'no video within 15 s');
-              else if (full) ttff.push(performance.now() - started);
+              else if (full) ttffOf.set(v, performance.now() - started);
             })
             .catch((err: unknown) => fail(err instanceof Error ? err.message : String(err))),
         );
@@ -217,14 +323,8 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       opts.progress(`${target.name}: ${n} viewers — settling`);
       await sleep(2000);
 
-      const before = viewers.map((v) => ({
-        bytes: v.receiver.video.bytes + v.receiver.audio.bytes,
-        packets: v.receiver.video.packets,
-        lost: v.receiver.video.lost,
-        lat: v.receiver.video.latenciesMs.length,
-        freezes: v.receiver.video.freezes,
-        frozenMs: v.receiver.video.frozenMs,
-      }));
+      const before = new Map(viewers.map((v) => [v, snapshot(v)] as const));
+      const links0 = new Map(await Promise.all(viewers.filter((v) => v.link).map(async (v) => [v, await linkCounters(v)] as const)));
       const pub0 = { ...publisher.counters };
       const workers = target.workerPids();
       const s0 = {
@@ -240,30 +340,8 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       const t1 = performance.now();
       const secs = (t1 - s0.t) / 1000;
       const s1 = { main: target.mainPids.map(sample), workers: workers.map(sample), bench: process.cpuUsage(s0.bench) };
-      const latencies: number[] = [];
-      let bytes = 0;
-      let packets = 0;
-      let lost = 0;
-      const freezes = { viewers: 0, count: 0, frozenMs: 0 };
-      viewers.forEach((v, i) => {
-        const b = before[i]!;
-        const video = v.receiver.video;
-        bytes += video.bytes + v.receiver.audio.bytes - b.bytes;
-        packets += video.packets - b.packets;
-        lost += video.lost - b.lost;
-        latencies.push(...video.latenciesMs.slice(b.lat));
-        // freezes that ended in the window, and one still going at its end
-        let count = video.freezes - b.freezes;
-        let frozen = video.frozenMs - b.frozenMs;
-        const since = t1 - (video.lastFrameAt ?? s0.t);
-        if (since > FREEZE_MS) {
-          count++;
-          frozen += Math.min(since, t1 - s0.t);
-        }
-        if (count > 0) freezes.viewers++;
-        freezes.count += count;
-        freezes.frozenMs += Math.min(frozen, t1 - s0.t);
-      });
+      const links1 = new Map(await Promise.all([...links0.keys()].map(async (v) => [v, await linkCounters(v)] as const)));
+      const all = figures(viewers, before, ttffOf, { t0: s0.t, t1 });
       const sumCpu = (xs: (ProcSample | null)[], ys: (ProcSample | null)[]) =>
         xs.reduce((acc, x, i) => acc + cpuShare(x, ys[i] ?? null, secs), 0);
       const bench = (s1.bench.user + s1.bench.system) / 1e6 / secs;
@@ -276,15 +354,41 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         botsCoreShare: bench / botCores,
         sampledBots: viewers.filter((v) => v.full).length,
         rssMb: rss(target),
-        kbpsPerViewer: (bytes * 8) / 1000 / secs / Math.max(1, viewers.length),
-        lossPct: packets + lost ? (100 * lost) / (packets + lost) : 0,
-        latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
-        ttffMs: { p50: percentile(ttff, 50), p95: percentile(ttff, 95) },
-        freezes: {
-          viewers: freezes.viewers,
-          count: freezes.count,
-          frozenPct: viewers.length ? (100 * freezes.frozenMs) / (viewers.length * (t1 - s0.t)) : 0,
-        },
+        kbpsPerViewer: all.kbpsPerViewer,
+        lossPct: all.lossPct,
+        latencyMs: all.latencyMs,
+        ttffMs: all.ttffMs,
+        freezes: all.freezes,
+        ...(opts.impaired
+          ? {
+              groups: [true, false]
+                .map((impaired): GroupResult => {
+                  const bots = viewers.filter((v) => (v.link !== null) === impaired);
+                  const g = figures(bots, before, ttffOf, { t0: s0.t, t1 });
+                  let entered = 0;
+                  let dropped = 0;
+                  for (const v of bots) {
+                    const c0 = links0.get(v);
+                    const c1 = links1.get(v);
+                    if (!c0 || !c1) continue;
+                    entered += c1.packets - c0.packets;
+                    dropped += c1.lost + c1.queueDropped - c0.lost - c0.queueDropped;
+                  }
+                  return {
+                    name: impaired ? `impaired (${opts.impaired!.impairment.spec})` : 'unimpaired',
+                    viewers: bots.length,
+                    sampledBots: bots.filter((v) => v.full).length,
+                    kbpsPerViewer: g.kbpsPerViewer,
+                    lossPct: g.lossPct,
+                    linkDropPct: impaired && entered ? (100 * dropped) / entered : null,
+                    latencyMs: { p50: g.latencyMs.p50, p95: g.latencyMs.p95 },
+                    ttffMs: { p50: g.ttffMs.p50 },
+                    freezes: g.freezes,
+                  };
+                })
+                .filter((g) => g.viewers > 0),
+            }
+          : {}),
         publisherNacks: publisher.counters.nacksReceived - pub0.nacksReceived,
         publisherPlis: publisher.counters.plisReceived - pub0.plisReceived,
       });
