@@ -10,6 +10,9 @@
  * `parseResult` for the result of the request it made), and both take their
  * TypeScript types from them. The WebRTC payloads mirror mediasoup's types, so
  * what the server hands the SFU is checked here and typed as mediasoup expects.
+ *
+ * It is one file, past the usual ~400 lines, on purpose: it is the single
+ * definition both ends import, and splitting it would scatter that definition.
  */
 import { decode, encode } from '@msgpack/msgpack';
 import { z } from 'zod';
