@@ -86,6 +86,10 @@ export class ChannelPlayer {
             .request({ t: 'rtc.restartIce', transportId: t.id })
             .then((r) => transport.restartIce({ iceParameters: r.iceParameters as types.IceParameters }));
       });
+      // No RTP probator: mediasoup-client would add a second video receiver (SSRC 1234) for the
+      // server's bandwidth probes; it never decodes a frame, so Chromium asks it for a keyframe
+      // several times a second for as long as the viewer watches (issue #13 item 7).
+      Object.assign(transport, { _probatorConsumerCreated: true });
       this.#transport = transport;
       if (caps.live) await this.#consume();
       else this.onState('offline');
