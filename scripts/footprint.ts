@@ -11,10 +11,10 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@whipcast/db/test-postgres';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -72,17 +72,6 @@ export function treeMemory(root: number): TreeMemory {
   }
   const sum = (f: (p: ProcessMemory) => number) => Math.round((processes.reduce((a, p) => a + f(p), 0) / 1024) * 10) / 10;
   return { rssMb: sum((p) => p.rssKb), pssMb: sum((p) => p.pssKb), processes };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export interface FootprintResult {

@@ -7,7 +7,7 @@
  * page uses — WHEP, the player's socket — goes through the relay). Other peers
  * of the same server keep their perfect link.
  */
-import type { LinkImpairment } from './link.ts';
+import { emptyCounters, type LinkImpairment } from './link.ts';
 import { UdpRelay, type RelayCounters, type RelayDirection } from './udp-relay.ts';
 
 export interface ImpairedPeerOptions {
@@ -62,17 +62,7 @@ export class ImpairedPeer {
   /** Counters per direction, summed over the relays. */
   async counters(): Promise<Record<RelayDirection, RelayCounters>> {
     const sum = (d: RelayDirection, all: UdpRelay[]): RelayCounters => {
-      const out: RelayCounters = {
-        packets: 0,
-        bytes: 0,
-        lost: 0,
-        queueDropped: 0,
-        passed: 0,
-        passedBytes: 0,
-        maxQueueBytes: 0,
-        sent: 0,
-        sentBytes: 0,
-      };
+      const out: RelayCounters = { ...emptyCounters(), sent: 0, sentBytes: 0 };
       for (const r of all) {
         const c = r.counters()[d];
         for (const k of Object.keys(out) as (keyof RelayCounters)[])
