@@ -7,6 +7,7 @@ import { streamKeysQueries } from './stream-keys.ts';
 import { roomsQueries } from './rooms.ts';
 import { chatQueries } from './chat.ts';
 import { clusterQueries } from './cluster.ts';
+import { clipsQueries, recordingsQueries } from './recordings.ts';
 
 export type { DatabaseOptions, Sql } from './connect.ts';
 export { DEFAULT_POOL_SIZE } from './connect.ts';
@@ -17,6 +18,7 @@ export type { StreamKeyRecord } from './stream-keys.ts';
 export type { Room, RoomBan } from './rooms.ts';
 export type { ChatMessage } from './chat.ts';
 export type { NodeRecord } from './cluster.ts';
+export type { Recording, Clip, MediaContainer } from './recordings.ts';
 export { isUniqueViolation } from './errors.ts';
 export { migrate, loadMigrations } from './migrate.ts';
 
@@ -30,6 +32,8 @@ export interface Database {
   readonly rooms: ReturnType<typeof roomsQueries>;
   readonly chat: ReturnType<typeof chatQueries>;
   readonly cluster: ReturnType<typeof clusterQueries>;
+  readonly recordings: ReturnType<typeof recordingsQueries>;
+  readonly clips: ReturnType<typeof clipsQueries>;
   /** Resolves when the database answers a trivial query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -47,6 +51,8 @@ export function createDatabase(connection: Connection): Database {
     rooms: roomsQueries(sql),
     chat: chatQueries(sql),
     cluster: clusterQueries(sql),
+    recordings: recordingsQueries(sql),
+    clips: clipsQueries(sql),
     async ping() {
       await sql`SELECT 1`;
     },
