@@ -13,25 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseResult } from './protocol.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
+import { TestSockets } from './test-sockets.ts';
 
 let server: TestServer;
-const clients: SocketClient[] = [];
-
-async function connect(srv = server): Promise<SocketClient> {
-  const c = await SocketClient.connect(srv.url);
-  clients.push(c);
-  await c.waitFor('hello');
-  return c;
-}
-
-/** A registered user with a channel (room) and a signed-in socket. */
-async function userWithSocket(srv = server) {
-  const u = await srv.register();
-  const me = (await (await srv.api('/api/live/streams/me', { headers: u.auth })).json()) as { id: string };
-  const socket = await connect(srv);
-  await socket.request({ t: 'auth', token: u.token });
-  return { ...u, room: me.id, socket };
-}
+const sockets = new TestSockets(() => server);
 
 const codeOf = async (p: Promise<unknown>): Promise<string> => {
   const e = await p.then(
@@ -48,7 +33,7 @@ async function stillServesEveryone(srv = server): Promise<void> {
   const health = await fetch(`${srv.url}/healthz`);
   expect(health.status).toBe(200);
   expect(Date.now() - t0).toBeLessThan(1000);
-  const fresh = await userWithSocket(srv);
+  const fresh = await sockets.userWithSocket(srv);
   await fresh.socket.request({ t: 'chat.join', room: fresh.room });
   const sent = await fresh.socket.request({ t: 'chat.send', room: fresh.room, text: 'still here' });
   expect(sent.message.text).toBe('still here');
@@ -59,7 +44,7 @@ beforeAll(async () => {
   server = await startTestServer({ env: { WS_MESSAGES_PER_SECOND: '200', WS_MAX_SOCKETS_PER_ADDRESS: '1000' } });
 });
 afterAll(async () => {
-  for (const c of clients) c.close();
+  sockets.close();
   await server?.close();
 });
 
@@ -71,7 +56,7 @@ describe('caps raced by pipelining', () => {
       const o = await server.register();
       rooms.push(((await (await server.api('/api/live/streams/me', { headers: o.auth })).json()) as { id: string }).id);
     }
-    const s = await connect();
+    const s = await sockets.connect();
     const results = await Promise.allSettled(rooms.map((room) => s.request({ t: 'chat.join', room })));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(20);
     const refused = results.filter((r) => r.status === 'rejected').map((r) => ((r as PromiseRejectedResult).reason as SocketError).code);
@@ -87,9 +72,9 @@ describe('caps raced by pipelining', () => {
 
 describe('bounded work per socket', () => {
   it('runs at most a few requests of one socket at once, queues a few more and refuses the rest', async () => {
-    const owner = await userWithSocket();
+    const owner = await sockets.userWithSocket();
     await owner.socket.request({ t: 'chat.join', room: owner.room });
-    const s = await connect();
+    const s = await sockets.connect();
     const results = await Promise.allSettled(
       Array.from({ length: 60 }, () => s.request({ t: 'chat.history', room: owner.room, limit: 50 })),
     );
@@ -102,14 +87,14 @@ describe('bounded work per socket', () => {
   });
 
   it('20 sockets × 100 chat.history cannot make another user wait', async () => {
-    const owner = await userWithSocket();
+    const owner = await sockets.userWithSocket();
     await owner.socket.request({ t: 'chat.join', room: owner.room });
     // a room with a full page of history, so each request does real work
     const srvChat = server.app.db.chat;
     for (let i = 0; i < 60; i++) await srvChat.insert(owner.room, owner.user.id, `message ${i}`);
-    const normal = await userWithSocket();
+    const normal = await sockets.userWithSocket();
     await normal.socket.request({ t: 'chat.join', room: owner.room });
-    const attackers = await Promise.all(Array.from({ length: 20 }, () => connect()));
+    const attackers = await Promise.all(Array.from({ length: 20 }, () => sockets.connect()));
     for (const a of attackers)
       for (let i = 0; i < 100; i++) a.sendRaw(encode({ t: 'chat.history', id: i + 1, room: owner.room, limit: 50 }));
     // while that is being worked off, the normal user asks (several times, each timed)
@@ -129,7 +114,7 @@ describe('bounded work per socket', () => {
 
 describe('text input', () => {
   it('refuses NUL and other control characters in chat (bad_frame), keeps line breaks', async () => {
-    const u = await userWithSocket();
+    const u = await sockets.userWithSocket();
     await u.socket.request({ t: 'chat.join', room: u.room });
     expect(await codeOf(u.socket.request({ t: 'chat.send', room: u.room, text: 'a\u0000b' }))).toBe('bad_frame');
     expect(await codeOf(u.socket.request({ t: 'chat.send', room: u.room, text: 'bell\u0007' }))).toBe('bad_frame');
@@ -167,7 +152,7 @@ describe('text input', () => {
 
 describe('moderation', () => {
   it('answers not_found for a user id that does not exist', async () => {
-    const owner = await userWithSocket();
+    const owner = await sockets.userWithSocket();
     const ghost = randomUUID();
     expect(await codeOf(owner.socket.request({ t: 'chat.ban', room: owner.room, userId: ghost }))).toBe('not_found');
     expect(await codeOf(owner.socket.request({ t: 'chat.timeout', room: owner.room, userId: ghost, seconds: 60 }))).toBe('not_found');
@@ -178,8 +163,8 @@ describe('moderation', () => {
 
 describe('frames over the size limit', () => {
   it('close the socket with 1009, as documented; others are unaffected', async () => {
-    const big = await connect();
-    const good = await connect();
+    const big = await sockets.connect();
+    const good = await sockets.connect();
     big.sendRaw(randomBytes(70_000)); // over WS_MAX_PAYLOAD_BYTES (64 KiB)
     const t0 = Date.now();
     while (big.closeCode === null && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
@@ -195,7 +180,7 @@ describe('sockets per address', () => {
     try {
       const results = await Promise.allSettled(Array.from({ length: 8 }, () => SocketClient.connect(srv.url)));
       const open = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<SocketClient>).value);
-      clients.push(...open);
+      sockets.track(...open);
       await new Promise((r) => setTimeout(r, 200));
       const stillOpen = open.filter((c) => c.closeCode === null);
       expect(stillOpen).toHaveLength(5);
@@ -204,7 +189,7 @@ describe('sockets per address', () => {
       expect(refused.length + open.filter((c) => c.closeCode === 4029).length).toBe(3);
       stillOpen[0]!.close();
       await new Promise((r) => setTimeout(r, 200));
-      const again = await connect(srv);
+      const again = await sockets.connect(srv);
       expect((await again.request({ t: 'ping' })).now).toBeGreaterThan(0);
       for (const c of stillOpen) c.close();
       await new Promise((r) => setTimeout(r, 200));
@@ -228,10 +213,10 @@ describe('media transports', () => {
   it('6 rtc.transport frames sent at once create 4, not 6; and sockets of one address share a cap', async () => {
     const u = await media.register();
     const { id: streamId } = (await (await media.api('/api/live/streams/me', { headers: u.auth })).json()) as { id: string };
-    const caps = await (await connect(media)).request({ t: 'rtc.capabilities', streamId });
+    const caps = await (await sockets.connect(media)).request({ t: 'rtc.capabilities', streamId });
     expect(parseResult('rtc.capabilities', caps).ok).toBe(true); // what the server sends is what the web app accepts
 
-    const s = await connect(media);
+    const s = await sockets.connect(media);
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => s.request({ t: 'rtc.transport', streamId })));
     const made = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<unknown>).value);
     expect(made).toHaveLength(4);
@@ -240,7 +225,7 @@ describe('media transports', () => {
       expect(((r as PromiseRejectedResult).reason as SocketError).code).toBe('rate_limited');
 
     // three more sockets from the same address, four frames each at once: only 2 more fit under the cap of 6
-    const others = await Promise.all(Array.from({ length: 3 }, () => connect(media)));
+    const others = await Promise.all(Array.from({ length: 3 }, () => sockets.connect(media)));
     const more = await Promise.allSettled(
       others.flatMap((o) => Array.from({ length: 4 }, () => o.request({ t: 'rtc.transport', streamId }))),
     );
@@ -249,7 +234,7 @@ describe('media transports', () => {
     // closing a socket gives its transports back
     s.close();
     await new Promise((r) => setTimeout(r, 300));
-    const after = await connect(media);
+    const after = await sockets.connect(media);
     const t = await after.request({ t: 'rtc.transport', streamId });
     await after.request({ t: 'rtc.close', transportId: t.id });
     await stillServesEveryone(media);

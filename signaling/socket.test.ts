@@ -4,29 +4,14 @@
  * a fuzzer, and the backpressure policy.
  */
 import { encode } from '@msgpack/msgpack';
-import { SocketClient, SocketError } from '@whipcast/testkit';
+import { SocketError } from '@whipcast/testkit';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './testing.ts';
+import { TestSockets } from './test-sockets.ts';
 
 let server: TestServer;
-const clients: SocketClient[] = [];
-
-async function connect(srv = server): Promise<SocketClient> {
-  const c = await SocketClient.connect(srv.url);
-  clients.push(c);
-  await c.waitFor('hello');
-  return c;
-}
-
-/** A registered user with a channel (room) and a signed-in socket. */
-async function userWithSocket(srv = server) {
-  const u = await srv.register();
-  const me = (await (await srv.api('/api/live/streams/me', { headers: u.auth })).json()) as { id: string };
-  const socket = await connect(srv);
-  await socket.request({ t: 'auth', token: u.token });
-  return { ...u, room: me.id, socket };
-}
+const sockets = new TestSockets(() => server);
 
 const rejection = async (p: Promise<unknown>): Promise<SocketError> => {
   const e = await p.then(
@@ -41,14 +26,14 @@ beforeAll(async () => {
   server = await startTestServer({ env: { CHAT_RATE_PER_10S: '5', WS_MESSAGES_PER_SECOND: '200' } });
 });
 afterAll(async () => {
-  for (const c of clients) c.close();
+  sockets.close();
   await server?.close();
 });
 
 describe('chat', () => {
   it('round-trips a message between two users, persisted with a server id and time, and sends history on join', async () => {
-    const owner = await userWithSocket();
-    const guest = await userWithSocket();
+    const owner = await sockets.userWithSocket();
+    const guest = await sockets.userWithSocket();
     const joined = await owner.socket.request({ t: 'chat.join', room: owner.room });
     expect(joined).toMatchObject({ room: owner.room, canSend: true, isOwner: true, history: [] });
     await guest.socket.request({ t: 'chat.join', room: owner.room });
@@ -58,7 +43,7 @@ describe('chat', () => {
     const pushed = await owner.socket.waitFor('chat.message', (f) => f.message.id === sent.message.id);
     expect(pushed.message).toEqual(sent.message);
 
-    const late = await connect();
+    const late = await sockets.connect();
     const state = await late.request({ t: 'chat.join', room: owner.room });
     expect(state.history.map((m) => m.id)).toEqual([sent.message.id]);
     expect(state.canSend).toBe(false); // anonymous
@@ -67,8 +52,8 @@ describe('chat', () => {
   });
 
   it('lets anonymous sockets read but not send, and upgrades them by an auth frame without reconnecting', async () => {
-    const owner = await userWithSocket();
-    const anon = await connect();
+    const owner = await sockets.userWithSocket();
+    const anon = await sockets.connect();
     await anon.request({ t: 'chat.join', room: owner.room });
     expect((await rejection(anon.request({ t: 'chat.send', room: owner.room, text: 'hi' }))).code).toBe('unauthorized');
     expect((await rejection(anon.request({ t: 'auth', token: 'wcs_bogus' }))).code).toBe('unauthorized');
@@ -86,7 +71,7 @@ describe('chat', () => {
   });
 
   it('refuses unknown rooms, sending before joining, and over-long messages', async () => {
-    const u = await userWithSocket();
+    const u = await sockets.userWithSocket();
     expect((await rejection(u.socket.request({ t: 'chat.join', room: '00000000-0000-4000-8000-000000000000' }))).code).toBe('not_found');
     expect((await rejection(u.socket.request({ t: 'chat.send', room: u.room, text: 'x' }))).code).toBe('not_joined');
     await u.socket.request({ t: 'chat.join', room: u.room });
@@ -96,9 +81,9 @@ describe('chat', () => {
 
 describe('moderation', () => {
   it('only the owner moderates; bans, timeouts and deletes are pushed and enforced at once', async () => {
-    const owner = await userWithSocket();
-    const viewer = await userWithSocket();
-    const other = await userWithSocket();
+    const owner = await sockets.userWithSocket();
+    const viewer = await sockets.userWithSocket();
+    const other = await sockets.userWithSocket();
     for (const s of [owner, viewer, other]) await s.socket.request({ t: 'chat.join', room: owner.room });
     const msg = await viewer.socket.request({ t: 'chat.send', room: owner.room, text: 'spam' });
 
@@ -128,8 +113,8 @@ describe('moderation', () => {
   });
 
   it('enforces slow mode (owner exempt) and the per-user rate limit', async () => {
-    const owner = await userWithSocket();
-    const viewer = await userWithSocket();
+    const owner = await sockets.userWithSocket();
+    const viewer = await sockets.userWithSocket();
     for (const s of [owner, viewer]) await s.socket.request({ t: 'chat.join', room: owner.room });
     await owner.socket.request({ t: 'chat.slowmode', room: owner.room, seconds: 30 });
     await viewer.socket.waitFor('chat.slowmode', (f) => f.seconds === 30);
@@ -140,7 +125,7 @@ describe('moderation', () => {
     await owner.socket.request({ t: 'chat.send', room: owner.room, text: 'owner is exempt' });
     await owner.socket.request({ t: 'chat.slowmode', room: owner.room, seconds: 0 });
 
-    const spammer = await userWithSocket();
+    const spammer = await sockets.userWithSocket();
     await spammer.socket.request({ t: 'chat.join', room: owner.room });
     const results = await Promise.allSettled(
       Array.from({ length: 8 }, (_, i) => spammer.socket.request({ t: 'chat.send', room: owner.room, text: `m${i}` })),
@@ -153,10 +138,10 @@ describe('moderation', () => {
 
 describe('presence', () => {
   it('counts 200 chatters across joins and leaves, pushed coalesced', async () => {
-    const owner = await userWithSocket();
-    const watcher = await connect();
+    const owner = await sockets.userWithSocket();
+    const watcher = await sockets.connect();
     await watcher.request({ t: 'chat.join', room: owner.room });
-    const crowd = await Promise.all(Array.from({ length: 200 }, () => connect()));
+    const crowd = await Promise.all(Array.from({ length: 200 }, () => sockets.connect()));
     await Promise.all(crowd.map((c) => c.request({ t: 'chat.join', room: owner.room })));
     await watcher.waitFor('presence', (f) => f.chatters === 201, 5000);
     await Promise.all(crowd.slice(0, 50).map((c) => c.request({ t: 'chat.leave', room: owner.room })));
@@ -172,7 +157,7 @@ describe('presence', () => {
 
 describe('bad input', () => {
   it('answers undecodable, unknown and ill-typed frames with error frames and keeps serving', async () => {
-    const s = await connect();
+    const s = await sockets.connect();
     s.sendRaw(Buffer.from([0xc1])); // never-used msgpack byte
     s.sendRaw(encode({ t: 'no.such.type', id: 7 }));
     s.sendRaw(encode({ t: 'chat.send', id: 8, room: 'not-a-uuid', text: 42 }));
@@ -185,8 +170,8 @@ describe('bad input', () => {
   });
 
   it('drops the connection of a socket that sends a frame over the size limit, others unaffected', async () => {
-    const big = await connect();
-    const good = await connect();
+    const big = await sockets.connect();
+    const good = await sockets.connect();
     big.sendRaw(randomBytes(70_000));
     await new Promise((r) => setTimeout(r, 300));
     // closed with 1009 (docs/protocol.md; socket-limits.test.ts checks the code without a fixed wait)
@@ -195,8 +180,8 @@ describe('bad input', () => {
   });
 
   it('survives a fuzzer throwing thousands of random and mutated frames', async () => {
-    const owner = await userWithSocket();
-    const good = await connect();
+    const owner = await sockets.userWithSocket();
+    const good = await sockets.connect();
     await good.request({ t: 'chat.join', room: owner.room });
     const seeds = [
       { t: 'chat.join', id: 1, room: owner.room },
@@ -206,7 +191,7 @@ describe('bad input', () => {
     ];
     let rng = 12345;
     const rand = () => (rng = (rng * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
-    const fuzzers = await Promise.all(Array.from({ length: 4 }, () => connect()));
+    const fuzzers = await Promise.all(Array.from({ length: 4 }, () => sockets.connect()));
     for (let i = 0; i < 3000; i++) {
       const f = fuzzers[i % fuzzers.length]!;
       if (f.closeCode !== null) continue;
@@ -231,7 +216,7 @@ describe('bad input', () => {
   });
 
   it('rate-limits a flooding socket with error frames, then closes it for abuse', async () => {
-    const flood = await connect();
+    const flood = await sockets.connect();
     for (let i = 0; i < 2000; i++) flood.sendRaw(encode({ t: 'ping', id: i }));
     await new Promise((r) => setTimeout(r, 500));
     expect(flood.errors.some((e) => e.code === 'rate_limited')).toBe(true);
@@ -250,11 +235,11 @@ describe('backpressure', () => {
       },
     });
     try {
-      const owner = await userWithSocket(srv);
+      const owner = await sockets.userWithSocket(srv);
       await owner.socket.request({ t: 'chat.join', room: owner.room });
-      const slow = await connect(srv);
+      const slow = await sockets.connect(srv);
       await slow.request({ t: 'chat.join', room: owner.room });
-      const fast = await connect(srv);
+      const fast = await sockets.connect(srv);
       await fast.request({ t: 'chat.join', room: owner.room });
       const raw = (slow.ws as unknown as { _socket: import('node:net').Socket })._socket;
       raw.pause();
