@@ -94,4 +94,41 @@ describe('ProgramTrack', () => {
     track.close();
     expect(track.producer.closed).toBe(true);
   });
+
+  it('offers viewers NACK, PLI/FIR and RTX on video, and Opus in-band FEC whatever the publisher signalled', async () => {
+    const [tap, programTransport] = await Promise.all([router.createDirectTransport(), router.createDirectTransport()]);
+    const audio = await publisher(3333, 1, 1); // its Opus codec carries no fmtp at all
+    const audioTrack = await ProgramTrack.create({ kind: 'audio', source: audio.producer, router, tapTransport: tap, programTransport });
+    const opus = audioTrack.producer.rtpParameters.codecs[0]!;
+    expect(opus.parameters?.useinbandfec).toBe(1);
+    expect(opus.rtcpFeedback).toContainEqual({ type: 'nack', parameter: '' });
+
+    const videoSource = await (
+      await router.createDirectTransport()
+    ).produce({
+      kind: 'video',
+      rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000 }], encodings: [{ ssrc: 4444 }] },
+    });
+    const videoTrack = await ProgramTrack.create({ kind: 'video', source: videoSource, router, tapTransport: tap, programTransport });
+    const feedback = videoTrack.producer.rtpParameters.codecs[0]!.rtcpFeedback;
+    expect(feedback).toEqual(
+      expect.arrayContaining([
+        { type: 'nack', parameter: '' },
+        { type: 'nack', parameter: 'pli' },
+        { type: 'ccm', parameter: 'fir' },
+      ]),
+    );
+
+    // What a browser viewer is offered: a consumer of the program producer on a WebRTC transport.
+    const webrtc = await router.createWebRtcTransport({ listenInfos: [{ protocol: 'udp', ip: '127.0.0.1' }] });
+    const caps = router.rtpCapabilities;
+    const opusConsumer = await webrtc.consume({ producerId: audioTrack.producer.id, rtpCapabilities: caps, paused: true });
+    expect(opusConsumer.rtpParameters.codecs[0]!.parameters?.useinbandfec).toBe(1);
+    // (Audio consumers carry no NACK: mediasoup's Opus capability has none, and browsers do not offer it for Opus.)
+    const videoConsumer = await webrtc.consume({ producerId: videoTrack.producer.id, rtpCapabilities: caps, paused: true });
+    expect(videoConsumer.rtpParameters.codecs.some((c) => c.mimeType.toLowerCase() === 'video/rtx')).toBe(true);
+    webrtc.close();
+    audioTrack.close();
+    videoTrack.close();
+  });
 });

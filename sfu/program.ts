@@ -151,7 +151,9 @@ function consumableCodec(source: types.Producer, router: types.Router): types.Rt
     payloadType: cap?.preferredPayloadType ?? src.payloadType,
     clockRate: src.clockRate,
     ...(src.channels ? { channels: src.channels } : {}),
-    parameters: src.parameters ?? {},
+    // Opus in-band FEC is signalled to every viewer even when a publisher's SDP left it out, so receivers use
+    // the FEC a publisher's encoder puts in its packets (OBS does).
+    parameters: src.mimeType.toLowerCase() === 'audio/opus' ? { ...src.parameters, useinbandfec: 1 } : (src.parameters ?? {}),
     rtcpFeedback: [
       { type: 'nack', parameter: '' },
       ...(source.kind === 'video'
