@@ -10,6 +10,12 @@ describe('configuration', () => {
     expect(c.dataDir).toBe('./data');
     expect(c.dvrWindowSeconds).toBe(1800);
     expect(c.iceServers).toEqual([]);
+    expect(c).toMatchObject({ recordingsDir: undefined, recordingsRetentionDays: 7, recordingsQuotaMb: undefined });
+    expect(loadConfig({ RECORDINGS_QUOTA_MB: '500', RECORDINGS_RETENTION_DAYS: '0' })).toMatchObject({
+      recordingsQuotaMb: 500,
+      recordingsRetentionDays: 0,
+    });
+    expect(() => loadConfig({ RECORDINGS_QUOTA_MB: '0' })).toThrow(/RECORDINGS_QUOTA_MB/);
   });
 
   it('parses and validates values, naming the bad variable', () => {

@@ -252,6 +252,28 @@ export const SETTINGS = {
     str,
     'Where DVR media beyond `DVR_MEMORY_MB` goes (files are unlinked at once: nothing is left after a crash). `tmp` = the OS temp directory; `off` = no spilling, the window shrinks to fit memory.',
   ),
+  // Recordings
+  recordingsDir: setting(
+    'Recordings',
+    'RECORDINGS_DIR',
+    undefined,
+    optional(str),
+    'Where past broadcasts and clips are kept (see docs/recordings.md for the layout). Default: `$DATA_DIR/recordings`.',
+  ),
+  recordingsRetentionDays: setting(
+    'Recordings',
+    'RECORDINGS_RETENTION_DAYS',
+    '7',
+    int(0, 36_500),
+    'Finished recordings and clips older than this many days are deleted (0 keeps them until the quota needs the room).',
+  ),
+  recordingsQuotaMb: setting(
+    'Recordings',
+    'RECORDINGS_QUOTA_MB',
+    undefined,
+    optional(int(1, 1_000_000_000)),
+    'Most disk space recordings and clips may take together; beyond it the oldest finished ones are deleted first. Unset: no quota.',
+  ),
   // Cluster
   nodeUrl: setting(
     'Cluster',

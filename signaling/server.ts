@@ -22,6 +22,7 @@ import { originOf } from './http/security-headers.ts';
 import type { Route } from './http/types.ts';
 import type { MediaDeps, MediaLayer } from './media.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { RecordingSweeper } from './recording-sweeper.ts';
 import { startServer, type RunningServer } from './uws.ts';
 import { createChat } from './socket/chat.ts';
 import { createHub, type SocketState } from './socket/hub.ts';
@@ -32,6 +33,8 @@ import { VERSION } from './version.ts';
 const MAX_BODY_BYTES = 256 * 1024;
 /** How often expired sessions are deleted (lookups ignore them anyway). */
 const SESSION_PURGE_INTERVAL_MS = 3600_000;
+/** How often finished recordings are checked against retention and quota. */
+const RECORDINGS_SWEEP_INTERVAL_MS = 5 * 60_000;
 
 export interface Whipcast {
   readonly port: number;
@@ -69,7 +72,14 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     options.database ??
     (await openDatabase({ url: config.databaseUrl, embeddedPath, secret, maxConnections: config.databasePoolSize, logger }));
   const housekeeping = startHousekeeping(db, { intervalMs: SESSION_PURGE_INTERVAL_MS, logger });
-  const cleanup: (() => Promise<void>)[] = [() => housekeeping.close(), () => db.close()];
+  const recordingsSweeper = new RecordingSweeper(db, {
+    dir: config.recordingsDir ?? join(config.dataDir, 'recordings'),
+    retentionDays: config.recordingsRetentionDays,
+    quotaBytes: config.recordingsQuotaMb === undefined ? undefined : config.recordingsQuotaMb * 1024 * 1024,
+    intervalMs: RECORDINGS_SWEEP_INTERVAL_MS,
+    logger: logger.child({ component: 'recordings' }),
+  });
+  const cleanup: (() => Promise<void>)[] = [() => recordingsSweeper.close(), () => housekeeping.close(), () => db.close()];
   try {
     if (!config.nodeUrl) {
       // No publisher can be connected to a process that is just starting (in a cluster, expiry finds them).

@@ -1,0 +1,114 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Database } from '@whipcast/db';
+import { openTestDatabase } from '@whipcast/db/testing';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RecordingSweeper } from './recording-sweeper.ts';
+
+const MB = 1024 * 1024;
+
+describe('RecordingSweeper', () => {
+  let db: Database;
+  let dir: string;
+  beforeAll(async () => {
+    db = await openTestDatabase('embedded');
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+  beforeEach(async () => {
+    // every test starts from an empty recordings tree and no rows (the quota counts all of them)
+    await db.sql`DELETE FROM recordings`;
+    await db.sql`DELETE FROM clips`;
+    if (dir) await rm(dir, { recursive: true, force: true });
+    dir = await mkdtemp(join(tmpdir(), 'whipcast-sweep-'));
+  });
+
+  async function channel() {
+    const user = await db.users.create(`s${randomBytes(4).toString('hex')}`, 'scrypt$test');
+    const streamId = randomUUID();
+    await db.streams.createChannel({ streamId, ownerId: user.id, keyHash: randomBytes(32), keySalt: randomBytes(32) });
+    await mkdir(join(dir, streamId), { recursive: true });
+    return { user, streamId };
+  }
+
+  /** A recording of `mb` MB on disk (live file, download file, poster) that started `daysAgo` days ago. */
+  async function recording(streamId: string, daysAgo: number, mb: number, finished = true) {
+    const id = randomUUID();
+    await db.recordings.create({ id, streamId, container: 'mp4' });
+    await db.sql`UPDATE recordings SET started_at = now() - ${`${daysAgo} days`}::interval WHERE id = ${id}`;
+    const files = [`${id}.mp4`, `${id}.dl.mp4`, `${id}.jpg`].map((f) => join(dir, streamId, f));
+    for (const f of files) await writeFile(f, Buffer.alloc(16));
+    if (finished) await db.recordings.finish(id, { durationMs: 1000, bytes: mb * MB, downloadReady: true, hasPoster: true });
+    else await db.recordings.progress(id, { durationMs: 1000, bytes: mb * MB });
+    return { id, files };
+  }
+
+  async function clip(streamId: string, creatorId: string, daysAgo: number, mb: number) {
+    const id = randomUUID();
+    await db.clips.create({ id, streamId, creatorId, container: 'mp4', durationMs: 10_000, bytes: mb * MB, hasPoster: true });
+    await db.sql`UPDATE clips SET created_at = now() - ${`${daysAgo} days`}::interval WHERE id = ${id}`;
+    await mkdir(join(dir, 'clips'), { recursive: true });
+    const files = [`${id}.mp4`, `${id}.jpg`].map((f) => join(dir, 'clips', f));
+    for (const f of files) await writeFile(f, Buffer.alloc(16));
+    return { id, files };
+  }
+
+  async function sweepOnce(options: { retentionDays: number; quotaBytes?: number }) {
+    const sweeper = new RecordingSweeper(db, { dir, intervalMs: 3600_000, ...options });
+    await sweeper.sweep();
+    await sweeper.close();
+    await sweeper.close();
+  }
+
+  const gone = async (r: { id: string; files: string[] }) =>
+    (await db.recordings.get(r.id)) === null && (await db.clips.get(r.id)) === null && r.files.every((f) => !existsSync(f));
+
+  it('deletes finished recordings and clips past retention, rows and files, and nothing younger', async () => {
+    const { user, streamId } = await channel();
+    const old = await recording(streamId, 9, 1);
+    const oldClip = await clip(streamId, user.id, 8, 1);
+    const young = await recording(streamId, 2, 1);
+    const writing = await recording(streamId, 30, 1, false);
+    await sweepOnce({ retentionDays: 7 });
+    expect(await gone(old)).toBe(true);
+    expect(await gone(oldClip)).toBe(true);
+    expect(await gone(young)).toBe(false);
+    // a recording still being written is never deleted, however old
+    expect(await gone(writing)).toBe(false);
+    expect(writing.files.every((f) => existsSync(f))).toBe(true);
+  });
+
+  it('keeps everything with retention 0 and no quota', async () => {
+    const { user, streamId } = await channel();
+    const r = await recording(streamId, 400, 50);
+    const c = await clip(streamId, user.id, 400, 50);
+    await sweepOnce({ retentionDays: 0 });
+    expect(await gone(r)).toBe(false);
+    expect(await gone(c)).toBe(false);
+  });
+
+  it('beyond the quota deletes the oldest first (a recording before a clip of the same age) until it fits', async () => {
+    const { user, streamId } = await channel();
+    const r5 = await recording(streamId, 5, 10);
+    const c4 = await clip(streamId, user.id, 4, 10);
+    const r3 = await recording(streamId, 3, 10);
+    const r1 = await recording(streamId, 1, 10);
+    const live = await recording(streamId, 6, 10, false);
+    // 50 MB in all, quota 25 MB: r5, c4, r3 go (oldest first); the live one stays though it is oldest
+    await sweepOnce({ retentionDays: 0, quotaBytes: 25 * MB });
+    expect([await gone(r5), await gone(c4), await gone(r3), await gone(r1), await gone(live)]).toEqual([true, true, true, false, false]);
+    expect(await db.recordings.totalBytes()).toBe(20 * MB);
+  });
+
+  it('under the quota deletes nothing', async () => {
+    const { streamId } = await channel();
+    const a = await recording(streamId, 5, 10);
+    const b = await recording(streamId, 3, 10);
+    await sweepOnce({ retentionDays: 0, quotaBytes: 20 * MB });
+    expect([await gone(a), await gone(b)]).toEqual([false, false]);
+  });
+});
