@@ -51,6 +51,21 @@ describe('chat', () => {
     expect(page.messages).toHaveLength(1);
   });
 
+  it('acts on pipelined requests as the user an earlier auth frame signs in (auth is not raced)', async () => {
+    const owner = await sockets.userWithSocket();
+    // a page that signs in and joins the chat at once: the join must answer as the signed-in user, every time
+    for (let i = 0; i < 8; i++) {
+      const u = await server.register();
+      const sock = await sockets.connect();
+      const [authed, joined] = await Promise.all([
+        sock.request({ t: 'auth', token: u.token }),
+        sock.request({ t: 'chat.join', room: owner.room }),
+      ]);
+      expect(authed.user?.username).toBe(u.user.username);
+      expect(joined.canSend).toBe(true);
+    }
+  });
+
   it('lets anonymous sockets read but not send, and upgrades them by an auth frame without reconnecting', async () => {
     const owner = await sockets.userWithSocket();
     const anon = await sockets.connect();

@@ -4,7 +4,9 @@
  * bad-frame accounting, bounded in-flight requests (a socket cannot keep more
  * than `maxInFlight` requests busy at once: extra ones wait in a short queue,
  * beyond it they are refused), and answering each request with `ok` or
- * `error`. What a request does is up to the handlers it is given.
+ * `error`. An `auth` runs alone (it waits for earlier requests, later ones wait
+ * for it), so pipelined requests act as the user it signs in. What a request
+ * does is up to the handlers it is given.
  */
 import type { Logger } from 'pino';
 import { describeFailure } from '../errors.ts';
@@ -101,9 +103,22 @@ export function createSocketEndpoint(opts: SocketEndpointOptions): SocketEndpoin
     return handler(s, frame);
   }
 
+  // `auth` changes who every later request acts as, so it runs alone: it waits for the requests before it and
+  // the requests after it wait for it (a pipelined `auth` then `chat.join` must join signed in).
+  function canStart(l: SocketState['limits'], frame: ClientFrame): boolean {
+    if (l.authInFlight) return false;
+    return frame.t === 'auth' ? l.inFlight === 0 : l.inFlight < limits.maxInFlight;
+  }
+
+  function startQueued(s: Socket): void {
+    const l = s.data.limits;
+    while (!s.closed && l.queue.length > 0 && canStart(l, l.queue[0]!)) start(s, l.queue.shift()!);
+  }
+
   function start(s: Socket, frame: ClientFrame): void {
     const l = s.data.limits;
     l.inFlight++;
+    if (frame.t === 'auth') l.authInFlight = true;
     run(s, frame.t, frame)
       .then(
         (r) => {
@@ -125,8 +140,8 @@ export function createSocketEndpoint(opts: SocketEndpointOptions): SocketEndpoin
       )
       .finally(() => {
         l.inFlight--;
-        const next = l.queue.shift();
-        if (next && !s.closed) start(s, next);
+        if (frame.t === 'auth') l.authInFlight = false;
+        startQueued(s);
       });
   }
 
@@ -161,7 +176,7 @@ export function createSocketEndpoint(opts: SocketEndpointOptions): SocketEndpoin
       const parsed = parseClientFrame(data);
       if (!parsed.ok) return refuse(s, parsed.id, 'bad_frame', parsed.message);
       const l = s.data.limits;
-      if (l.inFlight < limits.maxInFlight) start(s, parsed.frame);
+      if (l.queue.length === 0 && canStart(l, parsed.frame)) start(s, parsed.frame);
       else if (l.queue.length < MAX_QUEUED_REQUESTS) l.queue.push(parsed.frame);
       else refuse(s, parsed.frame.id, 'rate_limited', 'Too many requests in flight on this socket; wait for answers', 250);
     },

@@ -25,6 +25,8 @@ export interface LimitState {
   badFrames: number;
   /** Requests being handled now. */
   inFlight: number;
+  /** An `auth` is being handled: nothing else starts until it is done. */
+  authInFlight: boolean;
   /** Requests waiting for a free in-flight slot. */
   queue: ClientFrame[];
 }
@@ -54,7 +56,15 @@ export function initialState(id: number, address: string, messagesPerSecond: num
     id,
     address,
     user: null,
-    limits: { counted: false, tokens: messagesPerSecond * 2, lastRefill: Date.now(), badFrames: 0, inFlight: 0, queue: [] },
+    limits: {
+      counted: false,
+      tokens: messagesPerSecond * 2,
+      lastRefill: Date.now(),
+      badFrames: 0,
+      inFlight: 0,
+      authInFlight: false,
+      queue: [],
+    },
     chat: { rooms: new Set(), joining: new Set(), resync: new Set(), overSince: null },
     rtc: { viewers: new Map(), pending: 0 },
   };
