@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isUniqueViolation, startHousekeeping, type Database } from './index.ts';
-import { openTestDatabase, TEST_DATABASE_KINDS } from './testing.ts';
+import { createTestChannel, openTestDatabase, TEST_DATABASE_KINDS } from './testing.ts';
 
 const hash = () => randomBytes(32);
 
@@ -14,13 +14,7 @@ describe.each(TEST_DATABASE_KINDS)('data layer on %s', (kind) => {
     await db?.close();
   });
 
-  async function newChannel(name = `u${randomBytes(4).toString('hex')}`) {
-    const user = await db.users.create(name, 'scrypt$test');
-    const streamId = randomUUID();
-    const keyHash = hash();
-    await db.streams.createChannel({ streamId, ownerId: user.id, keyHash, keySalt: hash() });
-    return { user, streamId, keyHash };
-  }
+  const newChannel = (name?: string) => createTestChannel(db, name);
 
   it('reports which kind of database it is', () => {
     expect(db.kind).toBe(kind);

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from './index.ts';
-import { openTestDatabase, TEST_DATABASE_KINDS } from './testing.ts';
+import { createTestChannel, openTestDatabase, TEST_DATABASE_KINDS } from './testing.ts';
 
 describe.each(TEST_DATABASE_KINDS)('recordings and clips on %s', (kind) => {
   let db: Database;
@@ -12,12 +12,7 @@ describe.each(TEST_DATABASE_KINDS)('recordings and clips on %s', (kind) => {
     await db?.close();
   });
 
-  async function newChannel() {
-    const user = await db.users.create(`r${randomBytes(4).toString('hex')}`, 'scrypt$test');
-    const streamId = randomUUID();
-    await db.streams.createChannel({ streamId, ownerId: user.id, keyHash: randomBytes(32), keySalt: randomBytes(32) });
-    return { user, streamId };
-  }
+  const newChannel = () => createTestChannel(db);
 
   it('saves past broadcasts by default; the owner can switch it off', async () => {
     const { streamId } = await newChannel();

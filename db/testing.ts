@@ -3,7 +3,7 @@
  * (copied from a migrated template, so it is ready in milliseconds), or a new database in the test
  * run's Postgres server reached by URL like `DATABASE_URL` (see vitest-global-setup.ts).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { inject } from 'vitest';
 import { connect, embeddedClient } from './connect.ts';
@@ -15,6 +15,15 @@ export const TEST_DATABASE_KINDS: TestDatabaseKind[] = ['embedded', 'postgres'];
 
 export async function openTestDatabase(kind: TestDatabaseKind): Promise<Database> {
   return kind === 'embedded' ? openEmbedded() : openPostgres();
+}
+
+/** A new user (named `name`, random by default) with a channel and random stream-key material. */
+export async function createTestChannel(db: Database, name = `u${randomBytes(4).toString('hex')}`) {
+  const user = await db.users.create(name, 'scrypt$test');
+  const streamId = randomUUID();
+  const keyHash = randomBytes(32);
+  await db.streams.createChannel({ streamId, ownerId: user.id, keyHash, keySalt: randomBytes(32) });
+  return { user, streamId, keyHash };
 }
 
 /** Admin URL of the test run's Postgres server. */
