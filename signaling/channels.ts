@@ -8,26 +8,26 @@ export interface ChannelsOptions {
   db: Database;
   secret: string;
   /** Live viewer count of a channel (from the media layer / presence). */
-  viewerCount(streamId: string): number;
+  viewerCount(channelId: string): number;
   /** Called after a key rotation: a publisher using the old key must be ended. */
-  onKeyRotated(streamId: string): void;
+  onKeyRotated(channelId: string): void;
 }
 
 export interface Channels {
   /** The user's channel, created (with its room and key, atomically) on first use. */
   mine(user: User): Promise<Stream>;
-  update(user: User, streamId: string, fields: { title: string; description: string }): Promise<Stream>;
+  update(user: User, channelId: string, fields: { title: string; description: string }): Promise<Stream>;
   key(user: User, whipUrl: string): Promise<ApiStreamKey>;
   rotateKey(user: User, whipUrl: string): Promise<ApiStreamKey>;
   /** The channel a stream key publishes to, or null for a wrong/rotated key. */
   authenticateStreamKey(key: string): Promise<{ streamId: string } | null>;
-  get(streamId: string): Promise<Stream | null>;
+  get(channelId: string): Promise<Stream | null>;
   listLive(): Promise<Stream[]>;
   toApi(stream: Stream): ApiStream;
   /** Bans and timeouts in force in the user's own channel's chat. */
   bans(user: User): Promise<ApiChatBan[]>;
   /** The user's own ban or timeout in a channel's chat, if any (null for an unknown channel too). */
-  restriction(user: User, streamId: string): Promise<ApiChatBan | null>;
+  restriction(user: User, channelId: string): Promise<ApiChatBan | null>;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -35,19 +35,19 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function createChannels(opts: ChannelsOptions): Channels {
   const { db, secret } = opts;
 
-  function newKey(streamId: string) {
+  function newKey(channelId: string) {
     const salt = randomBytes(16);
-    const key = deriveStreamKey(secret, streamId, salt);
+    const key = deriveStreamKey(secret, channelId, salt);
     return { key, record: { keyHash: hashToken(key), salt } };
   }
 
   async function mine(user: User): Promise<Stream> {
     const existing = await db.streams.findByOwner(user.id);
     if (existing) return existing;
-    const streamId = randomUUID();
-    const { record } = newKey(streamId);
+    const channelId = randomUUID();
+    const { record } = newKey(channelId);
     try {
-      await db.streams.createChannel({ streamId, ownerId: user.id, keyHash: record.keyHash, keySalt: record.salt });
+      await db.streams.createChannel({ streamId: channelId, ownerId: user.id, keyHash: record.keyHash, keySalt: record.salt });
     } catch (err) {
       // Two first requests raced: the other one created the channel.
       if (!isUniqueViolation(err)) throw err;
@@ -57,8 +57,8 @@ export function createChannels(opts: ChannelsOptions): Channels {
     return created;
   }
 
-  async function ownedStream(user: User, streamId: string): Promise<Stream> {
-    const stream = UUID.test(streamId) ? await db.streams.get(streamId) : null;
+  async function ownedStream(user: User, channelId: string): Promise<Stream> {
+    const stream = UUID.test(channelId) ? await db.streams.get(channelId) : null;
     if (!stream) throw new DomainError('not_found', 'No such stream');
     if (stream.ownerId !== user.id) throw new DomainError('forbidden', 'Only the channel owner can change it');
     return stream;
@@ -67,10 +67,10 @@ export function createChannels(opts: ChannelsOptions): Channels {
   return {
     mine,
 
-    async update(user, streamId, fields) {
-      await ownedStream(user, streamId);
-      await db.streams.update(streamId, fields);
-      return (await db.streams.get(streamId))!;
+    async update(user, channelId, fields) {
+      await ownedStream(user, channelId);
+      await db.streams.update(channelId, fields);
+      return (await db.streams.get(channelId))!;
     },
 
     async key(user, whipUrl) {
@@ -97,11 +97,11 @@ export function createChannels(opts: ChannelsOptions): Channels {
 
     async authenticateStreamKey(key) {
       if (!key.startsWith(STREAM_KEY_PREFIX)) return null;
-      const streamId = await db.streamKeys.findStreamId(hashToken(key));
-      return streamId ? { streamId } : null;
+      const channelId = await db.streamKeys.findStreamId(hashToken(key));
+      return channelId ? { streamId: channelId } : null;
     },
 
-    get: (streamId) => (UUID.test(streamId) ? db.streams.get(streamId) : Promise.resolve(null)),
+    get: (channelId) => (UUID.test(channelId) ? db.streams.get(channelId) : Promise.resolve(null)),
     listLive: () => db.streams.listLive(),
 
     async bans(user) {
@@ -115,9 +115,9 @@ export function createChannels(opts: ChannelsOptions): Channels {
       }));
     },
 
-    async restriction(user, streamId) {
-      if (!UUID.test(streamId)) return null;
-      const b = await db.rooms.activeBan(streamId, user.id);
+    async restriction(user, channelId) {
+      if (!UUID.test(channelId)) return null;
+      const b = await db.rooms.activeBan(channelId, user.id);
       if (!b) return null;
       return { userId: user.id, username: user.username, kind: b.expiresAt ? 'timeout' : 'ban', until: b.expiresAt?.toISOString() ?? null };
     },

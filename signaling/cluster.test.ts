@@ -94,11 +94,11 @@ afterAll(async () => {
   await scratch?.drop();
 });
 
-async function socketViewer(node: Node, streamId: string) {
+async function socketViewer(node: Node, channelId: string) {
   const socket = await SocketClient.connect(node.url);
   closers.push(() => socket.close());
-  await socket.request({ t: 'chat.join', room: streamId });
-  const viewer = new SocketViewer(socket, streamId);
+  await socket.request({ t: 'chat.join', room: channelId });
+  const viewer = new SocketViewer(socket, channelId);
   closers.push(() => viewer.close());
   await viewer.start();
   return { socket, viewer };

@@ -20,12 +20,12 @@ export interface SocketMedia {
 
 export interface MediaEvents {
   /** The channel's status is now `live` in the database. */
-  live: [streamId: string];
+  live: [channelId: string];
   /** The channel's status is now `offline` in the database. */
-  offline: [streamId: string, reason: string];
-  viewers: [streamId: string, count: number];
+  offline: [channelId: string, reason: string];
+  viewers: [channelId: string, count: number];
   /** Socket viewers must consume again (the channel's codecs changed). */
-  reconsume: [streamId: string];
+  reconsume: [channelId: string];
 }
 
 /** What a media layer is built from (`StartOptions.media`). */
@@ -47,7 +47,7 @@ export interface MediaLayer {
   /** True when media workers run and can take sessions. */
   ready(): boolean;
   /** Ends a channel's publisher session (key rotated, account removed…). */
-  endPublisher(streamId: string, reason: string): void;
+  endPublisher(channelId: string, reason: string): void;
   /** HTTP routes the media layer serves (WHIP, WHEP). */
   routes(): Route[];
   /** mediasoup-client viewers over the socket. */

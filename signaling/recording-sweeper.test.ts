@@ -29,27 +29,27 @@ describe('RecordingSweeper', () => {
 
   async function channel() {
     const user = await db.users.create(`s${randomBytes(4).toString('hex')}`, 'scrypt$test');
-    const streamId = randomUUID();
-    await db.streams.createChannel({ streamId, ownerId: user.id, keyHash: randomBytes(32), keySalt: randomBytes(32) });
-    await mkdir(join(dir, streamId), { recursive: true });
-    return { user, streamId };
+    const channelId = randomUUID();
+    await db.streams.createChannel({ streamId: channelId, ownerId: user.id, keyHash: randomBytes(32), keySalt: randomBytes(32) });
+    await mkdir(join(dir, channelId), { recursive: true });
+    return { user, channelId };
   }
 
   /** A recording of `mb` MB on disk (live file, download file, poster) that started `daysAgo` days ago. */
-  async function recording(streamId: string, daysAgo: number, mb: number, finished = true) {
+  async function recording(channelId: string, daysAgo: number, mb: number, finished = true) {
     const id = randomUUID();
-    await db.recordings.create({ id, streamId, container: 'mp4' });
+    await db.recordings.create({ id, streamId: channelId, container: 'mp4' });
     await db.sql`UPDATE recordings SET started_at = now() - ${`${daysAgo} days`}::interval WHERE id = ${id}`;
-    const files = [`${id}.mp4`, `${id}.dl.mp4`, `${id}.jpg`].map((f) => join(dir, streamId, f));
+    const files = [`${id}.mp4`, `${id}.dl.mp4`, `${id}.jpg`].map((f) => join(dir, channelId, f));
     for (const f of files) await writeFile(f, Buffer.alloc(16));
     if (finished) await db.recordings.finish(id, { durationMs: 1000, bytes: mb * MB, downloadReady: true, hasPoster: true });
     else await db.recordings.progress(id, { durationMs: 1000, bytes: mb * MB });
     return { id, files };
   }
 
-  async function clip(streamId: string, creatorId: string, daysAgo: number, mb: number) {
+  async function clip(channelId: string, creatorId: string, daysAgo: number, mb: number) {
     const id = randomUUID();
-    await db.clips.create({ id, streamId, creatorId, container: 'mp4', durationMs: 10_000, bytes: mb * MB, hasPoster: true });
+    await db.clips.create({ id, streamId: channelId, creatorId, container: 'mp4', durationMs: 10_000, bytes: mb * MB, hasPoster: true });
     await db.sql`UPDATE clips SET created_at = now() - ${`${daysAgo} days`}::interval WHERE id = ${id}`;
     await mkdir(join(dir, 'clips'), { recursive: true });
     const files = [`${id}.mp4`, `${id}.jpg`].map((f) => join(dir, 'clips', f));
@@ -68,11 +68,11 @@ describe('RecordingSweeper', () => {
     (await db.recordings.get(r.id)) === null && (await db.clips.get(r.id)) === null && r.files.every((f) => !existsSync(f));
 
   it('deletes finished recordings and clips past retention, rows and files, and nothing younger', async () => {
-    const { user, streamId } = await channel();
-    const old = await recording(streamId, 9, 1);
-    const oldClip = await clip(streamId, user.id, 8, 1);
-    const young = await recording(streamId, 2, 1);
-    const writing = await recording(streamId, 30, 1, false);
+    const { user, channelId } = await channel();
+    const old = await recording(channelId, 9, 1);
+    const oldClip = await clip(channelId, user.id, 8, 1);
+    const young = await recording(channelId, 2, 1);
+    const writing = await recording(channelId, 30, 1, false);
     await sweepOnce({ retentionDays: 7 });
     expect(await gone(old)).toBe(true);
     expect(await gone(oldClip)).toBe(true);
@@ -83,21 +83,21 @@ describe('RecordingSweeper', () => {
   });
 
   it('keeps everything with retention 0 and no quota', async () => {
-    const { user, streamId } = await channel();
-    const r = await recording(streamId, 400, 50);
-    const c = await clip(streamId, user.id, 400, 50);
+    const { user, channelId } = await channel();
+    const r = await recording(channelId, 400, 50);
+    const c = await clip(channelId, user.id, 400, 50);
     await sweepOnce({ retentionDays: 0 });
     expect(await gone(r)).toBe(false);
     expect(await gone(c)).toBe(false);
   });
 
   it('beyond the quota deletes the oldest first (a recording before a clip of the same age) until it fits', async () => {
-    const { user, streamId } = await channel();
-    const r5 = await recording(streamId, 5, 10);
-    const c4 = await clip(streamId, user.id, 4, 10);
-    const r3 = await recording(streamId, 3, 10);
-    const r1 = await recording(streamId, 1, 10);
-    const live = await recording(streamId, 6, 10, false);
+    const { user, channelId } = await channel();
+    const r5 = await recording(channelId, 5, 10);
+    const c4 = await clip(channelId, user.id, 4, 10);
+    const r3 = await recording(channelId, 3, 10);
+    const r1 = await recording(channelId, 1, 10);
+    const live = await recording(channelId, 6, 10, false);
     // 50 MB in all, quota 25 MB: r5, c4, r3 go (oldest first); the live one stays though it is oldest
     await sweepOnce({ retentionDays: 0, quotaBytes: 25 * MB });
     expect([await gone(r5), await gone(c4), await gone(r3), await gone(r1), await gone(live)]).toEqual([true, true, true, false, false]);
@@ -105,9 +105,9 @@ describe('RecordingSweeper', () => {
   });
 
   it('under the quota deletes nothing', async () => {
-    const { streamId } = await channel();
-    const a = await recording(streamId, 5, 10);
-    const b = await recording(streamId, 3, 10);
+    const { channelId } = await channel();
+    const a = await recording(channelId, 5, 10);
+    const b = await recording(channelId, 3, 10);
     await sweepOnce({ retentionDays: 0, quotaBytes: 20 * MB });
     expect([await gone(a), await gone(b)]).toEqual([false, false]);
   });

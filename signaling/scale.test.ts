@@ -30,10 +30,10 @@ const flowing = async (r: MediaReceiver, what: string) => {
   await waitUntil(() => r.video.packets > v + 20 && r.audio.packets > a + 10 && r.video.keyframes >= 1, 10_000, what);
 };
 
-async function socketViewer(streamId: string): Promise<{ socket: SocketClient; viewer: SocketViewer }> {
+async function socketViewer(channelId: string): Promise<{ socket: SocketClient; viewer: SocketViewer }> {
   const socket = await SocketClient.connect(server.url);
-  await socket.request({ t: 'chat.join', room: streamId });
-  const viewer = new SocketViewer(socket, streamId);
+  await socket.request({ t: 'chat.join', room: channelId });
+  const viewer = new SocketViewer(socket, channelId);
   await viewer.start();
   return { socket, viewer };
 }

@@ -212,12 +212,12 @@ describe('media transports', () => {
 
   it('6 rtc.transport frames sent at once create 4, not 6; and sockets of one address share a cap', async () => {
     const u = await media.register();
-    const { id: streamId } = (await (await media.api('/api/live/streams/me', { headers: u.auth })).json()) as { id: string };
-    const caps = await (await sockets.connect(media)).request({ t: 'rtc.capabilities', streamId });
+    const { id: channelId } = (await (await media.api('/api/live/streams/me', { headers: u.auth })).json()) as { id: string };
+    const caps = await (await sockets.connect(media)).request({ t: 'rtc.capabilities', streamId: channelId });
     expect(parseResult('rtc.capabilities', caps).ok).toBe(true); // what the server sends is what the web app accepts
 
     const s = await sockets.connect(media);
-    const results = await Promise.allSettled(Array.from({ length: 6 }, () => s.request({ t: 'rtc.transport', streamId })));
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => s.request({ t: 'rtc.transport', streamId: channelId })));
     const made = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<unknown>).value);
     expect(made).toHaveLength(4);
     for (const t of made) expect(parseResult('rtc.transport', t).ok).toBe(true);
@@ -227,7 +227,7 @@ describe('media transports', () => {
     // three more sockets from the same address, four frames each at once: only 2 more fit under the cap of 6
     const others = await Promise.all(Array.from({ length: 3 }, () => sockets.connect(media)));
     const more = await Promise.allSettled(
-      others.flatMap((o) => Array.from({ length: 4 }, () => o.request({ t: 'rtc.transport', streamId }))),
+      others.flatMap((o) => Array.from({ length: 4 }, () => o.request({ t: 'rtc.transport', streamId: channelId }))),
     );
     expect(more.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
 
@@ -235,7 +235,7 @@ describe('media transports', () => {
     s.close();
     await new Promise((r) => setTimeout(r, 300));
     const after = await sockets.connect(media);
-    const t = await after.request({ t: 'rtc.transport', streamId });
+    const t = await after.request({ t: 'rtc.transport', streamId: channelId });
     await after.request({ t: 'rtc.close', transportId: t.id });
     await stillServesEveryone(media);
   });

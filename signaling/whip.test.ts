@@ -11,26 +11,26 @@ import { detectAnnouncedAddress } from './config.ts';
 
 let server: TestServer;
 
-async function channel(srv = server): Promise<{ streamId: string; key: string; auth: { authorization: string } }> {
+async function channel(srv = server): Promise<{ channelId: string; key: string; auth: { authorization: string } }> {
   const server = srv;
   const user = await server.register();
   const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
   const key = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
-  return { streamId: me.id, key: key.streamKey, auth: user.auth };
+  return { channelId: me.id, key: key.streamKey, auth: user.auth };
 }
 
-async function status(streamId: string, srv = server): Promise<{ status: string; viewerCount: number; startedAt: string | null }> {
-  return (await (await srv.api(`/api/live/streams/${streamId}`)).json()) as {
+async function status(channelId: string, srv = server): Promise<{ status: string; viewerCount: number; startedAt: string | null }> {
+  return (await (await srv.api(`/api/live/streams/${channelId}`)).json()) as {
     status: string;
     viewerCount: number;
     startedAt: string | null;
   };
 }
 
-async function waitStatus(streamId: string, want: string, timeoutMs = 20_000, srv = server): Promise<void> {
+async function waitStatus(channelId: string, want: string, timeoutMs = 20_000, srv = server): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if ((await status(streamId, srv)).status === want) return;
+    if ((await status(channelId, srv)).status === want) return;
     if (Date.now() > deadline) throw new Error(`channel did not become ${want}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -43,7 +43,7 @@ afterAll(() => server?.close());
 
 describe('WHIP from an OBS-like publisher to WHEP viewers', () => {
   it('goes live on first media, delivers decodable H.264 and Opus, and goes offline on DELETE 200', async () => {
-    const { streamId, key } = await channel();
+    const { channelId, key } = await channel();
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
     expect(pub.exchange!.status).toBe(201);
     expect(pub.exchange!.headers.get('location')).toMatch(/^\/whip\/sessions\/[\w-]{20,}$/);
@@ -54,11 +54,11 @@ describe('WHIP from an OBS-like publisher to WHEP viewers', () => {
     expect(answer).toMatch(/a=rtpmap:96 H264\/90000/);
     expect(answer.match(/^a=candidate:/gm)?.length).toBe(2); // one UDP candidate per m-line: OBS wants exactly one
     await pub.connected();
-    await waitStatus(streamId, 'live');
-    expect((await status(streamId)).startedAt).not.toBeNull();
-    expect((await fetch(`${server.url}/whep/${streamId}`, { method: 'HEAD' })).status).toBe(200);
+    await waitStatus(channelId, 'live');
+    expect((await status(channelId)).startedAt).not.toBeNull();
+    expect((await fetch(`${server.url}/whep/${channelId}`, { method: 'HEAD' })).status).toBe(200);
 
-    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
+    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${channelId}` });
     expect(viewer.exchange!.answer).toMatch(/a=sendonly/);
     await viewer.connected();
     const r = viewer.receiver;
@@ -69,10 +69,10 @@ describe('WHIP from an OBS-like publisher to WHEP viewers', () => {
     await waitUntil(() => pub.counters.frames > 0 && r.video.latenciesMs.length > 10, 3000, 'latency samples');
     const sorted = [...r.video.latenciesMs].sort((a, b) => a - b);
     expect(sorted[Math.floor(sorted.length / 2)]!).toBeLessThan(200); // loopback glass-to-glass
-    expect((await status(streamId)).viewerCount).toBe(1);
+    expect((await status(channelId)).viewerCount).toBe(1);
 
     expect(await pub.stop()).toBe(200);
-    await waitStatus(streamId, 'offline');
+    await waitStatus(channelId, 'offline');
     viewer.close();
   });
 });
@@ -179,11 +179,11 @@ describe('WHIP error paths', () => {
 
 describe('publisher lifecycle', () => {
   it('a fresh POST with the same key replaces a live session (OBS reconnect wins)', async () => {
-    const { streamId, key } = await channel();
+    const { channelId, key } = await channel();
     const first = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
     await first.connected();
-    await waitStatus(streamId, 'live');
-    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
+    await waitStatus(channelId, 'live');
+    const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${channelId}` });
     await viewer.connected();
     const v = viewer.receiver.video;
     await waitUntil(() => v.keyframes >= 1, 5000, 'media from the first publisher');
@@ -192,26 +192,26 @@ describe('publisher lifecycle', () => {
     await second.connected();
     // the old session is gone, the channel never went offline
     expect(await fetch(first.location, { method: 'DELETE' }).then((r) => r.status)).toBe(404);
-    expect((await status(streamId)).status).toBe('live');
+    expect((await status(channelId)).status).toBe('live');
     // the viewer's session carries on: same SSRC, frames from the new publisher (its own frame counter restarts at 0)
     const framesBefore = v.frames;
     await waitUntil(() => v.frames > framesBefore + 30 && (v.lastStamp?.frame ?? 1e9) < 60, 8000, 'frames from the new publisher');
     expect(v.ssrcs.size).toBe(1);
     expect(v.incompleteFrames).toBeLessThan(3);
     expect(await second.stop()).toBe(200);
-    await waitStatus(streamId, 'offline');
+    await waitStatus(channelId, 'offline');
     first.drop();
     viewer.close();
   });
 
   it('rotating the stream key ends the live session and refuses the old key', async () => {
-    const { streamId, key, auth } = await channel();
+    const { channelId, key, auth } = await channel();
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
     await pub.connected();
-    await waitStatus(streamId, 'live');
+    await waitStatus(channelId, 'live');
     const rotated = await server.api('/api/live/streams/me/key', { method: 'POST', headers: auth });
     expect(rotated.status).toBe(200);
-    await waitStatus(streamId, 'offline');
+    await waitStatus(channelId, 'offline');
     expect(await fetch(pub.location, { method: 'DELETE' }).then((r) => r.status)).toBe(404);
     const again = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key }).catch((e: unknown) => e);
     expect(again).toBeInstanceOf(WhipRefused);
@@ -220,33 +220,33 @@ describe('publisher lifecycle', () => {
   });
 
   it('a publisher that stops sending RTP times out and the channel goes offline', async () => {
-    const { streamId, key } = await channel();
+    const { channelId, key } = await channel();
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
     await pub.connected();
-    await waitStatus(streamId, 'live');
+    await waitStatus(channelId, 'live');
     pub.pauseMedia();
     const t0 = Date.now();
-    await waitStatus(streamId, 'offline', 6000);
+    await waitStatus(channelId, 'offline', 6000);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1000); // PUBLISHER_TIMEOUT_MS=1500, not instant
     pub.drop();
   });
 
   it('a publisher that vanishes without DELETE (DTLS closed) takes the channel offline', async () => {
-    const { streamId, key } = await channel();
+    const { channelId, key } = await channel();
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key });
     await pub.connected();
-    await waitStatus(streamId, 'live');
+    await waitStatus(channelId, 'live');
     pub.drop();
-    await waitStatus(streamId, 'offline', 6000);
+    await waitStatus(channelId, 'offline', 6000);
   });
 
   it('WHEP for a channel that is not live is 404 stream_offline', async () => {
-    const { streamId } = await channel();
-    const res = await fetch(`${server.url}/whep/${streamId}`, { method: 'POST', headers: OFFER_HEADERS, body: H265_ONLY });
+    const { channelId } = await channel();
+    const res = await fetch(`${server.url}/whep/${channelId}`, { method: 'POST', headers: OFFER_HEADERS, body: H265_ONLY });
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('stream_offline');
     // HEAD answers as the POST would: no channel, or not live, is 404
-    for (const id of [streamId, 'a3bb189e-8bf9-3888-9912-ace4e6543002', 'not-a-channel']) {
+    for (const id of [channelId, 'a3bb189e-8bf9-3888-9912-ace4e6543002', 'not-a-channel']) {
       expect((await fetch(`${server.url}/whep/${id}`, { method: 'HEAD' })).status, id).toBe(404);
     }
   });
@@ -264,24 +264,24 @@ describe('GStreamer webrtcbin publisher (max-bundle, bundle-only audio)', () => 
   afterAll(() => gstServer?.close());
 
   it('publishes H.264 + Opus that a WHEP viewer receives', async () => {
-    const { streamId, key } = await channel(gstServer);
+    const { channelId, key } = await channel(gstServer);
     const server = gstServer;
     const gst = startGstPublisher(`${server.url}/whip`, key, 12);
 
     try {
       expect(await gst.waitFor('STATUS', 10_000)).toBe('STATUS 201');
       expect(await gst.waitFor('BUNDLE_ONLY', 1000)).toBe('BUNDLE_ONLY True');
-      await waitStatus(streamId, 'live', 10_000, server); // first media arrived: ICE and DTLS are up
+      await waitStatus(channelId, 'live', 10_000, server); // first media arrived: ICE and DTLS are up
       await gst.waitFor('CONNECTED', 2_000);
-      await waitStatus(streamId, 'live', 10_000, server);
-      const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${streamId}` });
+      await waitStatus(channelId, 'live', 10_000, server);
+      const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${channelId}` });
       await viewer.connected();
       const r = viewer.receiver;
       await waitUntil(() => r.video.keyframes >= 1 && r.audio.packets >= 25, 8000, 'GStreamer media at the viewer');
       expect(r.video.firstFrameDecodable).toBe(true);
       viewer.close();
       expect(await gst.waitFor('DELETE', 15_000)).toBe('DELETE 200');
-      await waitStatus(streamId, 'offline', 10_000, server);
+      await waitStatus(channelId, 'offline', 10_000, server);
     } finally {
       gst.kill();
     }

@@ -18,7 +18,7 @@ export const STREAM_KEY_PREFIX = 'wck_';
  * random salt, so the server can show a streamer their key again without the
  * database ever holding it: a database dump alone cannot publish to a channel.
  */
-export function deriveStreamKey(secret: string, streamId: string, salt: Buffer): string {
-  const mac = createHmac('sha256', secret).update(`whipcast-stream-key\0${streamId}\0`).update(salt).digest('base64url');
+export function deriveStreamKey(secret: string, channelId: string, salt: Buffer): string {
+  const mac = createHmac('sha256', secret).update(`whipcast-stream-key\0${channelId}\0`).update(salt).digest('base64url');
   return `${STREAM_KEY_PREFIX}${mac}`;
 }

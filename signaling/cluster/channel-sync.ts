@@ -29,16 +29,16 @@ export interface ChannelSyncOptions {
   /** An edge ends a relay nobody here has watched for this long. */
   relayLingerMs: number;
   /** The channel's status changed (from any node), after the database has it. */
-  onStatus(streamId: string, live: boolean, reason: string): void;
+  onStatus(channelId: string, live: boolean, reason: string): void;
 }
 
 export interface ChannelSync {
   /** On an edge: makes sure the channel is pulled from its origin (and live here) when it is live anywhere. */
-  ensure(streamId: string): Promise<void>;
+  ensure(channelId: string): Promise<void>;
   /** This node took the channel's WHIP publisher. */
-  claimed(streamId: string): Promise<void>;
+  claimed(channelId: string): Promise<void>;
   /** Ends the channel's publisher on whichever node has it. */
-  kick(streamId: string, reason: string): void;
+  kick(channelId: string, reason: string): void;
   /** Settles pending status writes. */
   close(): Promise<void>;
 }
@@ -48,39 +48,39 @@ const LIVE_WAIT_MS = 5000;
 export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
   const { sfu, cluster, db, logger: log } = opts;
   const { bus } = cluster;
-  const ingestSource = (streamId: string) => sfu.channel(streamId)?.ingest?.source ?? null;
-  const isLive = (streamId: string) => sfu.channel(streamId)?.live ?? false;
-  const viewerCount = (streamId: string) => sfu.channel(streamId)?.viewerCount ?? 0;
-  const endIngest = (streamId: string, reason: string) => sfu.channel(streamId)?.endIngest(reason);
+  const ingestSource = (channelId: string) => sfu.channel(channelId)?.ingest?.source ?? null;
+  const isLive = (channelId: string) => sfu.channel(channelId)?.live ?? false;
+  const viewerCount = (channelId: string) => sfu.channel(channelId)?.viewerCount ?? 0;
+  const endIngest = (channelId: string, reason: string) => sfu.channel(channelId)?.endIngest(reason);
 
   // Status writes for one channel happen in event order.
   const queues = new Map<string, Promise<void>>();
-  const enqueue = (streamId: string, step: () => Promise<void>): Promise<void> => {
-    const next = (queues.get(streamId) ?? Promise.resolve())
+  const enqueue = (channelId: string, step: () => Promise<void>): Promise<void> => {
+    const next = (queues.get(channelId) ?? Promise.resolve())
       .then(step)
-      .catch((err: unknown) => log.error({ err, streamId }, 'channel status update failed'));
-    queues.set(streamId, next);
-    void next.finally(() => queues.get(streamId) === next && queues.delete(streamId));
+      .catch((err: unknown) => log.error({ err, channelId }, 'channel status update failed'));
+    queues.set(channelId, next);
+    void next.finally(() => queues.get(channelId) === next && queues.delete(channelId));
     return next;
   };
 
-  sfu.on('live', ({ id: streamId }, source) => {
+  sfu.on('live', ({ id: channelId }, source) => {
     if (source !== 'publisher') return; // an edge: the origin announces it
-    enqueue(streamId, async () => {
-      await db.streams.setLive(streamId);
-      bus.publish({ t: 'status', streamId, live: true });
+    enqueue(channelId, async () => {
+      await db.streams.setLive(channelId);
+      bus.publish({ t: 'status', streamId: channelId, live: true });
     });
   });
-  sfu.on('offline', ({ id: streamId }, reason, source) => {
-    if (source === 'relay') return repullIfWatched(streamId);
-    enqueue(streamId, async () => {
+  sfu.on('offline', ({ id: channelId }, reason, source) => {
+    if (source === 'relay') return repullIfWatched(channelId);
+    enqueue(channelId, async () => {
       // false: another node took the channel over meanwhile, it is not offline
-      if (await cluster.releaseOrigin(streamId)) bus.publish({ t: 'status', streamId, live: false, reason });
+      if (await cluster.releaseOrigin(channelId)) bus.publish({ t: 'status', streamId: channelId, live: false, reason });
     });
   });
-  sfu.on('reconsume', ({ id: streamId }) => {
+  sfu.on('reconsume', ({ id: channelId }) => {
     // the program tracks were re-made: relays to other nodes carried the old ones
-    if (ingestSource(streamId) === 'publisher') bus.publish({ t: 'origin', streamId, node: cluster.nodeId });
+    if (ingestSource(channelId) === 'publisher') bus.publish({ t: 'origin', streamId: channelId, node: cluster.nodeId });
   });
 
   // ---- edge: pulling channels from their origin ----
@@ -89,27 +89,27 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
   const again = new Set<string>();
   let closed = false;
 
-  async function waitLive(streamId: string): Promise<void> {
+  async function waitLive(channelId: string): Promise<void> {
     const until = Date.now() + LIVE_WAIT_MS;
-    while (!isLive(streamId) && ingestSource(streamId) === 'relay' && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    while (!isLive(channelId) && ingestSource(channelId) === 'relay' && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
   }
 
   /** (Re)makes the relay of a channel from its current origin; replaces whatever feeds it here. `fresh`: the origin just moved. */
-  function pull(streamId: string, opts: { fresh?: boolean } = {}): Promise<void> {
-    let pending = pulls.get(streamId);
+  function pull(channelId: string, opts: { fresh?: boolean } = {}): Promise<void> {
+    let pending = pulls.get(channelId);
     if (pending) {
-      if (opts.fresh) again.add(streamId);
+      if (opts.fresh) again.add(channelId);
       return pending;
     }
     pending = (async () => {
-      const origin = await cluster.originOf(streamId);
+      const origin = await cluster.originOf(channelId);
       if (!origin) return;
       let relayId: string | undefined;
       const release = () => relayId && void releaseRelay(origin.url, cluster.token, relayId);
-      const channel = await sfu.openChannel(streamId);
+      const channel = await sfu.openChannel(channelId);
       const ingest = await channel
         .pull(async (local) => {
-          const grant = await requestRelay(origin.url, cluster.token, { streamId, node: cluster.nodeId, endpoint: local });
+          const grant = await requestRelay(origin.url, cluster.token, { streamId: channelId, node: cluster.nodeId, endpoint: local });
           relayId = grant.id;
           return grant.offer;
         })
@@ -119,18 +119,18 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
         });
       // the relay ended here: the origin stops sending
       ingest.once('close', release);
-      log.info({ streamId, origin: origin.id }, 'pulling channel from its origin node');
-      await waitLive(streamId);
+      log.info({ channelId, origin: origin.id }, 'pulling channel from its origin node');
+      await waitLive(channelId);
     })()
       .catch((err: unknown) => {
         if (!(err instanceof SfuError && err.code === 'stream_offline'))
-          log.warn({ err, streamId }, 'could not pull channel from its origin');
+          log.warn({ err, channelId }, 'could not pull channel from its origin');
       })
       .finally(() => {
-        pulls.delete(streamId);
-        if (again.delete(streamId) && !closed) void pull(streamId);
+        pulls.delete(channelId);
+        if (again.delete(channelId) && !closed) void pull(channelId);
       });
-    pulls.set(streamId, pending);
+    pulls.set(channelId, pending);
     return pending;
   }
 
@@ -139,21 +139,21 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
    * origin's router gone…) while viewers still watch: if the channel is still
    * live on its origin, pull it again; they carry on with the same tracks.
    */
-  function repullIfWatched(streamId: string): void {
+  function repullIfWatched(channelId: string): void {
     const timer = setTimeout(() => {
-      if (closed || ingestSource(streamId) !== null || viewerCount(streamId) === 0) return;
-      log.info({ streamId }, 'relay ended while viewers watch: pulling again if the channel is live on its origin');
-      void pull(streamId);
+      if (closed || ingestSource(channelId) !== null || viewerCount(channelId) === 0) return;
+      log.info({ channelId }, 'relay ended while viewers watch: pulling again if the channel is live on its origin');
+      void pull(channelId);
     }, 1000);
     timer.unref();
   }
 
-  async function ensure(streamId: string): Promise<void> {
+  async function ensure(channelId: string): Promise<void> {
     if (!cluster.clustered) return;
-    const source = ingestSource(streamId);
+    const source = ingestSource(channelId);
     if (source === 'publisher') return;
-    if (source === 'relay') return waitLive(streamId);
-    await pull(streamId);
+    if (source === 'relay') return waitLive(channelId);
+    await pull(channelId);
   }
 
   // relays nobody here watches end after the linger time
@@ -161,17 +161,17 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
   const idleTimer = setInterval(
     () => {
       const now = Date.now();
-      for (const streamId of [...idleSince.keys()]) if (ingestSource(streamId) !== 'relay') idleSince.delete(streamId);
-      for (const { id: streamId } of sfu.liveChannels()) {
-        if (ingestSource(streamId) !== 'relay' || viewerCount(streamId) > 0) {
-          idleSince.delete(streamId);
+      for (const channelId of [...idleSince.keys()]) if (ingestSource(channelId) !== 'relay') idleSince.delete(channelId);
+      for (const { id: channelId } of sfu.liveChannels()) {
+        if (ingestSource(channelId) !== 'relay' || viewerCount(channelId) > 0) {
+          idleSince.delete(channelId);
           continue;
         }
-        const since = idleSince.get(streamId) ?? now;
-        idleSince.set(streamId, since);
+        const since = idleSince.get(channelId) ?? now;
+        idleSince.set(channelId, since);
         if (now - since >= opts.relayLingerMs) {
-          idleSince.delete(streamId);
-          endIngest(streamId, 'no viewers left on this node');
+          idleSince.delete(channelId);
+          endIngest(channelId, 'no viewers left on this node');
         }
       }
     },
@@ -207,13 +207,13 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
         } else {
           // we were expired (stalled heartbeats) yet still run: take our live channels back
           // (a node that leaves stops listening before it announces itself lost)
-          for (const { id: streamId } of sfu.liveChannels()) {
-            if (ingestSource(streamId) !== 'publisher') continue;
-            void enqueue(streamId, async () => {
-              await cluster.claimOrigin(streamId);
-              await db.streams.setLive(streamId);
-              bus.publish({ t: 'origin', streamId, node: cluster.nodeId });
-              bus.publish({ t: 'status', streamId, live: true });
+          for (const { id: channelId } of sfu.liveChannels()) {
+            if (ingestSource(channelId) !== 'publisher') continue;
+            void enqueue(channelId, async () => {
+              await cluster.claimOrigin(channelId);
+              await db.streams.setLive(channelId);
+              bus.publish({ t: 'origin', streamId: channelId, node: cluster.nodeId });
+              bus.publish({ t: 'status', streamId: channelId, live: true });
             });
           }
         }
@@ -223,11 +223,11 @@ export function createChannelSync(opts: ChannelSyncOptions): ChannelSync {
 
   return {
     ensure,
-    async claimed(streamId) {
-      await enqueue(streamId, () => cluster.claimOrigin(streamId));
-      bus.publish({ t: 'origin', streamId, node: cluster.nodeId });
+    async claimed(channelId) {
+      await enqueue(channelId, () => cluster.claimOrigin(channelId));
+      bus.publish({ t: 'origin', streamId: channelId, node: cluster.nodeId });
     },
-    kick: (streamId, reason) => bus.publish({ t: 'kick', streamId, reason }),
+    kick: (channelId, reason) => bus.publish({ t: 'kick', streamId: channelId, reason }),
     async close() {
       closed = true;
       unsubscribe();

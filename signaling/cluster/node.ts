@@ -30,11 +30,11 @@ export interface Cluster {
   /** The credential this node presents to the others. */
   readonly token: string;
   /** This node holds the channel's publisher now. */
-  claimOrigin(streamId: string): Promise<void>;
+  claimOrigin(channelId: string): Promise<void>;
   /** The publisher here ended: offline in the database unless another node took the channel. True when it went offline. */
-  releaseOrigin(streamId: string): Promise<boolean>;
+  releaseOrigin(channelId: string): Promise<boolean>;
   /** The other alive node holding the channel's publisher, if any. */
-  originOf(streamId: string): Promise<NodeRecord | null>;
+  originOf(channelId: string): Promise<NodeRecord | null>;
   aliveNodes(): Promise<NodeRecord[]>;
   /** Leaves the registry (its channels go offline) and stops listening. */
   close(): Promise<void>;
@@ -63,7 +63,7 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
       token,
       authorizes,
       claimOrigin: async () => {},
-      releaseOrigin: async (streamId) => (await db.streams.setOffline(streamId), true),
+      releaseOrigin: async (channelId) => (await db.streams.setOffline(channelId), true),
       originOf: async () => null,
       aliveNodes: async () => [],
       close: async () => {},
@@ -78,7 +78,7 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
       else logger.warn({ node }, 'node lost: its heartbeat expired');
       bus.publish({ t: 'nodeLost', node });
     }
-    for (const streamId of lost.streams) bus.publish({ t: 'status', streamId, live: false, reason: 'origin node lost' });
+    for (const channelId of lost.streams) bus.publish({ t: 'status', streamId: channelId, live: false, reason: 'origin node lost' });
   };
 
   await db.cluster.heartbeat(self);
@@ -104,10 +104,10 @@ export async function joinCluster(opts: ClusterOptions): Promise<Cluster> {
     bus,
     token,
     authorizes,
-    claimOrigin: (streamId) => db.cluster.claimOrigin(streamId, nodeId),
-    releaseOrigin: (streamId) => db.cluster.releaseOrigin(streamId, nodeId),
-    async originOf(streamId) {
-      const origin = await db.cluster.originOf(streamId, opts.expirySeconds);
+    claimOrigin: (channelId) => db.cluster.claimOrigin(channelId, nodeId),
+    releaseOrigin: (channelId) => db.cluster.releaseOrigin(channelId, nodeId),
+    async originOf(channelId) {
+      const origin = await db.cluster.originOf(channelId, opts.expirySeconds);
       return origin && origin.id !== nodeId ? origin : null;
     },
     aliveNodes: () => db.cluster.aliveNodes(opts.expirySeconds),

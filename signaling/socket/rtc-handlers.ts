@@ -88,8 +88,8 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     });
   }
 
-  async function assertChannel(streamId: string): Promise<void> {
-    if (!(await opts.channels.get(streamId))) throw new DomainError('not_found', 'No such channel');
+  async function assertChannel(channelId: string): Promise<void> {
+    if (!(await opts.channels.get(channelId))) throw new DomainError('not_found', 'No such channel');
   }
 
   function own(s: Socket, transportId: string): SocketViewer {

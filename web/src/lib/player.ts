@@ -33,14 +33,14 @@ export class ChannelPlayer {
   #closed = false;
 
   constructor(
-    readonly streamId: string,
+    readonly channelId: string,
     private readonly onState: (s: PlayerState, detail?: string) => void,
   ) {}
 
   async start(): Promise<void> {
     this.#off.push(
       socket.on((f) => {
-        if (!('room' in f) || f.room !== this.streamId) return;
+        if (!('room' in f) || f.room !== this.channelId) return;
         if (f.t === 'stream.live') void this.#consume();
         if (f.t === 'stream.offline') this.onState('offline', f.reason);
         if (f.t === 'rtc.reconsume') void this.#consume();
@@ -65,12 +65,12 @@ export class ChannelPlayer {
     this.#transport = null;
     this.onState('connecting');
     try {
-      const caps = await socket.request({ t: 'rtc.capabilities', streamId: this.streamId });
+      const caps = await socket.request({ t: 'rtc.capabilities', streamId: this.channelId });
       if (!this.#device) {
         this.#device = new Device();
         await this.#device.load({ routerRtpCapabilities: caps.routerRtpCapabilities as types.RtpCapabilities });
       }
-      const t = await socket.request({ t: 'rtc.transport', streamId: this.streamId });
+      const t = await socket.request({ t: 'rtc.transport', streamId: this.channelId });
       const transport = this.#device.createRecvTransport({
         id: t.id,
         iceParameters: t.iceParameters as types.IceParameters,
