@@ -9,6 +9,7 @@ import { runRelayBench } from './relay-bench.ts';
 import { children } from './proc.ts';
 import { html, table, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
+import { runSoakPart } from './soak-bench.ts';
 import { BOTS_SATURATED, capacity, runSfuBench, type SfuBenchOptions, type StepResult } from './sfu-bench.ts';
 
 const opts: SfuBenchOptions = {
@@ -152,6 +153,41 @@ describe('bench (smoke)', () => {
     expect(text).toMatch(/seek −3 s/);
     expect(text).toMatch(/N=2: via an edge p95 latency [+−][\d.]+ ms/);
     expect(html(report)).toMatch(/<svg/);
+  });
+
+  it('soak mode: every viewer of every channel judged continuous, in the report', { timeout: 60_000 }, async () => {
+    const part = await runSoakPart({
+      nodes: 1,
+      channels: 2,
+      viewersPerChannel: 2,
+      seconds: 3,
+      kbps: 600,
+      width: 320,
+      height: 180,
+      keyframeInterval: 1,
+      via: 'whep',
+      progress: () => {},
+    });
+    expect(part).toMatchObject({ name: 'one node', viewers: 4, joined: 4, ok: true, failures: [], botProcesses: 2 });
+    expect(part.framesPerSecond.video).toBeGreaterThan(20);
+    expect(part.worstGapMs.audio).toBeLessThan(1000);
+    const report: BenchReport = {
+      command: 'test',
+      date: new Date().toISOString(),
+      machine: { cores: 2, node: process.version },
+      options: {},
+      whipcast: [],
+      baseline: [],
+      capacity: { whipcast: capacity([], 400), baseline: capacity([], 400) },
+      chat: [],
+      dvr: null,
+      soak: [part],
+      notes: [],
+    };
+    expect(table(report)).toMatch(/one node\s+2\s+4\/4\s+\d+\s+every viewer continuous/);
+    expect(table({ ...report, soak: [{ ...part, ok: false, failures: ['c1-v0@node: no video frame for 1500 ms'] }] })).toMatch(
+      /1 FAILED[\s\S]*one node: c1-v0@node: no video frame for 1500 ms/,
+    );
   });
 
   it('refuses a capacity figure when the bots were saturated at or before the knee', () => {

@@ -11,6 +11,7 @@ import { startBaseline } from './baseline.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { runDvrBench } from './dvr-bench.ts';
 import { runRelayBench } from './relay-bench.ts';
+import { runSoakPart, type SoakPartOptions } from './soak-bench.ts';
 import { children, pin } from './proc.ts';
 import { table, writeReport, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
@@ -21,7 +22,7 @@ const HELP = `whipcast benchmark
 
 usage: npm run bench -- [options]
 
-  --mode <m,m,…>        sfu, chat, dvr, relay (default sfu,chat,dvr)
+  --mode <m,m,…>        sfu, chat, dvr, relay, soak (default sfu,chat,dvr)
 
  sfu: one OBS-like publisher, N viewer bots per step
   --steps <n,n,…>       viewers per step (default 5,10,20)
@@ -53,6 +54,17 @@ usage: npm run bench -- [options]
 
  relay: two nodes on one Postgres; the sfu steps join the origin, then an edge
   --database-url <url>  an empty Postgres database (default: a throwaway cluster, needs Debian's postgresql)
+
+ soak: many channels and viewers for a long time, on one node, then on two (one Postgres);
+ every viewer must get an audio and a video frame at least every second, and lose < 1%
+ (uses --kbps, --size, --keyframe, --via, --database-url)
+  --soak-channels <n>   channels on one node (default 10; 0 = skip)
+  --soak-viewers <n>    viewers of each channel (default 10)
+  --soak-cluster-channels <n>  channels across two nodes, published on each in turn
+                        (default 3; 0 = skip)
+  --soak-cluster-viewers <n>   viewers of each of them on each node (default 5)
+  --soak-seconds <s>    measured seconds of each part (default 600)
+  --soak-bots <n>       viewer bots per bots process (default 25)
 
  general
   --url <url>           benchmark a running whipcast instead of starting one
@@ -86,6 +98,12 @@ const { values } = parseArgs({
     'chat-seconds': { type: 'string', default: '5' },
     'dvr-viewers': { type: 'string', default: '6' },
     'dvr-offsets': { type: 'string', default: '5,20' },
+    'soak-channels': { type: 'string', default: '10' },
+    'soak-viewers': { type: 'string', default: '10' },
+    'soak-cluster-channels': { type: 'string', default: '3' },
+    'soak-cluster-viewers': { type: 'string', default: '5' },
+    'soak-seconds': { type: 'string', default: '600' },
+    'soak-bots': { type: 'string', default: '25' },
     url: { type: 'string' },
     'database-url': { type: 'string' },
     'stream-key': { type: 'string' },
@@ -138,7 +156,7 @@ if (values.impair) opts.impaired = { num: 1, den: 1, impairment: parseImpairment
 if (values.mixed) opts.impaired = parseMixed(values.mixed);
 
 const modes = new Set(values.mode!.split(','));
-for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay'].includes(m)) throw new Error(`unknown mode ${m}`);
+for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay', 'soak'].includes(m)) throw new Error(`unknown mode ${m}`);
 if (values.via !== 'whep' && values.via !== 'socket') throw new Error('--via is whep or socket');
 const via = values.via;
 const chatOpts: ChatBenchOptions = {
@@ -147,6 +165,21 @@ const chatOpts: ChatBenchOptions = {
   seconds: Number(values['chat-seconds']),
   progress,
 };
+const soakCounts = (
+  ['soak-channels', 'soak-viewers', 'soak-cluster-channels', 'soak-cluster-viewers', 'soak-seconds', 'soak-bots'] as const
+).map((k) => {
+  const n = Number(values[k]);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${k} is a whole number ≥ 0`);
+  return n;
+});
+const [soakChannels, soakViewers, soakClusterChannels, soakClusterViewers, soakSeconds, soakBots] = soakCounts as [
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+];
 const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
 {
   const runs = values['no-baseline'] ? 1 : 2;
@@ -163,7 +196,11 @@ const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Numbe
     (modes.has('relay') ? sfuSeconds * 2 + 10 : 0) +
     (modes.has('sfu') ? sfuSeconds * runs : 0) +
     (modes.has('chat') ? chatSeconds * runs : 0) +
-    (modes.has('dvr') ? dvrSeconds : 0);
+    (modes.has('dvr') ? dvrSeconds : 0) +
+    (modes.has('soak')
+      ? (soakChannels ? soakSeconds + 15 + (soakChannels * soakViewers) / 10 : 0) +
+        (soakClusterChannels ? soakSeconds + 20 + (soakClusterChannels * soakClusterViewers * 2) / 10 : 0)
+      : 0);
 }
 
 // The server and its workers get priority over the bots (the measuring instrument) and, with two
@@ -221,6 +258,7 @@ const report: BenchReport = {
     "Chat latency = send time in the message text to receipt at each of the K sockets (whipcast persists each message before broadcasting it). The raw uWS baseline runs inside the bench process, on the bots' CPU.",
     'DVR: seek = dvr.seek request to the first keyframe from the requested time; the live join of the same bots is its baseline.',
     'Relay: origin and edge are two whipcast processes on this machine sharing a throwaway Postgres; the publisher goes to the origin; "server CPU" of the edge run is both nodes.',
+    'Soak: publishers run in one child process and viewer bots in others (--soak-bots each), each feeding a checker with every RTP packet\'s kind, sequence number and arrival time; "bots CPU" is all those processes, as a share of the cores the bots may use; "bots late" is the longest any of their event loops ran late (arrival times are taken there).',
   ],
 };
 
@@ -298,6 +336,27 @@ if (!values['no-baseline']) {
 if (modes.has('relay')) {
   if (values.url) throw new Error('relay mode starts its own two nodes: drop --url');
   report.relay = await runRelayBench({ ...opts, via, databaseUrl: values['database-url'], onServers: pinServer });
+}
+if (modes.has('soak')) {
+  if (values.url) throw new Error('soak mode starts its own nodes: drop --url');
+  const soakOpts: Omit<SoakPartOptions, 'nodes' | 'channels' | 'viewersPerChannel'> = {
+    seconds: soakSeconds,
+    kbps: opts.kbps,
+    width,
+    height,
+    keyframeInterval: opts.keyframeInterval,
+    via,
+    botsPerProcess: Math.max(1, soakBots),
+    databaseUrl: values['database-url'],
+    botCores: opts.botCores,
+    onServers: pinServer,
+    progress,
+  };
+  report.soak = [];
+  if (soakChannels && soakViewers)
+    report.soak.push(await runSoakPart({ ...soakOpts, nodes: 1, channels: soakChannels, viewersPerChannel: soakViewers }));
+  if (soakClusterChannels && soakClusterViewers)
+    report.soak.push(await runSoakPart({ ...soakOpts, nodes: 2, channels: soakClusterChannels, viewersPerChannel: soakClusterViewers }));
 }
 report.capacity = { whipcast: capacity(report.whipcast, opts.latencyTargetMs), baseline: capacity(report.baseline, opts.latencyTargetMs) };
 if (opts.impaired) {

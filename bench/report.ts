@@ -5,6 +5,7 @@ import { launchChromium } from '@whipcast/testkit';
 import type { ChatResult } from './chat-bench.ts';
 import type { DvrResult } from './dvr-bench.ts';
 import type { RelayResult } from './relay-bench.ts';
+import { soakTable, type SoakPartResult } from './soak-bench.ts';
 import { BOTS_SATURATED, capacity, type Capacity, type MemoryResult, type StepResult } from './sfu-bench.ts';
 
 export interface BenchReport {
@@ -22,6 +23,8 @@ export interface BenchReport {
   dvr: DvrResult | null;
   /** Several nodes: viewers on the origin, then on an edge relaying from it. */
   relay?: RelayResult | null;
+  /** Many channels and viewers for a long time: one node, then two. */
+  soak?: SoakPartResult[];
   notes: string[];
 }
 
@@ -107,7 +110,9 @@ function relayTable(r: BenchReport): string[] {
 }
 
 export function table(r: BenchReport): string {
-  return [...sfuTable(r), ...chatTable(r), ...dvrTable(r), ...relayTable(r)].join('\n').replace(/^\n/, '');
+  return [...sfuTable(r), ...chatTable(r), ...dvrTable(r), ...relayTable(r), ...soakTable(r.soak ?? [], BOTS_SATURATED)]
+    .join('\n')
+    .replace(/^\n/, '');
 }
 
 const pct = (x: number, d = 0) => `${f(x * 100, d)}%`;

@@ -46,6 +46,22 @@ describe('SoakChecker', () => {
     expect(v.failures).toEqual(['a: no audio frame for 7020 ms', 'a: no video frame for 7030 ms', 'b: no audio frame for 10000 ms']);
   });
 
+  it('follows sequence numbers per SSRC: a hand-over between two streams of a kind loses nothing', () => {
+    const c = new SoakChecker();
+    c.addViewer('v', 0);
+    // instant start: a replay stream (seq from 40000) and the live one (seq from 7) overlap for a while
+    let replay = 40_000;
+    let live = 7;
+    for (let t = 0; t < 10_000; t += 20) {
+      if (t < 6_000) c.packet('v', 'audio', replay++, t, false, 1);
+      if (t >= 5_000) c.packet('v', 'audio', live++, t, false, 2);
+      c.packet('v', 'video', t / 20, t, true, 3);
+    }
+    const v = c.finish(10_000);
+    expect(v.failures).toEqual([]);
+    expect(v.tracks.find((t) => t.kind === 'audio')).toMatchObject({ lost: 0, packets: 550 });
+  });
+
   it('counts losses and fails a viewer past the allowed fraction', () => {
     const c = new SoakChecker({ maxLossFraction: 0.01 });
     c.addViewer('lossy', 0);

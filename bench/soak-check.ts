@@ -10,7 +10,7 @@ export interface SoakTrackResult {
   packets: number;
   /** Complete frames (video: marker bit; audio: every packet) received. */
   frames: number;
-  /** RTP packets missing from the sequence-number run (wrap-aware). */
+  /** RTP packets missing from the sequence-number runs (one per SSRC, wrap-aware). */
   lost: number;
   /** Longest time without a frame, counting the run's start and end, in ms. */
   maxGapMs: number;
@@ -36,7 +36,8 @@ interface Track {
   packets: number;
   frames: number;
   lost: number;
-  lastSeq?: number;
+  /** Last sequence number per SSRC: a viewer may be handed from one stream of a kind to another (instant start). */
+  lastSeq: Map<number, number>;
   lastFrameAt: number;
   maxGapMs: number;
 }
@@ -59,21 +60,26 @@ export class SoakChecker {
   /** Registers a viewer that must receive both kinds, and starts its clock at `at` (ms). */
   addViewer(viewer: string, at: number): void {
     const kinds = new Map<SoakKind, Track>();
-    for (const kind of ['audio', 'video'] as const) kinds.set(kind, { packets: 0, frames: 0, lost: 0, lastFrameAt: at, maxGapMs: 0 });
+    for (const kind of ['audio', 'video'] as const)
+      kinds.set(kind, { packets: 0, frames: 0, lost: 0, lastSeq: new Map(), lastFrameAt: at, maxGapMs: 0 });
     this.#tracks.set(viewer, kinds);
   }
 
-  /** Records one RTP packet a viewer received at `at` (ms); `frameEnd` marks a complete video frame. */
-  packet(viewer: string, kind: SoakKind, seq: number, at: number, frameEnd: boolean): void {
+  /**
+   * Records one RTP packet of stream `ssrc` a viewer received at `at` (ms); `frameEnd` marks a
+   * complete video frame. Sequence numbers are followed per SSRC; gaps are judged per kind.
+   */
+  packet(viewer: string, kind: SoakKind, seq: number, at: number, frameEnd: boolean, ssrc = 0): void {
     const t = this.#tracks.get(viewer)?.get(kind);
     if (!t) throw new Error(`soak: unknown viewer ${viewer}`);
-    if (t.lastSeq !== undefined) {
-      const delta = (seq - t.lastSeq) & 0xffff;
+    const last = t.lastSeq.get(ssrc);
+    if (last !== undefined) {
+      const delta = (seq - last) & 0xffff;
       if (delta === 0 || delta > 0x8000) return; // duplicate or late retransmission: neither loss nor progress
       t.lost += delta - 1;
     }
     t.packets++;
-    t.lastSeq = seq;
+    t.lastSeq.set(ssrc, seq);
     if (kind === 'audio' || frameEnd) {
       t.frames++;
       t.maxGapMs = Math.max(t.maxGapMs, at - t.lastFrameAt);

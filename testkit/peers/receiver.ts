@@ -38,6 +38,9 @@ export interface VideoStats extends StreamStats {
 /** A gap between frames longer than this is a freeze (what a viewer sees as a stall). */
 export const FREEZE_MS = 1000;
 
+/** One RTP packet as it arrived: its kind, SSRC, sequence number, marker bit and performance.now() ms. */
+export type PacketListener = (kind: 'audio' | 'video', ssrc: number, seq: number, marker: boolean, at: number) => void;
+
 const newStream = (): StreamStats => ({ packets: 0, bytes: 0, lost: 0, ssrcs: new Set(), payloadTypes: new Set() });
 
 export class MediaReceiver {
@@ -60,6 +63,7 @@ export class MediaReceiver {
   readonly #lastSeq = new Map<number, number>();
   readonly #depacketizers = new Map<number, H264Depacketizer>();
   readonly #frameListeners = new Set<(f: ReceivedFrame) => void>();
+  readonly #packetListeners = new Set<PacketListener>();
   #keepLatencies: number;
   readonly #frames: boolean;
 
@@ -81,6 +85,18 @@ export class MediaReceiver {
     return () => this.#frameListeners.delete(cb);
   }
 
+  /** Calls `cb` for every RTP packet of a known kind as it arrives (e.g. to feed a soak checker). */
+  onPacket(cb: PacketListener): () => void {
+    this.#packetListeners.add(cb);
+    return () => this.#packetListeners.delete(cb);
+  }
+
+  #arrived(kind: 'audio' | 'video', ssrc: number, seq: number, marker: boolean): void {
+    if (!this.#packetListeners.size) return;
+    const at = performance.now();
+    for (const cb of this.#packetListeners) cb(kind, ssrc, seq, marker, at);
+  }
+
   /** Feed one received packet (RTP or RTCP; RTCP is ignored). */
   push(buf: Uint8Array): void {
     if (!this.#frames) return this.#count(buf);
@@ -89,6 +105,7 @@ export class MediaReceiver {
     if (!p) return;
     const isAudio = this.kinds.audio.has(p.payloadType);
     const s: StreamStats = isAudio ? this.audio : this.video;
+    this.#arrived(isAudio ? 'audio' : 'video', p.ssrc, p.sequenceNumber, p.marker);
     s.packets++;
     s.bytes += buf.length;
     s.ssrcs.add(p.ssrc);
@@ -123,6 +140,7 @@ export class MediaReceiver {
     s.bytes += buf.length;
     const ssrc = ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0;
     const seq = (buf[2]! << 8) | buf[3]!;
+    this.#arrived(isAudio ? 'audio' : 'video', ssrc, seq, (buf[1]! & 0x80) !== 0);
     const last = this.#lastSeq.get(ssrc);
     if (last === undefined) {
       s.ssrcs.add(ssrc);
