@@ -210,7 +210,8 @@ export function startServer<T>(options: ServerOptions<T>): Promise<RunningServer
       if (!listenSocket) return reject(new Error(`cannot listen on ${options.host}:${options.port}`));
       let listening = true;
       resolve({
-        port: uws.us_socket_local_port(listenSocket as unknown as UWS.us_socket),
+        // uWS documents it for a socket "or listenSocket"; both are opaque native handles, typed alike.
+        port: uws.us_socket_local_port(listenSocket),
         publish: (topic, bytes) => app.publish(topic, bytes, true),
         numSubscribers: (topic) => app.numSubscribers(topic),
         stopListening() {

@@ -57,8 +57,8 @@ interface Segment {
 let segmentCounter = 0;
 
 export class DvrBuffer {
-  /** Packets in arrival order; `#head` is the index of the oldest live entry. */
-  #packets: Entry[] = [];
+  /** Packets in arrival order; `#head` is the index of the oldest live entry (slots before it are emptied until compacted). */
+  #packets: (Entry | undefined)[] = [];
   #head = 0;
   /** Indices (absolute, see #base) of video keyframe-start packets. */
   #keyframes: number[] = [];
@@ -150,7 +150,7 @@ export class DvrBuffer {
       if (oldest.data) this.#bytes -= oldest.length;
       else this.#diskBytes -= oldest.length;
       this.#bytes -= PACKET_OVERHEAD;
-      this.#packets[this.#head] = undefined as unknown as Entry;
+      this.#packets[this.#head] = undefined;
       this.#head++;
     }
     const headAbs = this.#base + this.#head;

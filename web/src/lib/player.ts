@@ -6,6 +6,7 @@
  */
 import { Device, type types } from 'mediasoup-client';
 import type { ConsumerView } from '$shared/protocol.ts';
+import { consumerParameters, deviceCapabilities } from './rtc-params.ts';
 import { socket } from './socket.svelte.ts';
 
 export type PlayerState = 'connecting' | 'playing' | 'offline' | 'error';
@@ -68,14 +69,14 @@ export class ChannelPlayer {
       const caps = await socket.request({ t: 'rtc.capabilities', streamId: this.channelId });
       if (!this.#device) {
         this.#device = new Device();
-        await this.#device.load({ routerRtpCapabilities: caps.routerRtpCapabilities as types.RtpCapabilities });
+        await this.#device.load({ routerRtpCapabilities: deviceCapabilities(caps.routerRtpCapabilities) });
       }
       const t = await socket.request({ t: 'rtc.transport', streamId: this.channelId });
       const transport = this.#device.createRecvTransport({
         id: t.id,
-        iceParameters: t.iceParameters as types.IceParameters,
-        iceCandidates: t.iceCandidates as unknown as types.IceCandidate[],
-        dtlsParameters: t.dtlsParameters as types.DtlsParameters,
+        iceParameters: t.iceParameters,
+        iceCandidates: t.iceCandidates,
+        dtlsParameters: t.dtlsParameters,
       });
       transport.on('connect', ({ dtlsParameters }, callback, errback) => {
         socket.request({ t: 'rtc.connect', transportId: t.id, dtlsParameters }).then(callback, errback);
@@ -84,7 +85,7 @@ export class ChannelPlayer {
         if (state === 'failed')
           void socket
             .request({ t: 'rtc.restartIce', transportId: t.id })
-            .then((r) => transport.restartIce({ iceParameters: r.iceParameters as types.IceParameters }));
+            .then((r) => transport.restartIce({ iceParameters: r.iceParameters }));
       });
       // No RTP probator: mediasoup-client would add a second video receiver (SSRC 1234) for the
       // server's bandwidth probes; it never decodes a frame, so Chromium asks it for a keyframe
@@ -127,7 +128,7 @@ export class ChannelPlayer {
         id: info.id,
         producerId: info.producerId,
         kind: info.kind,
-        rtpParameters: info.rtpParameters as unknown as types.RtpParameters,
+        rtpParameters: consumerParameters(info.rtpParameters),
       });
       (info.standby ? standby : shown).push(consumer);
     }
