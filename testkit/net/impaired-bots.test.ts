@@ -41,7 +41,11 @@ it('WHEP and socket bots behind 5 % loss keep receiving frames', { timeout: 60_0
     ] as const) {
       const c = (await link.counters()).toPeer;
       expect(c.lost / c.packets, name).toBeGreaterThan(0.03);
-      expect(receiver.video.frames, name).toBeGreaterThan(100);
+      // relative bounds: on a loaded machine the publisher itself sends fewer frames in 6 s
+      const v = receiver.video;
+      expect(v.frames + v.incompleteFrames, name).toBeGreaterThan(60);
+      expect(v.frames / (v.frames + v.incompleteFrames), name).toBeGreaterThan(0.5);
+      expect(performance.now() - (v.lastFrameAt ?? 0), `${name}: still receiving`).toBeLessThan(1000);
       expect(receiver.video.packets + receiver.audio.packets, name).toBeLessThanOrEqual(c.sent);
     }
   } finally {
