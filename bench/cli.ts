@@ -63,7 +63,8 @@ usage: npm run bench -- [options]
   --soak-cluster-channels <n>  channels across two nodes, published on each in turn
                         (default 3; 0 = skip)
   --soak-cluster-viewers <n>   viewers of each of them on each node (default 5)
-  --soak-seconds <s>    measured seconds of each part (default 600)
+  --soak-seconds <s>    measured seconds of the one-node part (default 600)
+  --soak-cluster-seconds <s>  measured seconds of the two-node part (default: --soak-seconds)
   --soak-bots <n>       viewer bots per bots process (default 25)
 
  general
@@ -103,6 +104,7 @@ const { values } = parseArgs({
     'soak-cluster-channels': { type: 'string', default: '3' },
     'soak-cluster-viewers': { type: 'string', default: '5' },
     'soak-seconds': { type: 'string', default: '600' },
+    'soak-cluster-seconds': { type: 'string' },
     'soak-bots': { type: 'string', default: '25' },
     url: { type: 'string' },
     'database-url': { type: 'string' },
@@ -166,13 +168,22 @@ const chatOpts: ChatBenchOptions = {
   progress,
 };
 const soakCounts = (
-  ['soak-channels', 'soak-viewers', 'soak-cluster-channels', 'soak-cluster-viewers', 'soak-seconds', 'soak-bots'] as const
+  [
+    'soak-channels',
+    'soak-viewers',
+    'soak-cluster-channels',
+    'soak-cluster-viewers',
+    'soak-seconds',
+    'soak-bots',
+    'soak-cluster-seconds',
+  ] as const
 ).map((k) => {
-  const n = Number(values[k]);
+  const n = Number(values[k] ?? values['soak-seconds']);
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${k} is a whole number ≥ 0`);
   return n;
 });
-const [soakChannels, soakViewers, soakClusterChannels, soakClusterViewers, soakSeconds, soakBots] = soakCounts as [
+const [soakChannels, soakViewers, soakClusterChannels, soakClusterViewers, soakSeconds, soakBots, soakClusterSeconds] = soakCounts as [
+  number,
   number,
   number,
   number,
@@ -199,7 +210,7 @@ const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Numbe
     (modes.has('dvr') ? dvrSeconds : 0) +
     (modes.has('soak')
       ? (soakChannels ? soakSeconds + 15 + (soakChannels * soakViewers) / 10 : 0) +
-        (soakClusterChannels ? soakSeconds + 20 + (soakClusterChannels * soakClusterViewers * 2) / 10 : 0)
+        (soakClusterChannels ? soakClusterSeconds + 20 + (soakClusterChannels * soakClusterViewers * 2) / 10 : 0)
       : 0);
 }
 
@@ -356,7 +367,15 @@ if (modes.has('soak')) {
   if (soakChannels && soakViewers)
     report.soak.push(await runSoakPart({ ...soakOpts, nodes: 1, channels: soakChannels, viewersPerChannel: soakViewers }));
   if (soakClusterChannels && soakClusterViewers)
-    report.soak.push(await runSoakPart({ ...soakOpts, nodes: 2, channels: soakClusterChannels, viewersPerChannel: soakClusterViewers }));
+    report.soak.push(
+      await runSoakPart({
+        ...soakOpts,
+        nodes: 2,
+        channels: soakClusterChannels,
+        viewersPerChannel: soakClusterViewers,
+        seconds: soakClusterSeconds,
+      }),
+    );
 }
 report.capacity = { whipcast: capacity(report.whipcast, opts.latencyTargetMs), baseline: capacity(report.baseline, opts.latencyTargetMs) };
 if (opts.impaired) {
