@@ -11,7 +11,6 @@ import { clipsQueries, recordingsQueries } from './recordings.ts';
 
 export type { DatabaseOptions, Sql } from './connect.ts';
 export { DEFAULT_POOL_SIZE } from './connect.ts';
-export { startHousekeeping, type Housekeeping } from './housekeeping.ts';
 export type { User, UserWithPassword } from './users.ts';
 export type { Stream, StreamStatus, NewChannel } from './streams.ts';
 export type { StreamKeyRecord } from './stream-keys.ts';

@@ -2,6 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clip, Database, Recording } from '@whipcast/db';
+import { PeriodicJob } from './periodic.ts';
 
 /** Options of a {@link RecordingSweeper}. */
 export interface RecordingSweeperOptions {
@@ -24,31 +25,27 @@ export interface RecordingSweeperOptions {
 export class RecordingSweeper {
   readonly #db: Pick<Database, 'recordings' | 'clips'>;
   readonly #options: RecordingSweeperOptions;
-  readonly #timer: NodeJS.Timeout;
-  #running: Promise<void> | undefined;
-  #closed = false;
+  readonly #job: PeriodicJob;
 
   constructor(db: Pick<Database, 'recordings' | 'clips'>, options: RecordingSweeperOptions) {
     this.#db = db;
     this.#options = options;
-    this.#timer = setInterval(() => void this.sweep(), options.intervalMs);
-    this.#timer.unref();
-    void this.sweep();
+    this.#job = new PeriodicJob({
+      name: 'recordings sweep',
+      intervalMs: options.intervalMs,
+      logger: options.logger,
+      run: () => this.#sweep(),
+    });
   }
 
   /** Runs one sweep now (or joins the one under way). */
   sweep(): Promise<void> {
-    this.#running ??= this.#sweep()
-      .catch((err: unknown) => this.#options.logger?.warn({ err }, 'recordings sweep failed'))
-      .finally(() => (this.#running = undefined));
-    return this.#running;
+    return this.#job.run();
   }
 
   /** Stops the timer and waits for a sweep under way. Idempotent. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    clearInterval(this.#timer);
-    await this.#running;
+  close(): Promise<void> {
+    return this.#job.close();
   }
 
   async #sweep(): Promise<void> {
@@ -64,7 +61,7 @@ export class RecordingSweeper {
     const recordings = await this.#db.recordings.listFinishedOldestFirst();
     const clips = await this.#db.clips.listOldestFirst();
     // oldest first; at the same age a recording goes before a clip
-    while (total > quotaBytes && !this.#closed) {
+    while (total > quotaBytes && !this.#job.closed) {
       const r = recordings[0];
       const c = clips[0];
       if (r && (!c || r.startedAt.getTime() <= c.createdAt.getTime())) {

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase, startHousekeeping, type Database } from '@whipcast/db';
+import { openDatabase, type Database } from '@whipcast/db';
 import pino, { type Logger } from 'pino';
 import { createAccounts, type Accounts } from './accounts.ts';
 import { loadSecret } from './auth/secret.ts';
@@ -22,6 +22,7 @@ import { originOf } from './http/security-headers.ts';
 import type { Route } from './http/types.ts';
 import type { MediaDeps, MediaLayer } from './media.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { PeriodicJob } from './periodic.ts';
 import { RecordingSweeper } from './recording-sweeper.ts';
 import { startServer, type RunningServer } from './uws.ts';
 import { createChat } from './socket/chat.ts';
@@ -71,7 +72,16 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
   const db =
     options.database ??
     (await openDatabase({ url: config.databaseUrl, embeddedPath, secret, maxConnections: config.databasePoolSize, logger }));
-  const housekeeping = startHousekeeping(db, { intervalMs: SESSION_PURGE_INTERVAL_MS, logger });
+  // Lookups already ignore expired sessions; deleting them keeps the table from growing (safe on several nodes at once).
+  const sessionPurge = new PeriodicJob({
+    name: 'expired sessions purge',
+    intervalMs: SESSION_PURGE_INTERVAL_MS,
+    logger,
+    async run() {
+      const n = await db.sessions.deleteExpired();
+      if (n) logger.info({ sessions: n }, 'purged expired sessions');
+    },
+  });
   const recordingsSweeper = new RecordingSweeper(db, {
     dir: config.recordingsDir ?? join(config.dataDir, 'recordings'),
     retentionDays: config.recordingsRetentionDays,
@@ -79,7 +89,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     intervalMs: RECORDINGS_SWEEP_INTERVAL_MS,
     logger: logger.child({ component: 'recordings' }),
   });
-  const cleanup: (() => Promise<void>)[] = [() => recordingsSweeper.close(), () => housekeeping.close(), () => db.close()];
+  const cleanup: (() => Promise<void>)[] = [() => recordingsSweeper.close(), () => sessionPurge.close(), () => db.close()];
   try {
     if (!config.nodeUrl) {
       // No publisher can be connected to a process that is just starting (in a cluster, expiry finds them).
