@@ -7,6 +7,7 @@
  * (`botsPerProcess` each), so the bots' own stalls are visible as such.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { startThrowawayCluster } from '@whipcast/db/test-postgres';
 import { children, cpuShare, sample } from './proc.ts';
 import { prepareChannel, startServer, type BenchServer } from './server.ts';
@@ -79,6 +80,21 @@ export interface SoakPartResult {
   /** The longest any bots process's event loop ran late, ms: a gap up to this long may be the bots', not the server's. */
   botsEventLoopMaxMs: number;
   rssMb: { main: number; workers: number };
+  /** UDP datagrams the kernel dropped for a full socket receive buffer during the window (all of this machine's sockets: /proc/net/snmp RcvbufErrors). */
+  udpRcvbufErrors: number;
+}
+
+/** The kernel's count of UDP datagrams dropped for a full receive buffer (this network namespace). */
+function udpRcvbufErrors(): number {
+  try {
+    const [names, values] = readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp:'))
+      .map((l) => l.split(/\s+/));
+    return Number(values?.[names?.indexOf('RcvbufErrors') ?? -1] ?? NaN);
+  } catch {
+    return NaN;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -153,6 +169,7 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     const botPids = bots.flatMap((b) => (b.pid ? [b.pid] : []));
     const before = { main: mainPids.map(sample), workers: workerPids().map(sample), bots: botPids.map(sample) };
     const workersAtStart = workerPids();
+    const drops0 = udpRcvbufErrors();
     for (const b of bots) b.measure(maxGapMs, maxLossFraction);
     const t0 = performance.now();
     while (performance.now() - t0 < opts.seconds * 1000) {
@@ -161,6 +178,7 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     }
     const results = await Promise.all(bots.map((b) => b.finish()));
     const span = (performance.now() - t0) / 1000;
+    const drops = udpRcvbufErrors() - drops0;
     const after = { main: mainPids.map(sample), workers: workersAtStart.map(sample), bots: botPids.map(sample) };
     const cpu = (k: keyof typeof before) => before[k].reduce((a, s, i) => a + cpuShare(s, after[k][i]!, span), 0);
     const rss = (xs: ReturnType<typeof sample>[]) => xs.reduce((a, x) => a + (x?.rssBytes ?? 0), 0) / 2 ** 20;
@@ -198,6 +216,7 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
       botProcesses: bots.length,
       botsEventLoopMaxMs: Math.max(0, ...results.map((r) => r.eventLoopMaxMs)),
       rssMb: { main: rss(after.main), workers: rss(after.workers) },
+      udpRcvbufErrors: drops,
     };
   } finally {
     await Promise.all(bots.map((b) => b.close()));
@@ -225,6 +244,7 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
       'worker CPU',
       'bots CPU',
       'bots late ms',
+      'UDP rcvbuf drops',
     ],
   ];
   for (const p of parts)
@@ -241,6 +261,7 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
       `${f(p.cpu.workers * 100)}%`,
       `${f(p.botsCoreShare * 100)}%${p.botsCoreShare > botsSaturated ? ' SAT' : ''}`,
       f(p.botsEventLoopMaxMs),
+      f(p.udpRcvbufErrors),
     ]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const lines = rows.map((row) => row.map((c, i) => c.padStart(widths[i]!)).join('  '));
@@ -254,7 +275,8 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
     '',
     ...lines,
     'soak: every viewer must get an audio and a video frame at least every second and lose under 1% of RTP packets;',
-    '  viewers are named c<channel>-v<viewer>@<node>; "bots late" is how late the bots processes\' event loops ran (a gap that long may be the bots\').',
+    '  viewers are named c<channel>-v<viewer>@<node>; "bots late" is how late the bots processes\' event loops ran (a gap that long may be the bots\');',
+    '  "UDP rcvbuf drops": datagrams the kernel dropped for a full socket receive buffer in the window (server and bots alike).',
     ...failures,
   ];
 }

@@ -34,6 +34,8 @@ export interface SfuOptions {
   relayAddress?: string | undefined;
   /** First media port (worker i uses port + i); 0 = random. */
   port: number;
+  /** Receive and send buffer of each worker's UDP socket, bytes (0 or absent: the kernel's default). */
+  udpBufferBytes?: number;
   /** A publisher silent (no RTP) this long is ended and its channel goes offline. */
   publisherTimeoutMs: number;
   /** DVR window per channel, ms (default 30 min). */

@@ -16,6 +16,8 @@ export interface WorkerPoolOptions {
   announcedAddress?: string;
   /** Worker i listens on `port + i`; 0 = random ports. */
   port: number;
+  /** Receive and send buffer of each worker's UDP socket, bytes (0 or absent: the kernel's default). */
+  udpBufferBytes?: number;
   logger: SfuLogger;
 }
 
@@ -50,11 +52,13 @@ export class WorkerPool {
     const worker = await mediasoup.createWorker({ workerBin: opts.workerBin, logLevel: 'warn', appData: { index } });
     const port = opts.port ? opts.port + index : 0;
     const announced = opts.announcedAddress && opts.announcedAddress !== opts.listenIp ? { announcedAddress: opts.announcedAddress } : {};
+    // one socket carries every publisher and viewer of the worker: keyframe bursts of many channels need room
+    const buffers = opts.udpBufferBytes ? { recvBufferSize: opts.udpBufferBytes, sendBufferSize: opts.udpBufferBytes } : {};
     let webRtcServer: types.WebRtcServer;
     try {
       webRtcServer = await worker.createWebRtcServer({
         listenInfos: [
-          { protocol: 'udp', ip: opts.listenIp, port, ...announced },
+          { protocol: 'udp', ip: opts.listenIp, port, ...announced, ...buffers },
           { protocol: 'tcp', ip: opts.listenIp, port, ...announced },
         ],
       });

@@ -211,6 +211,13 @@ export const SETTINGS = {
     int(0, 65535),
     'First media port: worker *i* listens on UDP and TCP `RTC_PORT + i` (0 = random ports, for tests).',
   ),
+  rtcUdpBufferBytes: setting(
+    'Media',
+    'RTC_UDP_BUFFER_BYTES',
+    '4194304',
+    int(0, 1 << 30),
+    "Receive and send buffer of each worker's UDP media socket (every publisher and viewer of a worker shares it), bytes; the kernel caps it at `net.core.rmem_max` / `wmem_max`. Too small, and keyframe bursts of many publishers overflow it: packet loss on the way in for every viewer of a channel. 0 = the kernel's default (`rmem_default`, often 208 KiB).",
+  ),
   iceServers: setting(
     'Media',
     'ICE_SERVERS',

@@ -27,6 +27,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     announcedAddress: config.rtcAnnouncedAddress ?? (loopbackOnly ? undefined : detectAnnouncedAddress()),
     relayAddress: config.relayAnnouncedAddress ?? (loopbackOnly ? config.rtcListenIp : detectAnnouncedAddress()),
     port: config.rtcPort,
+    udpBufferBytes: config.rtcUdpBufferBytes,
     publisherTimeoutMs: config.publisherTimeoutMs,
     dvrWindowMs: config.dvrWindowSeconds * 1000,
     dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
