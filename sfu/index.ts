@@ -9,6 +9,7 @@ export { SfuError, type SfuErrorCode } from './errors.ts';
 export type {
   AudiencePlacement,
   ConsumerInfo,
+  UnplayableTrack,
   DtlsParameters,
   DvrPosition,
   IceCandidate,

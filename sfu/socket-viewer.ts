@@ -12,7 +12,7 @@ import { TimeShift, type ProgramConsumers } from './dvr/time-shift.ts';
 import { SfuError } from './errors.ts';
 import type { ProgramTrack } from './program.ts';
 import { transportView } from './transport.ts';
-import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget, TransportView } from './types.ts';
+import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget, TransportView, UnplayableTrack } from './types.ts';
 import { Viewer } from './viewer.ts';
 
 export interface SocketViewerOptions {
@@ -33,6 +33,7 @@ export class SocketViewer extends Viewer {
       capabilities: () => this.rtpCapabilities,
       buffer: channel.dvr,
       programTracks: () => channel.programTracks(),
+      receives: (t) => channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities: this.rtpCapabilities }),
       consumeProgram: (standby) => this.#consumeProgram(standby),
       useConsumer: (c, ms) => this.setConsumer(c, ms),
       watching: () => channel.watching(this),
@@ -70,6 +71,17 @@ export class SocketViewer extends Viewer {
     if (!this.channel.live) throw new SfuError('stream_offline', 'The stream is not live');
     this.rtpCapabilities = rtpCapabilities;
     return this.live();
+  }
+
+  /**
+   * The program tracks a device with `rtpCapabilities` cannot receive (its browser cannot decode their codec,
+   * e.g. Firefox without OpenH264 on an H.264 channel): the player says so instead of showing a black picture.
+   */
+  unplayable(rtpCapabilities: types.RtpCapabilities): UnplayableTrack[] {
+    return this.channel
+      .programTracks()
+      .filter((t) => !this.channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities }))
+      .map((t) => ({ kind: t.kind, mimeType: t.codec.mimeType }));
   }
 
   /** Back to live: consumers on the program again (from the GOP cache, like a new viewer). */

@@ -23,6 +23,13 @@ export interface TransportView {
   dtlsParameters: DtlsParameters;
 }
 
+/** A program track a viewer's device cannot receive (no decoder for its codec). */
+export interface UnplayableTrack {
+  kind: MediaKind;
+  /** Its codec, e.g. `video/H264`. */
+  mimeType: string;
+}
+
 /** A consumer a socket viewer must set up on its side (mediasoup-client `transport.consume`). */
 export interface ConsumerInfo {
   /** The consumer id (resume/pause it by this id). */

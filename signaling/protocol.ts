@@ -178,6 +178,10 @@ export const ConsumerView = z.object({
 });
 export type ConsumerView = z.infer<typeof ConsumerView>;
 
+/** A program track this viewer's browser cannot decode (e.g. H.264 in a Firefox without OpenH264). */
+export const UnplayableTrack = z.object({ kind: MediaKind, mimeType: z.string().max(64) });
+export type UnplayableTrack = z.infer<typeof UnplayableTrack>;
+
 // ---- client → server ----
 
 /** Where a `dvr.seek` goes: `offsetMs` behind live, or `deltaMs` from the current position (exactly one). */
@@ -293,7 +297,8 @@ const RESULT_SCHEMAS = {
   'rtc.capabilities': z.object({ routerRtpCapabilities: RouterRtpCapabilities, live: z.boolean() }),
   'rtc.transport': TransportView,
   'rtc.connect': empty,
-  'rtc.consume': z.object({ consumers: z.array(ConsumerView) }),
+  /** `unplayable`: what the channel sends that this device cannot decode (not consumed; all of it: no consumers). */
+  'rtc.consume': z.object({ consumers: z.array(ConsumerView), unplayable: z.array(UnplayableTrack) }),
   'rtc.resume': empty,
   'rtc.pause': empty,
   'rtc.restartIce': z.object({ iceParameters: IceParameters }),

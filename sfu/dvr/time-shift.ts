@@ -29,6 +29,8 @@ export interface ShiftedViewer {
   /** The channel's DVR buffer and current program tracks. */
   readonly buffer: DvrBuffer;
   programTracks(): ProgramTrack[];
+  /** True when the device can decode a program track's codec. */
+  receives(track: ProgramTrack): boolean;
   /** Paused consumers of the live program; `standby`: kept aside, not replacing the current ones. */
   consumeProgram(standby: boolean): Promise<ProgramConsumers>;
   /** Makes a consumer current (see `Viewer.setConsumer`). */
@@ -62,7 +64,8 @@ export class TimeShift {
     const last = buffer.lastKeyframe();
     const kf = last === null ? undefined : buffer.at(last);
     if (last === null || !kf || Date.now() - kf.at > GOP_CACHE_MAX_AGE_MS) return null;
-    if (!this.viewer.programTracks().some((t) => t.kind === 'video')) return null;
+    // nothing to start instantly without a picture this device can decode (audio alone plays live at once)
+    if (!this.viewer.programTracks().some((t) => t.kind === 'video' && this.viewer.receives(t))) return null;
     const out = await this.#replayFrom(last, 2);
     const standby = await this.viewer.consumeProgram(true).catch(() => null);
     if (!standby) return out;
@@ -129,7 +132,9 @@ export class TimeShift {
     const replay = this.#replay;
     if (!replay || replay.started || ![...replay.producers.values()].some((p) => p.id === consumer.producerId)) return false;
     await consumer.resume();
-    if (consumer.kind === 'video' || !replay.producers.has('video')) {
+    const video = replay.producers.get('video');
+    // a device that cannot decode the video gets none: its audio starts the clock
+    if (consumer.kind === 'video' || !video || !this.#canConsume(video.id)) {
       await dtlsConnected(this.viewer.transport, 10_000);
       if (this.#replay === replay && !replay.started) replay.play();
     }
@@ -169,6 +174,10 @@ export class TimeShift {
     this.#standby = undefined;
   }
 
+  #canConsume(producerId: string): boolean {
+    return this.viewer.router.canConsume({ producerId, rtpCapabilities: this.viewer.capabilities() });
+  }
+
   /** Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. */
   async #replayFrom(from: number, catchUpRate: number): Promise<ConsumerInfo[]> {
     const { viewer } = this;
@@ -177,7 +186,7 @@ export class TimeShift {
     const out: ConsumerInfo[] = [];
     try {
       for (const [kind, producer] of replay.producers) {
-        if (!viewer.router.canConsume({ producerId: producer.id, rtpCapabilities: viewer.capabilities() })) continue;
+        if (!this.#canConsume(producer.id)) continue;
         const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities: viewer.capabilities(), paused: true });
         viewer.useConsumer(consumer);
         out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });

@@ -139,7 +139,10 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     async 'rtc.consume'(s, f) {
       const viewer = own(s, f.transportId);
       await viewers().ensure(viewer.channel.id);
-      return { consumers: await viewer.consume(f.rtpCapabilities) };
+      const unplayable = viewer.unplayable(f.rtpCapabilities);
+      // nothing it can decode: no consumers (and not counted as watching); the player tells the viewer why
+      if (unplayable.length > 0 && unplayable.length === viewer.channel.programTracks().length) return { consumers: [], unplayable };
+      return { consumers: await viewer.consume(f.rtpCapabilities), unplayable };
     },
     async 'rtc.resume'(s, f) {
       await ownerOf(s, f.consumerId).resumeConsumer(f.consumerId);

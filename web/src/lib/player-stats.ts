@@ -19,6 +19,8 @@ export interface PlayerStats {
   rttMs: number | null;
   codec: string | null;
   framesDecoded: number;
+  /** Video packets received since the track started (a stall with packets arriving is the link, not the publisher). */
+  videoPacketsReceived: number;
   /**
    * Server → screen: half the round trip + jitter buffer + decode time. The streamer's encoder and
    * upload are not included: neither end of this connection can measure them.
@@ -96,6 +98,7 @@ export class StatsSampler {
       rttMs,
       codec: codecs.length ? codecs.join(' + ') : null,
       framesDecoded: cur.framesDecoded,
+      videoPacketsReceived: num(v?.packetsReceived),
       serverToScreenMs: jitterBufferMs === null ? null : (rttMs ?? 0) / 2 + jitterBufferMs + decodeMs,
       currentLayer: null,
     };

@@ -5,11 +5,12 @@
  * consumers), re-consumes when told to, and rebuilds after a reconnect.
  */
 import { Device, type types } from 'mediasoup-client';
-import type { ConsumerView } from '$shared/protocol.ts';
+import type { ConsumerView, UnplayableTrack } from '$shared/protocol.ts';
 import { consumerParameters, deviceCapabilities } from './rtc-params.ts';
 import { socket } from './socket.svelte.ts';
 
-export type PlayerState = 'connecting' | 'playing' | 'offline' | 'error';
+/** `unplayable`: live, but this browser can decode nothing the channel sends (see `ChannelPlayer.unplayable`). */
+export type PlayerState = 'connecting' | 'playing' | 'offline' | 'error' | 'unplayable';
 
 export interface DvrState {
   /** Watching the live edge. */
@@ -25,6 +26,10 @@ export class ChannelPlayer {
   /** Called when the tracks to show change (seek, back to live, instant-start switch). */
   onStream: (stream: MediaStream) => void = () => {};
   onDvr: (dvr: DvrState) => void = () => {};
+  /** What the channel sends that this browser cannot decode (not consumed), as the server said at the last consume. */
+  unplayable: UnplayableTrack[] = [];
+  /** Audio only: the server holds this viewer's video (the link cannot carry it); see `setVideo`. */
+  videoOff = false;
   #device: Device | null = null;
   #transport: types.Transport | null = null;
   #consumers: types.Consumer[] = [];
@@ -47,7 +52,11 @@ export class ChannelPlayer {
         if (f.t === 'rtc.reconsume') void this.#consume();
       }),
       socket.on((f) => {
-        if (f.t === 'dvr.switch' && f.transportId === this.#transport?.id) this.#show(this.#standby, true);
+        if (f.t === 'dvr.switch' && f.transportId === this.#transport?.id) {
+          this.#show(this.#standby, true);
+          // the server resumes the standby at the switch: hold its video again while audio only
+          if (this.videoOff) void this.setVideo(false);
+        }
         // the server lost the media worker under this transport
         if (f.t === 'rtc.closed' && f.transportId === this.#transport?.id) void this.#rebuild();
         if (f.t === 'dvr.position' && f.transportId === this.#transport?.id) {
@@ -103,11 +112,16 @@ export class ChannelPlayer {
     const transport = this.#transport;
     if (!transport || !this.#device || this.#closed) return;
     try {
-      const { consumers } = await socket.request({
+      const { consumers, unplayable } = await socket.request({
         t: 'rtc.consume',
         transportId: transport.id,
         rtpCapabilities: this.#device.rtpCapabilities,
       });
+      this.unplayable = unplayable;
+      if (consumers.length === 0) {
+        this.onState('unplayable');
+        return;
+      }
       await this.#replace(consumers);
       this.dvr = { ...this.dvr, live: true, behindLiveMs: 0, paused: false };
       this.onDvr(this.dvr);
@@ -135,8 +149,21 @@ export class ChannelPlayer {
     for (const c of this.#standby) c.close();
     this.#standby = standby;
     this.#show(shown, false);
-    for (const c of shown) await socket.request({ t: 'rtc.resume', consumerId: c.id });
-    for (const c of standby) await socket.request({ t: 'rtc.resume', consumerId: c.id });
+    for (const c of [...shown, ...standby]) {
+      if (this.videoOff && c.kind === 'video') c.pause();
+      else await socket.request({ t: 'rtc.resume', consumerId: c.id });
+    }
+  }
+
+  /** Audio only (`false`): the server stops sending this viewer video, so a slow link can still carry the sound. */
+  async setVideo(on: boolean): Promise<void> {
+    this.videoOff = !on;
+    for (const c of [...this.#consumers, ...this.#standby]) {
+      if (c.kind !== 'video') continue;
+      if (on) c.resume();
+      else c.pause();
+      await socket.request({ t: on ? 'rtc.resume' : 'rtc.pause', consumerId: c.id });
+    }
   }
 
   #show(consumers: types.Consumer[], fromStandby: boolean): void {
