@@ -61,6 +61,11 @@ export abstract class Viewer extends EventEmitter<ViewerEvents> {
     return this.#closed;
   }
 
+  /** Its current consumers, one per kind (stats, metrics). */
+  currentConsumers(): types.Consumer[] {
+    return [...this.consumers.values()];
+  }
+
   /** The index of the worker it was placed on. */
   get worker(): number {
     return this.seat.worker.index;

@@ -10,6 +10,7 @@ import { parseOffer, resolveWorkerBin, Sfu, SfuError } from '@whipcast/sfu';
 import { createChannelSync } from './cluster/channel-sync.ts';
 import { relayRoutes } from './cluster/relay-routes.ts';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
+import { MediaMetrics } from './media-metrics.ts';
 import { whipRoutes, type WhipMedia } from './http/routes/whip.ts';
 import type { MediaDeps, MediaLayer, MediaEvents, SocketMedia } from './media.ts';
 
@@ -55,6 +56,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     'worker',
   );
   metrics.gauge('whipcast_media_workers_alive', 'Running mediasoup workers', () => sfu.pool.workers.filter((w) => !w.worker.closed).length);
+  const mediaMetrics = new MediaMetrics({ sfu, registry: metrics.registry, logger: log });
 
   const events = new EventEmitter<MediaEvents>();
   const sync = createChannelSync({
@@ -103,6 +105,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
       ...(cluster.clustered ? relayRoutes({ cluster, media: sfu }) : []),
     ],
     async close() {
+      await mediaMetrics.close();
       await sfu.close();
       await sync.close();
     },

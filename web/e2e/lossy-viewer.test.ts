@@ -43,7 +43,7 @@ interface Inbound {
 }
 
 /** A live channel and a player page for it behind `link`, its peer connections' stats readable. */
-async function watch(link: ImpairedPeer): Promise<{ page: Page; pub: ObsPublisher }> {
+async function watch(link: ImpairedPeer): Promise<{ page: Page; pub: ObsPublisher; channelId: string }> {
   const user = await server.register();
   const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
   const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
@@ -63,7 +63,7 @@ async function watch(link: ImpairedPeer): Promise<{ page: Page; pub: ObsPublishe
     };
   });
   await page.goto(`${server.url}/live/${me.id}`);
-  return { page, pub };
+  return { page, pub, channelId: me.id };
 }
 
 const inbound = (page: Page): Promise<Inbound[]> =>
@@ -133,7 +133,7 @@ describe('the player on a bad link', () => {
     { timeout: 90_000 },
     async () => {
       const peer = link({ loss: 0.05, delayMs: 40, jitterMs: 10 }, { delayMs: 40, jitterMs: 10 });
-      const { page, pub } = await watch(peer);
+      const { page, pub, channelId } = await watch(peer);
       try {
         await expect.poll(async () => sum(await inbound(page), 'video', 'framesDecoded'), { timeout: 20_000 }).toBeGreaterThan(0);
         await page.waitForTimeout(3000); // past the instant-start switch to live
@@ -156,6 +156,17 @@ describe('the player on a bad link', () => {
         // runs here: 0.2–1.2 s frozen of 15 s; without NACK/RTX 9 s. Chromium counts a freeze at a gap > 150 ms + the mean
         expect(frozenS).toBeLessThan(2.5);
         expect(await page.locator('[data-testid="playback-problem"]').count()).toBe(0);
+        // /metrics counts this viewer's NACKs and the packets resent to it (RTX), per channel
+        const metrics = await (await server.api('/metrics')).text();
+        const value = (name: string) =>
+          Number(
+            metrics
+              .split('\n')
+              .find((l) => l.startsWith(`${name}{channel="${channelId}"}`))
+              ?.split(' ')[1] ?? 0,
+          );
+        expect(value('whipcast_channel_viewer_nacks_received_total')).toBeGreaterThan(0);
+        expect(value('whipcast_channel_viewer_rtx_packets_sent_total')).toBeGreaterThan(0);
       } finally {
         await page.close();
         await peer.close();
