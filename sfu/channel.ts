@@ -31,6 +31,9 @@ import type { Viewer } from './viewer.ts';
 import { WhepViewer } from './whep-viewer.ts';
 import type { PooledWorker, WorkerPool } from './workers.ts';
 
+/** Keyframes of a channel's layers this close together are one group (one switch point). */
+const KEYFRAME_GROUP_MS = 300;
+
 export interface ChannelOptions {
   /** The channel's id (the streamer's channel id). */
   id: string;
@@ -283,13 +286,19 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
   }
 
-  /** Feeds a program track into the DVR buffer; socket viewers catching up switch to live at its keyframes. */
+  /**
+   * Feeds a program track (every layer) into the DVR buffer; socket viewers catching up switch to live at its
+   * keyframes: at the first keyframe of a group (the layers of OBS and browsers key together, within ms).
+   */
   #record(track: ProgramTrack): void {
     const codec = track.kind === 'video' ? codecOf(track.codec.mimeType) : null;
-    track.onPacket((packet, info) => {
+    let lastKeyframeAt = 0;
+    track.onLayerPacket((packet, info) => {
       const keyframe = codec !== null && isKeyframeStart(codec, packet);
-      if (keyframe) for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('keyframe');
-      this.dvr.push({ at: info.arrivalMs, kind: info.kind, keyframe, data: Buffer.from(packet) });
+      if (keyframe && info.arrivalMs - lastKeyframeAt > KEYFRAME_GROUP_MS)
+        for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('keyframe');
+      if (keyframe) lastKeyframeAt = info.arrivalMs;
+      this.dvr.push({ at: info.arrivalMs, kind: info.kind, keyframe, rank: info.rank, data: Buffer.from(packet) });
       for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('buffered');
     });
   }

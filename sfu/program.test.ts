@@ -7,7 +7,7 @@
  */
 import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
-import { buildRtp, parseRtp } from '@whipcast/testkit';
+import { buildRtp, numberedLayerFixtures, packetizeH264, parseRtp } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MEDIA_CODECS } from './codecs.ts';
 import { ProgramTrack } from './program.ts';
@@ -130,5 +130,93 @@ describe('ProgramTrack', () => {
     webrtc.close();
     audioTrack.close();
     videoTrack.close();
+  });
+
+  it('keeps every simulcast layer, each continuous, and lets a viewer switch layers both ways (Sender Reports)', async () => {
+    const [tap, programTransport, viewer, sourceTransport] = await Promise.all([
+      router.createDirectTransport(),
+      router.createDirectTransport(),
+      router.createDirectTransport(),
+      router.createDirectTransport(),
+    ]);
+    // three layers of the numbered picture (full, ½, ¼), keyframes on the same frames every 0.5 s
+    const fixtures = await numberedLayerFixtures({ width: 320, height: 180, kbps: 600, keyframeInterval: 0.5, seconds: 4 });
+    const ssrcs = [5001, 5002, 5003]; // lowest first, as mediasoup wants
+    const h264 = {
+      mimeType: 'video/H264',
+      payloadType: 102,
+      clockRate: 90000,
+      parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f' },
+    };
+    const source = await sourceTransport.produce({
+      kind: 'video',
+      rtpParameters: { codecs: [h264], encodings: ssrcs.map((ssrc) => ({ ssrc })) },
+    });
+    const track = await ProgramTrack.create({ kind: 'video', source, router, tapTransport: tap, programTransport });
+    expect(track.layers.map((l) => l.rank)).toEqual([2, 1, 0]);
+    expect(track.producer.type).toBe('simulcast');
+    expect(new Set(track.layers.map((l) => l.ssrc)).size).toBe(3);
+
+    const consumer = await viewer.consume({
+      producerId: track.producer.id,
+      rtpCapabilities: router.rtpCapabilities,
+      preferredLayers: { spatialLayer: 2 },
+    });
+    expect(consumer.type).toBe('simulcast');
+    const received: number[] = []; // payload bytes per frame... counted per packet
+    consumer.on('rtp', (buf) => received.push(buf.length));
+    const topOnly: number[] = [];
+    track.onPacket((p, info) => topOnly.push(info.rank));
+
+    const seq = [1000, 20_000, 40_000];
+    let frame = 0;
+    const sendFrame = () => {
+      const i = frame++;
+      fixtures.forEach((f, k) => {
+        const au = f.frames[i % f.frames.length]!;
+        const payloads = packetizeH264(au.nals);
+        const layer = 2 - k; // fixtures are largest first
+        payloads.forEach((payload, n) =>
+          source.send(
+            buildRtp(
+              {
+                payloadType: 102,
+                sequenceNumber: seq[layer]!++ & 0xffff,
+                timestamp: (i * 3000 + layer * 777) >>> 0,
+                ssrc: ssrcs[layer]!,
+                marker: n === payloads.length - 1,
+              },
+              payload,
+            ),
+          ),
+        );
+      });
+    };
+    const play = async (ms: number) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        sendFrame();
+        await tick(33);
+      }
+    };
+    const spatial = () => consumer.currentLayers?.spatialLayer;
+
+    await play(1200);
+    expect(spatial()).toBe(2);
+    expect(topOnly.every((r) => r === 0)).toBe(true);
+    await consumer.setPreferredLayers({ spatialLayer: 0 });
+    await play(1200);
+    expect(spatial()).toBe(0);
+    // back up: only possible when mediasoup knows every layer's capture clock (the program's Sender Reports)
+    await consumer.setPreferredLayers({ spatialLayer: 1 });
+    await play(1200);
+    expect(spatial()).toBe(1);
+    expect(received.length).toBeGreaterThan(50);
+
+    // a publisher with another number of layers cannot feed this program without viewers renegotiating
+    const single = await sourceTransport.produce({ kind: 'video', rtpParameters: { codecs: [h264], encodings: [{ ssrc: 6001 }] } });
+    expect(track.accepts(single)).toBe(false);
+    track.close();
+    sourceTransport.close();
   });
 });

@@ -5,117 +5,65 @@
  * so the viewers' decoders see one continuous stream: a publisher that
  * reconnects (OBS's fresh POST) or is replaced does not break any viewer's
  * session, WHEP players included. The same tap feeds the DVR buffer.
+ *
+ * A simulcast publisher's layers are all kept: the program producer has one
+ * encoding per layer (`ProgramLayer`, each rewritten on its own), so viewers'
+ * consumers are simulcast consumers and mediasoup picks, per viewer, the layer
+ * its bandwidth allows. Layers fed by whipcast itself (a transcoded ladder)
+ * are declared at creation (`injectedLayers`) and fed with `inject()`.
  */
 import { randomInt } from 'node:crypto';
 import type { types } from 'mediasoup';
 import { sameCodec } from './codecs.ts';
 import type { MediaKind } from './sdp/offer.ts';
+import { SenderReports } from './sender-reports.ts';
 
-/** A packet on its way to the program, after rewriting: listeners (DVR, GOP cache) see it too. */
-export type PacketListener = (packet: Buffer, info: { kind: MediaKind; arrivalMs: number }) => void;
+/** Where a program packet belongs. */
+export interface PacketInfo {
+  kind: MediaKind;
+  arrivalMs: number;
+  /** Its layer counted from the top: 0 = the best quality (the only layer of a single-layer program). */
+  rank: number;
+}
 
-export class ProgramTrack {
-  #tap: types.Consumer | null = null;
-  #source: types.Producer | null = null;
+/** A packet on its way to the program, after rewriting: listeners (DVR, GOP cache, recordings) see it too. */
+export type PacketListener = (packet: Buffer, info: PacketInfo) => void;
+
+/** One layer (encoding) of a program track: its own SSRC, sequence numbers and timestamps, continuous across publishers. */
+export class ProgramLayer {
+  /** The SSRC viewers receive this layer with. */
+  readonly ssrc = randomInt(1, 2 ** 31);
   #seqOffset = 0;
   #tsOffset = 0;
   #lastSeq = -1;
   #lastTs = 0;
   #lastWallMs = 0;
   #needsRebase = true;
-  #lastKeyframeRequest = 0;
-  #listeners = new Set<PacketListener>();
 
-  private constructor(
-    readonly ssrc: number,
-    readonly kind: MediaKind,
-    readonly producer: types.Producer,
-    readonly codec: types.RtpCodecParameters,
-    private readonly tapTransport: types.DirectTransport,
-    private readonly router: types.Router,
+  constructor(
+    /** Its index in the producer's encodings (mediasoup's spatial layer: 0 = lowest). */
+    readonly index: number,
+    /** Its rank from the top (0 = best). */
+    readonly rank: number,
+    /** Fed by whipcast (a transcoded ladder), not by the publisher. */
+    readonly injected: boolean,
+    private readonly clockRate: number,
   ) {}
 
-  /** Creates the program producer for a source's codec. */
-  static async create(opts: {
-    kind: MediaKind;
-    source: types.Producer;
-    router: types.Router;
-    tapTransport: types.DirectTransport;
-    programTransport: types.DirectTransport;
-  }): Promise<ProgramTrack> {
-    const tapCodec = consumableCodec(opts.source, opts.router);
-    const ssrc = randomInt(1, 2 ** 31);
-    const producer = await opts.programTransport.produce({
-      kind: opts.kind,
-      rtpParameters: {
-        codecs: [tapCodec],
-        encodings: [{ ssrc }],
-        headerExtensions: [],
-        rtcp: { cname: 'whipcast', reducedSize: true },
-      },
-      appData: { program: true },
-    });
-    const track = new ProgramTrack(ssrc, opts.kind, producer, tapCodec, opts.tapTransport, opts.router);
-    await track.attach(opts.source);
-    return track;
-  }
-
-  /** True when `source` can feed this program without viewers renegotiating. */
-  accepts(source: types.Producer): boolean {
-    const c = consumableCodec(source, this.router);
-    return c.clockRate === this.codec.clockRate && sameCodec(c, this.codec);
-  }
-
-  /** Switches the program to a new source; the stream stays continuous for viewers. */
-  async attach(source: types.Producer): Promise<void> {
-    this.#tap?.close();
-    this.#source = source;
+  /** The next packet comes from a new source: continue where the previous one left off. */
+  rebase(): void {
     this.#needsRebase = true;
-    const tap = await this.tapTransport.consume({
-      producerId: source.id,
-      rtpCapabilities: { codecs: this.router.rtpCapabilities.codecs, headerExtensions: [] },
-    });
-    if (this.#source !== source) {
-      tap.close();
-      return;
-    }
-    this.#tap = tap;
-    tap.on('rtp', (packet) => this.#forward(packet));
-    tap.observer.once('close', () => {
-      if (this.#tap === tap) this.#tap = null;
-    });
   }
 
-  detach(): void {
-    this.#tap?.close();
-    this.#tap = null;
-    this.#source = null;
-  }
-
-  onPacket(listener: PacketListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  /** Asks the current source for a keyframe (at most once a second; OBS ignores it anyway). */
-  requestKeyFrame(): void {
-    const now = Date.now();
-    if (!this.#tap || now - this.#lastKeyframeRequest < 1000) return;
-    this.#lastKeyframeRequest = now;
-    void this.#tap.requestKeyFrame().catch(() => {});
-  }
-
-  #forward(packet: Buffer): void {
-    if (packet.length < 12 || this.producer.closed) return;
-    const now = Date.now();
+  /** Rewrites a packet in place (SSRC, sequence number, timestamp). */
+  rewrite(packet: Buffer, now: number): void {
     const seq = packet.readUInt16BE(2);
     const ts = packet.readUInt32BE(4);
     if (this.#needsRebase) {
-      // First packet from a new source: continue where the previous one left off.
       this.#needsRebase = false;
       const nextSeq = this.#lastSeq < 0 ? randomInt(0, 0x8000) : (this.#lastSeq + 1) & 0xffff;
       this.#seqOffset = (nextSeq - seq) & 0xffff;
-      const elapsed = this.#lastSeq < 0 ? 0 : Math.max(1, Math.round(((now - this.#lastWallMs) * this.codec.clockRate) / 1000));
+      const elapsed = this.#lastSeq < 0 ? 0 : Math.max(1, Math.round(((now - this.#lastWallMs) * this.clockRate) / 1000));
       const nextTs = this.#lastSeq < 0 ? randomInt(0, 2 ** 31) : (this.#lastTs + elapsed) >>> 0;
       this.#tsOffset = (nextTs - ts) >>> 0;
     }
@@ -129,7 +77,165 @@ export class ProgramTrack {
       this.#lastTs = outTs;
       this.#lastWallMs = now;
     }
-    for (const l of this.#listeners) l(packet, { kind: this.kind, arrivalMs: now });
+  }
+}
+
+export interface ProgramTrackOptions {
+  kind: MediaKind;
+  /** The publisher's producer (one encoding, or one per simulcast layer). */
+  source: types.Producer;
+  router: types.Router;
+  /** Where the taps of publishers' producers are consumed. */
+  tapTransport: types.DirectTransport;
+  /** Where the program producers live. */
+  programTransport: types.DirectTransport;
+  /** Layers whipcast feeds itself (`inject()`), below the publisher's (default 0). */
+  injectedLayers?: number;
+}
+
+export class ProgramTrack {
+  #tap: types.Consumer | null = null;
+  #source: types.Producer | null = null;
+  /** The tap's SSRC of each publisher layer → its program layer. */
+  #tapLayers = new Map<number, ProgramLayer>();
+  #lastKeyframeRequest = 0;
+  #listeners = new Set<PacketListener>();
+  #layerListeners = new Set<PacketListener>();
+  readonly #reports: SenderReports;
+
+  private constructor(
+    readonly kind: MediaKind,
+    readonly producer: types.Producer,
+    readonly codec: types.RtpCodecParameters,
+    /** Its layers, lowest first (the producer's encodings). */
+    readonly layers: readonly ProgramLayer[],
+    private readonly tapTransport: types.DirectTransport,
+    private readonly router: types.Router,
+    programTransport: types.DirectTransport,
+  ) {
+    this.#reports = new SenderReports({ send: (rtcp) => !programTransport.closed && programTransport.sendRtcp(rtcp) });
+  }
+
+  /** Creates the program producer for a source's codec and layers. */
+  static async create(opts: ProgramTrackOptions): Promise<ProgramTrack> {
+    const tapCodec = consumableCodec(opts.source, opts.router);
+    const published = opts.source.rtpParameters.encodings?.length || 1;
+    const injected = opts.injectedLayers ?? 0;
+    const total = published + injected;
+    // lowest first: injected layers, then the publisher's (its encodings are lowest first too)
+    const layers = Array.from({ length: total }, (_, i) => new ProgramLayer(i, total - 1 - i, i < injected, tapCodec.clockRate));
+    const sourceEncodings = opts.source.rtpParameters.encodings ?? [];
+    const producer = await opts.programTransport.produce({
+      kind: opts.kind,
+      rtpParameters: {
+        codecs: [tapCodec],
+        encodings: layers.map((l) => {
+          const scalabilityMode = l.injected ? undefined : sourceEncodings[l.index - injected]?.scalabilityMode;
+          return { ssrc: l.ssrc, ...(scalabilityMode ? { scalabilityMode } : {}) };
+        }),
+        headerExtensions: [],
+        rtcp: { cname: 'whipcast', reducedSize: true },
+      },
+      appData: { program: true },
+    });
+    const track = new ProgramTrack(opts.kind, producer, tapCodec, layers, opts.tapTransport, opts.router, opts.programTransport);
+    await track.attach(opts.source);
+    return track;
+  }
+
+  /** The SSRC of its top layer. */
+  get ssrc(): number {
+    return this.layers.at(-1)!.ssrc;
+  }
+
+  /** The layers the publisher feeds, lowest first. */
+  get publishedLayers(): ProgramLayer[] {
+    return this.layers.filter((l) => !l.injected);
+  }
+
+  /** True when `source` can feed this program without viewers renegotiating (same codec, same number of layers). */
+  accepts(source: types.Producer): boolean {
+    const c = consumableCodec(source, this.router);
+    return (
+      c.clockRate === this.codec.clockRate &&
+      sameCodec(c, this.codec) &&
+      (source.rtpParameters.encodings?.length || 1) === this.publishedLayers.length
+    );
+  }
+
+  /** Switches the program to a new source; the stream stays continuous for viewers, layer by layer. */
+  async attach(source: types.Producer): Promise<void> {
+    this.#tap?.close();
+    this.#source = source;
+    for (const l of this.publishedLayers) l.rebase();
+    // a pipe consumer carries every layer of the source, each on its own SSRC (encodings in the producer's order)
+    const tap = await this.tapTransport.consume({
+      producerId: source.id,
+      rtpCapabilities: { codecs: this.router.rtpCapabilities.codecs, headerExtensions: [] },
+      pipe: true,
+    });
+    if (this.#source !== source) {
+      tap.close();
+      return;
+    }
+    const published = this.publishedLayers;
+    this.#tapLayers = new Map();
+    tap.rtpParameters.encodings?.forEach((e, i) => {
+      const layer = published[i];
+      if (e.ssrc !== undefined && layer) this.#tapLayers.set(e.ssrc, layer);
+    });
+    this.#tap = tap;
+    tap.on('rtp', (packet) => this.#forward(packet));
+    tap.observer.once('close', () => {
+      if (this.#tap === tap) this.#tap = null;
+    });
+  }
+
+  detach(): void {
+    this.#tap?.close();
+    this.#tap = null;
+    this.#source = null;
+  }
+
+  /** Top-layer packets (what recordings and thumbnails want): the program at its best quality. */
+  onPacket(listener: PacketListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Packets of every layer (the DVR buffer keeps them all). */
+  onLayerPacket(listener: PacketListener): () => void {
+    this.#layerListeners.add(listener);
+    return () => this.#layerListeners.delete(listener);
+  }
+
+  /** Asks the current source for a keyframe (at most once a second; OBS ignores it anyway). */
+  requestKeyFrame(): void {
+    const now = Date.now();
+    if (!this.#tap || now - this.#lastKeyframeRequest < 1000) return;
+    this.#lastKeyframeRequest = now;
+    void this.#tap.requestKeyFrame().catch(() => {});
+  }
+
+  /** Feeds a packet of a layer whipcast produces itself (declared with `injectedLayers`). */
+  inject(layer: ProgramLayer, packet: Buffer): void {
+    if (!layer.injected || this.layers[layer.index] !== layer) throw new Error('not an injected layer of this track');
+    this.#send(layer, packet);
+  }
+
+  #forward(packet: Buffer): void {
+    const layer = this.#tapLayers.get(packet.length >= 12 ? packet.readUInt32BE(8) : 0);
+    if (layer) this.#send(layer, packet);
+  }
+
+  #send(layer: ProgramLayer, packet: Buffer): void {
+    if (packet.length < 12 || this.producer.closed) return;
+    const now = Date.now();
+    layer.rewrite(packet, now);
+    this.#reports.onPacket(packet);
+    const info: PacketInfo = { kind: this.kind, arrivalMs: now, rank: layer.rank };
+    if (layer.rank === 0) for (const l of this.#listeners) l(packet, info);
+    for (const l of this.#layerListeners) l(packet, info);
     this.producer.send(packet);
   }
 
@@ -137,6 +243,7 @@ export class ProgramTrack {
     this.detach();
     this.producer.close();
     this.#listeners.clear();
+    this.#layerListeners.clear();
   }
 }
 

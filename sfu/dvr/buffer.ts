@@ -23,7 +23,10 @@ export const PACKET_OVERHEAD = 96;
 export interface BufferedPacket {
   at: number;
   kind: MediaKind;
+  /** Starts a keyframe of its layer. */
   keyframe: boolean;
+  /** Its simulcast layer counted from the top (0 = best; absent = 0). Only top-layer keyframes are indexed. */
+  rank?: number;
   data: Buffer;
 }
 
@@ -40,6 +43,7 @@ interface Entry {
   at: number;
   kind: MediaKind;
   keyframe: boolean;
+  rank: number;
   /** In memory, or null once spilled to `segment` at `offset`. */
   data: Buffer | null;
   length: number;
@@ -93,8 +97,9 @@ export class DvrBuffer {
 
   push(p: BufferedPacket): void {
     const abs = this.#base + this.#packets.length;
-    this.#packets.push({ at: p.at, kind: p.kind, keyframe: p.keyframe, data: p.data, length: p.data.length });
-    if (p.keyframe) this.#keyframes.push(abs);
+    const rank = p.rank ?? 0;
+    this.#packets.push({ at: p.at, kind: p.kind, keyframe: p.keyframe, rank, data: p.data, length: p.data.length });
+    if (p.keyframe && rank === 0) this.#keyframes.push(abs);
     this.#bytes += p.data.length + PACKET_OVERHEAD;
     if (this.#bytes > this.opts.maxBytes && this.opts.spillDir) this.#spill();
     this.#evict(p.at);
@@ -195,10 +200,10 @@ export class DvrBuffer {
   at(abs: number): BufferedPacket | undefined {
     const e = this.#get(abs);
     if (!e) return undefined;
-    if (e.data) return { at: e.at, kind: e.kind, keyframe: e.keyframe, data: e.data };
+    if (e.data) return { at: e.at, kind: e.kind, keyframe: e.keyframe, rank: e.rank, data: e.data };
     const data = Buffer.allocUnsafe(e.length);
     readSync(e.segment!.fd, data, 0, e.length, e.offset!);
-    return { at: e.at, kind: e.kind, keyframe: e.keyframe, data };
+    return { at: e.at, kind: e.kind, keyframe: e.keyframe, rank: e.rank, data };
   }
 
   /** Frees the spill files. */

@@ -175,8 +175,8 @@ describe('seeking through a real mediasoup worker', () => {
         buffer: buf,
         router,
         tracks: [
-          { kind: 'video', codec: vCodec, ssrc: 1111 },
-          { kind: 'audio', codec: aCodec, ssrc: 2222 },
+          { kind: 'video', codec: vCodec, ssrcs: [1111] },
+          { kind: 'audio', codec: aCodec, ssrcs: [2222] },
         ],
         from,
         catchUpRate,

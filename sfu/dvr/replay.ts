@@ -4,16 +4,20 @@
  * starting at a keyframe. Packets keep the program's SSRC, sequence numbers
  * and timestamps, so the stream the viewer decodes is the program itself,
  * shifted in time; audio and video stay in sync because they are replayed in
- * arrival order on one clock.
+ * arrival order on one clock. A simulcast program is replayed with all its
+ * layers (one encoding each, with Sender Reports), so a viewer's consumer
+ * keeps choosing the layer its bandwidth allows in the past too.
  */
 import type { types } from 'mediasoup';
 import type { MediaKind } from '../sdp/offer.ts';
+import { SenderReports } from '../sender-reports.ts';
 import type { DvrBuffer } from './buffer.ts';
 
 export interface ReplayTrackSpec {
   kind: MediaKind;
   codec: types.RtpCodecParameters;
-  ssrc: number;
+  /** The program's SSRC of each layer, lowest first (one for a single-layer track). */
+  ssrcs: number[];
 }
 
 export interface ReplayOptions {
@@ -39,6 +43,7 @@ export class ReplaySession {
   #playing = false;
   #started = false;
   #closed = false;
+  #reports: SenderReports | null = null;
   readonly #now: () => number;
 
   private constructor(private readonly opts: ReplayOptions) {
@@ -50,13 +55,15 @@ export class ReplaySession {
 
   static async create(opts: ReplayOptions): Promise<ReplaySession> {
     const s = new ReplaySession(opts);
-    s.#transport = await opts.router.createDirectTransport();
+    const transport = await opts.router.createDirectTransport();
+    s.#transport = transport;
+    s.#reports = new SenderReports({ send: (rtcp) => !transport.closed && transport.sendRtcp(rtcp) });
     for (const t of opts.tracks) {
       const producer = await s.#transport.produce({
         kind: t.kind,
         rtpParameters: {
           codecs: [t.codec],
-          encodings: [{ ssrc: t.ssrc }],
+          encodings: t.ssrcs.map((ssrc) => ({ ssrc })),
           headerExtensions: [],
           rtcp: { cname: 'whipcast', reducedSize: true },
         },
@@ -112,13 +119,16 @@ export class ReplaySession {
    */
   #prime(): void {
     const { buffer } = this.opts;
-    for (const [kind, producer] of this.producers) {
-      const before: Buffer[] = [];
-      for (let i = this.#cursor - 1; i >= buffer.start && before.length < 12 && this.#cursor - i < 4000; i--) {
-        const p = buffer.at(i)!;
-        if (p.kind === kind) before.unshift(p.data);
+    for (const t of this.opts.tracks) {
+      const producer = this.producers.get(t.kind)!;
+      for (const ssrc of t.ssrcs) {
+        const before: Buffer[] = [];
+        for (let i = this.#cursor - 1; i >= buffer.start && before.length < 12 && this.#cursor - i < 4000 * t.ssrcs.length; i--) {
+          const p = buffer.at(i)!;
+          if (p.kind === t.kind && p.data.length >= 12 && p.data.readUInt32BE(8) === ssrc) before.unshift(p.data);
+        }
+        for (const data of before) producer.send(data);
       }
-      for (const data of before) producer.send(data);
     }
   }
 
@@ -138,7 +148,10 @@ export class ReplaySession {
       if (p.at > pos) break;
       this.#cursor++;
       const producer = this.producers.get(p.kind);
-      if (producer && !producer.closed) producer.send(p.data);
+      if (producer && !producer.closed) {
+        this.#reports?.onPacket(p.data);
+        producer.send(p.data);
+      }
     }
     const liveEdge = this.opts.liveEdgeMs ?? 150;
     if (this.#rate !== 1 && this.#cursor >= buffer.end - 1 && this.#now() - pos <= liveEdge) {

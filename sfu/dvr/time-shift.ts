@@ -181,7 +181,8 @@ export class TimeShift {
   /** Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. */
   async #replayFrom(from: number, catchUpRate: number): Promise<ConsumerInfo[]> {
     const { viewer } = this;
-    const tracks = viewer.programTracks().map((p) => ({ kind: p.kind, codec: p.codec, ssrc: p.ssrc }));
+    const tracks = viewer.programTracks().map((p) => ({ kind: p.kind, codec: p.codec, ssrcs: p.layers.map((l) => l.ssrc) }));
+    from = keyframeGroupStart(viewer.buffer, from);
     const replay = await ReplaySession.create({ buffer: viewer.buffer, router: viewer.router, tracks, from, catchUpRate });
     const out: ConsumerInfo[] = [];
     try {
@@ -199,4 +200,25 @@ export class TimeShift {
     viewer.watching();
     return out;
   }
+}
+
+/** Layers' keyframes this close before a top-layer keyframe belong to its group. */
+const KEYFRAME_GROUP_MS = 300;
+
+/**
+ * Where a replay from the top-layer keyframe at `from` starts: at the first
+ * keyframe of its group, so the lower simulcast layers (keyed a few ms
+ * earlier or later) start decodable too and a constrained viewer is not left
+ * waiting a whole GOP for its layer's next keyframe.
+ */
+export function keyframeGroupStart(buffer: DvrBuffer, from: number): number {
+  const top = buffer.at(from);
+  if (!top) return from;
+  let start = from;
+  for (let i = from - 1; i >= buffer.start && from - i < 4000; i--) {
+    const p = buffer.at(i);
+    if (!p || top.at - p.at > KEYFRAME_GROUP_MS) break;
+    if (p.kind === 'video' && p.keyframe) start = i;
+  }
+  return start;
 }

@@ -101,7 +101,7 @@ export async function makeClip(dvr: DvrSource, opts: ClipOptions): Promise<Clip>
   const stop = Math.min(dvr.end, dvr.indexAtOrAfter(endMs + 1));
   for (let i = first; i < stop; i++) {
     const p = dvr.at(i);
-    if (!p) continue; // evicted while we read: the window moved on
+    if (!p || p.rank) continue; // evicted while we read (the window moved on), or a lower simulcast layer
     const reader = readers.get(p.kind);
     if (!reader) continue;
     for (const frame of reader.depacketizer.push(p.data, p.at)) writer.write(p.kind, reader.clock.place(frame));

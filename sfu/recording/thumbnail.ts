@@ -41,7 +41,7 @@ export async function thumbnailFromDvr(dvr: DvrSource, video: ProgramCodec, opts
   let frame: CodedFrame | undefined;
   for (let i = start; i < Math.min(dvr.end, start + MAX_KEYFRAME_PACKETS) && !frame; i++) {
     const p = dvr.at(i);
-    if (!p || p.kind !== 'video') continue;
+    if (!p || p.kind !== 'video' || p.rank) continue; // the top simulcast layer only
     frame = depacketizer.push(p.data, p.at).find((f) => f.keyframe);
   }
   if (!frame) return { ok: false, error: 'the newest keyframe is incomplete' };

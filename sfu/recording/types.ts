@@ -73,6 +73,8 @@ export interface DvrPacket {
   kind: MediaKind;
   /** First packet of a video keyframe. */
   keyframe: boolean;
+  /** Its simulcast layer from the top (absent or 0: the best one, the only one clips and thumbnails read). */
+  rank?: number;
   /** The RTP packet. */
   data: Buffer;
 }
@@ -130,7 +132,7 @@ export function frameStartIndex(dvr: DvrSource, index: number): number {
   for (let i = index - 1; i >= dvr.start && i > index - 8192; i--) {
     const prev = dvr.at(i);
     if (!prev) break;
-    if (prev.kind !== 'video') continue;
+    if (prev.kind !== 'video' || prev.rank) continue; // lower simulcast layers interleave
     if (prev.data.length < 12 || prev.data.readUInt32BE(4) !== ts) break;
     first = i;
   }
