@@ -11,6 +11,8 @@ export interface Stream {
   status: StreamStatus;
   startedAt: Date | null;
   endedAt: Date | null;
+  /** The owner's "Save past broadcasts": live sessions are recorded (default on). */
+  saveRecordings: boolean;
 }
 
 export interface NewChannel {
@@ -21,7 +23,8 @@ export interface NewChannel {
 }
 
 const STREAM_COLUMNS = (sql: Sql) => sql`
-  s.id, s.owner_id, u.username AS owner_username, s.title, s.description, s.status, s.started_at, s.ended_at`;
+  s.id, s.owner_id, u.username AS owner_username, s.title, s.description, s.status, s.started_at, s.ended_at,
+  s.save_recordings`;
 
 export function streamsQueries(sql: Sql) {
   const columns = STREAM_COLUMNS(sql);

@@ -15,6 +15,7 @@
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import { Audience, SOCKET_SCHEME } from './audience.ts';
+import { ChannelRecording, type RecordingSettings } from './channel-recording.ts';
 import { MEDIA_CODECS } from './codecs.ts';
 import { DvrBuffer, type DvrBufferOptions } from './dvr/buffer.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
@@ -49,6 +50,8 @@ export interface ChannelOptions {
   routerMaxViewers: number;
   /** Where its relay PipeTransports listen. */
   pipe: PipeConfig;
+  /** Record its publishers' sessions here (while `saveRecordings` is on); none: never recorded. */
+  recordings?: RecordingSettings | undefined;
   logger: SfuLogger;
 }
 
@@ -63,6 +66,8 @@ export interface ChannelEvents {
   reconsume: [];
   /** The channel closed (idle, worker lost, server shutting down). */
   close: [reason: string];
+  /** A publisher's session started being recorded (it emits `progress`, `error` and `finish`). */
+  recording: [recording: ChannelRecording];
 }
 
 export class Channel extends EventEmitter<ChannelEvents> {
@@ -81,6 +86,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #watching = new Set<Viewer>();
   readonly #relays = new Set<Relay>();
   #ingest: Ingest | null = null;
+  #recording: ChannelRecording | null = null;
+  /** Record the next publisher's session (the owner's "Save past broadcasts"); read when a publisher connects. */
+  saveRecordings = false;
   #live = false;
   #closed = false;
 
@@ -135,6 +143,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Media from its ingest arrived and it has not ended. */
   get live(): boolean {
     return this.#live;
+  }
+
+  /** The session being recorded (also while it finishes after its publisher left). */
+  get recording(): ChannelRecording | null {
+    return this.#recording;
   }
 
   /** What feeds it now. */
@@ -236,6 +249,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     });
     previous?.close(`replaced by a new ${ingest.source}`);
     await this.#feedProgram(ingest);
+    if (ingest.source === 'publisher') this.#recordSession();
     return ingest;
   }
 
@@ -244,6 +258,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#ingest !== ingest) return;
     this.#ingest = null;
     for (const p of Object.values(this.#program)) p.detach();
+    this.#recording?.publisherGone();
     if (this.#live) {
       this.#live = false;
       this.emit('offline', reason, ingest.source);
@@ -301,6 +316,24 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.dvr.push({ at: info.arrivalMs, kind: info.kind, keyframe, rank: info.rank, data: Buffer.from(packet) });
       for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('buffered');
     });
+  }
+
+  /** A publisher feeds the program: its session continues the recording of the same tracks, or starts one. */
+  #recordSession(): void {
+    const tracks = this.programTracks();
+    const current = this.#recording;
+    if (current?.writing && current.follows(tracks)) return current.publisherBack();
+    void current?.finish();
+    this.#recording = null;
+    if (!this.#opts.recordings || !this.saveRecordings || tracks.length === 0) return;
+    try {
+      const recording = new ChannelRecording({ ...this.#opts.recordings, channelId: this.id, tracks, dvr: this.dvr, logger: this.#log });
+      this.#recording = recording;
+      recording.once('finish', () => this.#recording === recording && (this.#recording = null));
+      this.emit('recording', recording);
+    } catch (err) {
+      this.#log.warn({ err, channelId: this.id }, 'cannot record this session');
+    }
   }
 
   // ---- viewers ----
@@ -414,6 +447,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     for (const v of [...this.#viewers]) v.close(reason, true);
     for (const r of [...this.#relays]) r.close();
+    void this.#recording?.finish();
     for (const p of Object.values(this.#program)) p.close();
     this.#audience.close();
     this.router.close();

@@ -1,5 +1,13 @@
 export { Sfu, type SfuOptions, type SfuEvents } from './sfu.ts';
 export { Channel, type ChannelEvents, type ChannelOptions } from './channel.ts';
+export {
+  ChannelRecording,
+  type ChannelRecordingEvents,
+  type ChannelRecordingOptions,
+  type ChannelRecordingState,
+  type RecordingResult,
+  type RecordingSettings,
+} from './channel-recording.ts';
 export { Ingest, WhipIngest, RelayIngest, type IngestEvents, type IngestOptions } from './ingest.ts';
 export { Viewer, type ViewerEvents } from './viewer.ts';
 export { WhepViewer } from './whep-viewer.ts';
@@ -25,6 +33,7 @@ export type {
   TransportView,
 } from './types.ts';
 export { SdpError } from './sdp/errors.ts';
+export { exportProgressive, inspectRecording, repairRecording } from './recording/index.ts';
 export { parseOffer, type ParsedOffer, type OfferedMedia, type MediaKind } from './sdp/offer.ts';
 export { buildAnswer, remoteDtlsRole } from './sdp/answer.ts';
 export { planIngest, planEgress } from './sdp/plan.ts';

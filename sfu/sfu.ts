@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import { Channel } from './channel.ts';
+import type { ChannelRecording, RecordingSettings } from './channel-recording.ts';
 import { MEDIA_CODECS } from './codecs.ts';
 import { SfuError } from './errors.ts';
 import { WhipIngest } from './ingest.ts';
@@ -44,6 +45,8 @@ export interface SfuOptions {
   dvrMaxBytes?: number;
   /** Where DVR media beyond the memory budget goes (none: the window shrinks). */
   dvrSpillDir?: string;
+  /** Record publishers' sessions of channels whose `saveRecordings` is on; none: never recorded. */
+  recordings?: RecordingSettings | undefined;
   /** Start new socket viewers from the cached GOP (default true). */
   instantStart?: boolean;
   /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
@@ -60,6 +63,8 @@ export interface SfuEvents {
   viewers: [channel: Channel, count: number];
   /** A channel's codec changed: its socket viewers must consume again. */
   reconsume: [channel: Channel];
+  /** A channel's publisher session started being recorded. */
+  recording: [channel: Channel, recording: ChannelRecording];
 }
 
 export class Sfu extends EventEmitter<SfuEvents> {
@@ -144,6 +149,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         instantStart: this.opts.instantStart !== false,
         routerMaxViewers: this.opts.routerMaxViewers ?? 250,
         pipe: this.#pipe,
+        recordings: this.opts.recordings,
         logger: this.#log,
       })
         .then((ch) => this.#adopt(ch))
@@ -159,6 +165,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     ch.on('offline', (reason, source) => this.emit('offline', ch, reason, source));
     ch.on('viewers', (count) => this.emit('viewers', ch, count));
     ch.on('reconsume', () => this.emit('reconsume', ch));
+    ch.on('recording', (r) => this.emit('recording', ch, r));
     ch.once('close', () => {
       if (this.#channels.get(ch.id) === ch) this.#channels.delete(ch.id);
     });

@@ -64,6 +64,7 @@ export const Stream = schema(
     viewerCount: z.number().int().min(0).describe('Viewers receiving media now (chat-only tabs are not viewers).'),
     startedAt: z.iso.datetime().nullable(),
     owner: User,
+    saveRecordings: z.boolean().describe('"Save past broadcasts": each live session is recorded (owner setting, default on).'),
   }),
 );
 
@@ -74,8 +75,30 @@ export const StreamUpdate = schema(
   z.object({
     title: plainText({ max: 140, trim: true }),
     description: plainText({ max: 2000, multiline: true }).default(''),
+    saveRecordings: z
+      .boolean()
+      .optional()
+      .describe('"Save past broadcasts" (omitted: unchanged). Applies from the next time a publisher connects.'),
   }),
 );
+
+export const RecordingView = schema(
+  'Recording',
+  z.object({
+    id: z.uuid(),
+    title: z.string().describe("The channel's title when the session went live."),
+    startedAt: z.iso.datetime(),
+    endedAt: z.iso.datetime().nullable().describe('null while the session is still being recorded.'),
+    durationMs: z.number().int().min(0).describe('What plays now (grows while the session is recorded).'),
+    posterUrl: z.string().nullable().describe('JPEG poster (the first keyframe), null when there is none.'),
+    playbackUrl: z
+      .string()
+      .describe('The video for a `<video>` element, with `Range`: the growing file up to its last complete fragment while live.'),
+    downloadUrl: z.string().describe('Progressive MP4 (`moov` first; WebM for VP8), with `Range`; 409 until the session has ended.'),
+  }),
+);
+
+export const RecordingList = schema('RecordingList', z.object({ recordings: z.array(RecordingView).describe('Newest first.') }));
 
 export const StreamKey = schema(
   'StreamKey',
@@ -119,6 +142,8 @@ export type ApiStream = z.infer<typeof Stream>;
 export type ApiStreamList = z.infer<typeof StreamList>;
 export type ApiStreamUpdate = z.infer<typeof StreamUpdate>;
 export type ApiStreamKey = z.infer<typeof StreamKey>;
+export type ApiRecording = z.infer<typeof RecordingView>;
+export type ApiRecordingList = z.infer<typeof RecordingList>;
 export type ApiError = z.infer<typeof ErrorBody>;
 export type ApiChatBan = z.infer<typeof ChatBan>;
 export type ApiChatBanList = z.infer<typeof ChatBanList>;

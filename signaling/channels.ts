@@ -16,7 +16,11 @@ export interface ChannelsOptions {
 export interface Channels {
   /** The user's channel, created (with its room and key, atomically) on first use. */
   mine(user: User): Promise<Stream>;
-  update(user: User, channelId: string, fields: { title: string; description: string }): Promise<Stream>;
+  update(
+    user: User,
+    channelId: string,
+    fields: { title: string; description: string; saveRecordings?: boolean | undefined },
+  ): Promise<Stream>;
   key(user: User, whipUrl: string): Promise<ApiStreamKey>;
   rotateKey(user: User, whipUrl: string): Promise<ApiStreamKey>;
   /** The channel a stream key publishes to, or null for a wrong/rotated key. */
@@ -69,7 +73,8 @@ export function createChannels(opts: ChannelsOptions): Channels {
 
     async update(user, channelId, fields) {
       await ownedStream(user, channelId);
-      await db.streams.update(channelId, fields);
+      await db.streams.update(channelId, { title: fields.title, description: fields.description });
+      if (fields.saveRecordings !== undefined) await db.recordings.setSaveEnabled(channelId, fields.saveRecordings);
       return (await db.streams.get(channelId))!;
     },
 
@@ -131,6 +136,7 @@ export function createChannels(opts: ChannelsOptions): Channels {
         viewerCount: stream.status === 'live' ? opts.viewerCount(stream.id) : 0,
         startedAt: stream.status === 'live' && stream.startedAt ? stream.startedAt.toISOString() : null,
         owner: { id: stream.ownerId, username: stream.ownerUsername },
+        saveRecordings: stream.saveRecordings,
       };
     },
   };

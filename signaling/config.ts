@@ -283,6 +283,13 @@ export const SETTINGS = {
     optional(int(1, 1_000_000_000)),
     'Most disk space recordings and clips may take together; beyond it the oldest finished ones are deleted first. Unset: no quota.',
   ),
+  recordingsReconnectGraceSeconds: setting(
+    'Recordings',
+    'RECORDINGS_RECONNECT_GRACE_SECONDS',
+    '10',
+    int(0, 3600),
+    'A publisher that comes back within this many seconds of the last one leaving (while viewers keep the channel open) continues the same recording; a publisher replacing a live one (OBS reconnecting) always does.',
+  ),
   // Cluster
   nodeUrl: setting(
     'Cluster',

@@ -7,6 +7,7 @@ import type { Cluster } from './cluster/node.ts';
 import type { Config } from './config.ts';
 import type { Route } from './http/types.ts';
 import type { Metrics } from './metrics.ts';
+import type { Recordings } from './recordings.ts';
 
 /** What the socket needs from the SFU for mediasoup-client viewers: it holds the `SocketViewer` objects and calls them. */
 export interface SocketMedia {
@@ -36,6 +37,8 @@ export interface MediaDeps {
   channels: Channels;
   metrics: Metrics;
   cluster: Cluster;
+  /** Past broadcasts: the SFU records sessions into it (none: nothing is recorded). */
+  recordings?: Recordings | undefined;
 }
 
 /**

@@ -16,6 +16,7 @@ import { buildOpenApiDocument, openApiRoute } from './http/openapi.ts';
 import { createRouter, type Router } from './http/router.ts';
 import { authRoutes } from './http/routes/auth.ts';
 import { opsRoutes } from './http/routes/ops.ts';
+import { recordingRoutes } from './http/routes/recordings.ts';
 import { streamRoutes } from './http/routes/streams.ts';
 import { loadStaticSite, staticHandler } from './http/static.ts';
 import { originOf } from './http/security-headers.ts';
@@ -24,6 +25,7 @@ import type { MediaDeps, MediaLayer } from './media.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { PeriodicJob } from './periodic.ts';
 import { RecordingSweeper } from './recording-sweeper.ts';
+import { Recordings } from './recordings.ts';
 import { startServer, type RunningServer } from './uws.ts';
 import { createChat } from './socket/chat.ts';
 import { createHub, type SocketState } from './socket/hub.ts';
@@ -82,8 +84,9 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       if (n) logger.info({ sessions: n }, 'purged expired sessions');
     },
   });
+  const recordingsDir = config.recordingsDir ?? join(config.dataDir, 'recordings');
   const recordingsSweeper = new RecordingSweeper(db, {
-    dir: config.recordingsDir ?? join(config.dataDir, 'recordings'),
+    dir: recordingsDir,
     retentionDays: config.recordingsRetentionDays,
     quotaBytes: config.recordingsQuotaMb === undefined ? undefined : config.recordingsQuotaMb * 1024 * 1024,
     intervalMs: RECORDINGS_SWEEP_INTERVAL_MS,
@@ -108,6 +111,13 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     cleanup.unshift(() => cluster.close());
 
     const metrics = createMetrics();
+    const recordings = new Recordings({ db, dir: recordingsDir, logger: logger.child({ component: 'recordings' }), metrics });
+    // after the media layer has closed (it finishes the recordings being written)
+    cleanup.unshift(() => recordings.close());
+    // unfinished recordings from a crash: in a cluster only those no node has written to for a while
+    void recordings
+      .recover({ idleMs: config.nodeUrl ? 120_000 : 0 })
+      .then((n) => n && logger.info({ recordings: n }, 'recovered recordings left unfinished by a previous run'));
     let media: MediaLayer | undefined;
     // viewer counts (summed over the nodes) for the API; the socket hub keeps them up to date
     const presence = new Presence();
@@ -120,7 +130,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       onKeyRotated: (id) => media?.endPublisher(id, 'stream key rotated'),
     });
     if (options.media) {
-      media = await options.media({ config, logger, db, channels, metrics, cluster });
+      media = await options.media({ config, logger, db, channels, metrics, cluster, recordings });
       const m = media;
       cleanup.unshift(() => m.close());
     }
@@ -141,6 +151,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
         hashQueue: config.passwordHashQueue,
       }),
       ...streamRoutes({ accounts, channels, whipUrl: (req) => `${publicBase(config, req)}/whip` }),
+      ...recordingRoutes({ accounts, channels, recordings, db }),
       ...(media?.routes() ?? []),
     ];
     routes.push(openApiRoute(() => routes, VERSION));

@@ -15,7 +15,7 @@ import { whipRoutes, type WhipMedia } from './http/routes/whip.ts';
 import type { MediaDeps, MediaLayer, MediaEvents, SocketMedia } from './media.ts';
 
 export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sfu: Sfu }> {
-  const { config, logger, db, channels, metrics, cluster } = deps;
+  const { config, logger, db, channels, metrics, cluster, recordings } = deps;
   const log = logger.child({ component: 'sfu' });
   const loopbackOnly = config.rtcListenIp === '127.0.0.1' || config.rtcListenIp === '::1';
   const sfu = await Sfu.create({
@@ -33,6 +33,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     dvrWindowMs: config.dvrWindowSeconds * 1000,
     dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
     routerMaxViewers: config.routerMaxViewers,
+    ...(recordings ? { recordings: { dir: recordings.dir, reconnectGraceMs: config.recordingsReconnectGraceSeconds * 1000 } } : {}),
     ...(config.dvrSpillDir === 'off'
       ? {}
       : { dvrSpillDir: config.dvrSpillDir === 'tmp' ? join(tmpdir(), 'whipcast-dvr') : config.dvrSpillDir }),
@@ -69,6 +70,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   });
   sfu.on('viewers', (channel, count) => events.emit('viewers', channel.id, count));
   sfu.on('reconsume', (channel) => events.emit('reconsume', channel.id));
+  sfu.on('recording', (channel, recording) => recordings?.track(channel, recording));
 
   const socketViewers: SocketMedia = {
     async capabilities(channelId) {
@@ -80,7 +82,10 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   };
   const whip: WhipMedia = {
     async publish(channelId, offer) {
-      const ingest = await (await sfu.openChannel(channelId)).publish(offer);
+      const save = recordings ? await db.recordings.saveEnabled(channelId) : false;
+      const channel = await sfu.openChannel(channelId);
+      channel.saveRecordings = save;
+      const ingest = await channel.publish(offer);
       await sync.claimed(channelId);
       return ingest;
     },
