@@ -4,6 +4,9 @@
  * document (status documented, body matching its schema).
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import pino from 'pino';
@@ -27,7 +30,10 @@ export interface TestServer {
 export async function startTestServer(
   opts: { db?: TestDatabaseKind; env?: Record<string, string>; media?: StartOptions['media'] } = {},
 ): Promise<TestServer> {
+  // recordings (on by default) go to a throwaway directory unless the test names one
+  const recordingsDir = opts.env?.RECORDINGS_DIR ? null : mkdtempSync(join(tmpdir(), 'whipcast-test-recordings-'));
   const config = loadConfig({
+    ...(recordingsDir ? { RECORDINGS_DIR: recordingsDir } : {}),
     HOST: '127.0.0.1',
     PORT: '0',
     EMBEDDED_DB_PATH: ':memory:',
@@ -69,7 +75,10 @@ export async function startTestServer(
       const session = (await res.json()) as ApiAuthResult;
       return { ...session, auth: { authorization: `Bearer ${session.token}` } };
     },
-    close: () => app.close(),
+    async close() {
+      await app.close();
+      if (recordingsDir) rmSync(recordingsDir, { recursive: true, force: true });
+    },
   };
 }
 
