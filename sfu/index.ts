@@ -40,3 +40,15 @@ export { planIngest, planEgress } from './sdp/plan.ts';
 export { MEDIA_CODECS } from './codecs.ts';
 export { resolveWorkerBin, cachedWorkerPath } from './worker-bin.ts';
 export type { SfuLogger } from './logger.ts';
+export {
+  makeClip,
+  ClipError,
+  MIN_CLIP_SECONDS,
+  MAX_CLIP_SECONDS,
+  thumbnailFromDvr,
+  type Clip as MediaClip,
+  type DvrSource,
+  type ProgramCodec,
+  type ThumbnailOptions,
+  type ThumbnailResult,
+} from './recording/index.ts';

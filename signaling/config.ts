@@ -290,6 +290,13 @@ export const SETTINGS = {
     int(0, 3600),
     'A publisher that comes back within this many seconds of the last one leaving (while viewers keep the channel open) continues the same recording; a publisher replacing a live one (OBS reconnecting) always does.',
   ),
+  thumbnailIntervalSeconds: setting(
+    'Recordings',
+    'THUMBNAIL_INTERVAL_SECONDS',
+    '30',
+    int(1, 3600),
+    "How often each live channel's thumbnail (`GET /api/live/streams/:id/thumbnail`) is made again from its newest keyframe; one ffmpeg runs at a time per node.",
+  ),
   // Cluster
   nodeUrl: setting(
     'Cluster',

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { Database } from '@whipcast/db';
-import type { RtpCapabilities, SocketViewer } from '@whipcast/sfu';
+import type { DvrSource, ProgramCodec, RtpCapabilities, SocketViewer } from '@whipcast/sfu';
 import type { Logger } from 'pino';
 import type { Channels } from './channels.ts';
 import type { Cluster } from './cluster/node.ts';
@@ -17,6 +17,24 @@ export interface SocketMedia {
   createViewer(channelId: string): Promise<SocketViewer>;
   /** Before a viewer consumes: on an edge node the channel is pulled from its origin (no-op on the origin or a lone node). */
   ensure(channelId: string): Promise<void>;
+}
+
+/** What clips and thumbnails read of a channel live on this node: its DVR buffer and program codecs. */
+export interface ProgramSource {
+  readonly channelId: string;
+  readonly dvr: DvrSource;
+  /** Codec of the program's video track. */
+  readonly video: ProgramCodec;
+  /** Codec of the program's audio track, if it has one. */
+  readonly audio?: ProgramCodec;
+}
+
+/** The DVR buffers of the channels live on this node. */
+export interface ProgramSources {
+  /** A channel live here with video, or null. */
+  get(channelId: string): ProgramSource | null;
+  /** Every channel live here with video. */
+  live(): ProgramSource[];
 }
 
 export interface MediaEvents {
@@ -57,6 +75,8 @@ export interface MediaLayer {
   readonly socketViewers?: SocketMedia;
   /** Channel lifecycle, after the database reflects it. */
   readonly events?: EventEmitter<MediaEvents>;
+  /** DVR buffers of live channels (clips, thumbnails). */
+  readonly programs?: ProgramSources;
   close(): Promise<void>;
 }
 

@@ -7,6 +7,8 @@ export interface Metrics {
   /** Register a gauge whose value is read at scrape time. */
   gauge(name: string, help: string, read: () => number | Record<string, number>, label?: string): void;
   counter<L extends string>(name: string, help: string, labels?: L[]): Counter<L>;
+  /** Register a histogram (seconds) with the given bucket bounds. */
+  histogram(name: string, help: string, buckets: number[]): Histogram;
 }
 
 export function createMetrics(): Metrics {
@@ -47,6 +49,9 @@ export function createMetrics(): Metrics {
     },
     counter(name, help, labels = []) {
       return new Counter({ name, help, labelNames: labels, registers: [registry] });
+    },
+    histogram(name, help, buckets) {
+      return new Histogram({ name, help, buckets, registers: [registry] });
     },
   };
 }

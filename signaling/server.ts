@@ -18,6 +18,7 @@ import { authRoutes } from './http/routes/auth.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { recordingRoutes } from './http/routes/recordings.ts';
 import { streamRoutes } from './http/routes/streams.ts';
+import { thumbnailRoutes } from './http/routes/thumbnails.ts';
 import { loadStaticSite, staticHandler } from './http/static.ts';
 import { originOf } from './http/security-headers.ts';
 import type { Route } from './http/types.ts';
@@ -26,6 +27,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { PeriodicJob } from './periodic.ts';
 import { RecordingSweeper } from './recording-sweeper.ts';
 import { Recordings } from './recordings.ts';
+import { Thumbnailer } from './thumbnails.ts';
 import { startServer, type RunningServer } from './uws.ts';
 import { createChat } from './socket/chat.ts';
 import { createHub, type SocketState } from './socket/hub.ts';
@@ -134,6 +136,20 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       const m = media;
       cleanup.unshift(() => m.close());
     }
+    const thumbnails = new Thumbnailer(() => media?.programs?.live() ?? [], {
+      dir: join(recordingsDir, 'thumbnails'),
+      intervalMs: config.thumbnailIntervalSeconds * 1000,
+      logger: logger.child({ component: 'thumbnails' }),
+    });
+    cleanup.unshift(() => thumbnails.close());
+    const thumbnailsMade = metrics.counter('whipcast_thumbnails_total', 'Live thumbnails made, by outcome', ['outcome']);
+    const thumbnailSeconds = metrics.histogram(
+      'whipcast_thumbnail_seconds',
+      'Time to decode one live thumbnail',
+      [0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    );
+    thumbnails.on('made', (_id, ms) => (thumbnailsMade.inc({ outcome: 'ok' }), thumbnailSeconds.observe(ms / 1000)));
+    thumbnails.on('failed', () => thumbnailsMade.inc({ outcome: 'failed' }));
 
     let shuttingDown = false;
     const routes: Route[] = [
@@ -152,6 +168,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       }),
       ...streamRoutes({ accounts, channels, whipUrl: (req) => `${publicBase(config, req)}/whip` }),
       ...recordingRoutes({ accounts, channels, recordings, db }),
+      ...thumbnailRoutes(thumbnails),
       ...(media?.routes() ?? []),
     ];
     routes.push(openApiRoute(() => routes, VERSION));

@@ -6,13 +6,13 @@
 import { EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseOffer, resolveWorkerBin, Sfu, SfuError } from '@whipcast/sfu';
+import { parseOffer, resolveWorkerBin, Sfu, SfuError, type Channel } from '@whipcast/sfu';
 import { createChannelSync } from './cluster/channel-sync.ts';
 import { relayRoutes } from './cluster/relay-routes.ts';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
 import { MediaMetrics } from './media-metrics.ts';
 import { whipRoutes, type WhipMedia } from './http/routes/whip.ts';
-import type { MediaDeps, MediaLayer, MediaEvents, SocketMedia } from './media.ts';
+import type { MediaDeps, MediaLayer, MediaEvents, ProgramSource, ProgramSources, SocketMedia } from './media.ts';
 
 export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sfu: Sfu }> {
   const { config, logger, db, channels, metrics, cluster, recordings } = deps;
@@ -99,10 +99,16 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     session: (kind, id) => (kind === 'whip' ? sfu.whipSession(id) : sfu.whepSession(id)),
   };
 
+  const programs: ProgramSources = {
+    get: (channelId) => programOf(sfu.channel(channelId)),
+    live: () => sfu.liveChannels().flatMap((c) => programOf(c) ?? []),
+  };
+
   return {
     sfu,
     events,
     socketViewers,
+    programs,
     ready: () => sfu.ready(),
     endPublisher: (id, reason) => sync.kick(id, reason),
     routes: () => [
@@ -115,4 +121,12 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
       await sync.close();
     },
   };
+}
+
+/** A live channel's DVR buffer and program codecs, when it has video. */
+function programOf(channel: Channel | undefined): ProgramSource | null {
+  const video = channel?.live ? channel.programTrack('video')?.codec : undefined;
+  if (!channel || !video) return null;
+  const audio = channel.programTrack('audio')?.codec;
+  return { channelId: channel.id, dvr: channel.dvr, video, ...(audio ? { audio } : {}) };
 }

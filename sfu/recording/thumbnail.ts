@@ -20,6 +20,8 @@ export interface ThumbnailOptions {
   timeoutMs?: number;
   /** The ffmpeg executable (default `ffmpeg` on PATH). */
   ffmpegPath?: string;
+  /** Decode the keyframe at or before this arrival time (ms since the epoch) instead of the newest: a clip's first picture. */
+  atMs?: number;
 }
 
 export type ThumbnailResult =
@@ -30,11 +32,11 @@ const MAX_IMAGE_BYTES = 8 << 20;
 /** Packets read after the keyframe's first one before giving up on completing it. */
 const MAX_KEYFRAME_PACKETS = 4096;
 
-/** Decodes the DVR buffer's newest video keyframe to an image. */
+/** Decodes the DVR buffer's newest video keyframe (or the one at `atMs`) to an image. */
 export async function thumbnailFromDvr(dvr: DvrSource, video: ProgramCodec, opts: ThumbnailOptions = {}): Promise<ThumbnailResult> {
   const codec = recordableCodec(video.mimeType);
   if (codec !== 'h264' && codec !== 'vp8') return { ok: false, error: `cannot decode ${video.mimeType}` };
-  const last = dvr.lastKeyframe();
+  const last = opts.atMs === undefined ? dvr.lastKeyframe() : dvr.keyframeAtOrBefore(opts.atMs);
   if (last === null) return { ok: false, error: 'no keyframe buffered yet' };
   const start = frameStartIndex(dvr, last);
   const depacketizer = createDepacketizer(codec);
