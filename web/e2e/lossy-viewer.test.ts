@@ -104,6 +104,7 @@ describe('the player on a bad link', () => {
         await problem.waitFor({ timeout: 30_000 });
         const text = (await problem.textContent()) ?? '';
         expect(text).toContain("Your connection can't carry this stream right now");
+        expect(text).toMatch(/to play \(\d+ % of packets lost\)/); // the receiver's own loss figure
         const stats = await inbound(page);
         // what the viewer sees: a handful of frames at most (not 30 a second)
         expect(sum(stats, 'video', 'framesDecoded'), JSON.stringify(stats)).toBeLessThan(2 * FPS);
