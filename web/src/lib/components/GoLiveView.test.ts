@@ -10,6 +10,7 @@ const stream = {
   viewerCount: 0,
   startedAt: null,
   owner: { id: 'u1', username: 'alice' },
+  saveRecordings: true,
 };
 const key = { streamKey: 'wck_secretsecretsecret', whipUrl: 'https://live.example.com/whip' };
 
