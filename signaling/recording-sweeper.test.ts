@@ -9,6 +9,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RecordingSweeper } from './recording-sweeper.ts';
 
 const MB = 1024 * 1024;
+/** Ages are counted back from one instant, so two things made "4 days ago" are exactly the same age. */
+const NOW = Date.now();
+const daysBack = (days: number) => new Date(NOW - days * 86_400_000);
 
 describe('RecordingSweeper', () => {
   let db: Database;
@@ -39,7 +42,7 @@ describe('RecordingSweeper', () => {
   async function recording(channelId: string, daysAgo: number, mb: number, finished = true) {
     const id = randomUUID();
     await db.recordings.create({ id, streamId: channelId, container: 'mp4' });
-    await db.sql`UPDATE recordings SET started_at = now() - ${`${daysAgo} days`}::interval WHERE id = ${id}`;
+    await db.sql`UPDATE recordings SET started_at = ${daysBack(daysAgo)} WHERE id = ${id}`;
     const files = [`${id}.mp4`, `${id}.dl.mp4`, `${id}.jpg`].map((f) => join(dir, channelId, f));
     for (const f of files) await writeFile(f, Buffer.alloc(16));
     if (finished) await db.recordings.finish(id, { durationMs: 1000, bytes: mb * MB, downloadReady: true, hasPoster: true });
@@ -50,7 +53,7 @@ describe('RecordingSweeper', () => {
   async function clip(channelId: string, creatorId: string, daysAgo: number, mb: number) {
     const id = randomUUID();
     await db.clips.create({ id, streamId: channelId, creatorId, container: 'mp4', durationMs: 10_000, bytes: mb * MB, hasPoster: true });
-    await db.sql`UPDATE clips SET created_at = now() - ${`${daysAgo} days`}::interval WHERE id = ${id}`;
+    await db.sql`UPDATE clips SET created_at = ${daysBack(daysAgo)} WHERE id = ${id}`;
     await mkdir(join(dir, 'clips'), { recursive: true });
     const files = [`${id}.mp4`, `${id}.jpg`].map((f) => join(dir, 'clips', f));
     for (const f of files) await writeFile(f, Buffer.alloc(16));
@@ -91,7 +94,7 @@ describe('RecordingSweeper', () => {
     expect(await gone(c)).toBe(false);
   });
 
-  it('beyond the quota deletes the oldest first (a recording before a clip of the same age) until it fits', async () => {
+  it('beyond the quota deletes the oldest first until it fits; a recording being written stays', async () => {
     const { user, channelId } = await channel();
     const r5 = await recording(channelId, 5, 10);
     const c4 = await clip(channelId, user.id, 4, 10);
@@ -102,6 +105,28 @@ describe('RecordingSweeper', () => {
     await sweepOnce({ retentionDays: 0, quotaBytes: 25 * MB });
     expect([await gone(r5), await gone(c4), await gone(r3), await gone(r1), await gone(live)]).toEqual([true, true, true, false, false]);
     expect(await db.recordings.totalBytes()).toBe(20 * MB);
+  });
+
+  it('beyond the quota goes by age, not by the order things were made, over recordings and clips alike', async () => {
+    const { user, channelId } = await channel();
+    // made newest first, so an unordered or insertion-ordered sweep would pick the wrong ones
+    const cNew = await clip(channelId, user.id, 1, 10);
+    const rNew = await recording(channelId, 2, 10);
+    const cTie = await clip(channelId, user.id, 4, 10);
+    const rTie = await recording(channelId, 4, 10);
+    const cOld = await clip(channelId, user.id, 6, 10);
+    const rOld = await recording(channelId, 5, 10);
+    // 60 MB, quota 35 MB: the 6-day clip, the 5-day recording, then of the two 4-day ones the recording
+    await sweepOnce({ retentionDays: 0, quotaBytes: 35 * MB });
+    expect({
+      cOld: await gone(cOld),
+      rOld: await gone(rOld),
+      rTie: await gone(rTie),
+      cTie: await gone(cTie),
+      rNew: await gone(rNew),
+      cNew: await gone(cNew),
+    }).toEqual({ cOld: true, rOld: true, rTie: true, cTie: false, rNew: false, cNew: false });
+    expect(await db.recordings.totalBytes()).toBe(30 * MB);
   });
 
   it('under the quota deletes nothing', async () => {
