@@ -43,7 +43,8 @@ export const api = {
   liveStreams: () => call<ApiStreamList>('GET', '/api/live/streams'),
   stream: (id: string) => call<ApiStream>('GET', `/api/live/streams/${encodeURIComponent(id)}`),
   myStream: () => call<ApiStream>('GET', '/api/live/streams/me'),
-  updateStream: (id: string, fields: { title: string; description: string }) => call<ApiStream>('PUT', `/api/live/streams/${id}`, fields),
+  updateStream: (id: string, fields: { title: string; description: string; saveRecordings?: boolean }) =>
+    call<ApiStream>('PUT', `/api/live/streams/${id}`, fields),
   myKey: () => call<ApiStreamKey>('GET', '/api/live/streams/me/key'),
   rotateKey: () => call<ApiStreamKey>('POST', '/api/live/streams/me/key'),
   myBans: () => call<ApiChatBanList>('GET', '/api/live/streams/me/bans'),

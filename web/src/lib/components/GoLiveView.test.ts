@@ -61,6 +61,21 @@ describe('GoLiveView feedback', () => {
     expect(await screen.findByText('Not saved: Title too long')).toBeTruthy();
   });
 
+  it('"Save past broadcasts" shows the channel setting and is saved with the details', async () => {
+    const onSave = vi.fn(async (_fields: { title: string; description: string; saveRecordings: boolean }) => {});
+    render(GoLiveView, { stream: { ...stream, saveRecordings: false }, streamKey: key, onSave });
+    const box = screen.getByRole('checkbox', { name: 'Save past broadcasts' }) as HTMLInputElement;
+    expect(box.checked).toBe(false);
+    expect(box.getAttribute('aria-describedby')).toBeTruthy();
+    await fireEvent.click(box);
+    expect(box.checked).toBe(true);
+    await fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    expect(onSave).toHaveBeenCalledWith({ title: 'My show', description: 'Hello', saveRecordings: true });
+    await fireEvent.click(box);
+    await fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    expect(onSave).toHaveBeenLastCalledWith({ title: 'My show', description: 'Hello', saveRecordings: false });
+  });
+
   it('without a clipboard (plain http), Copy reveals and selects the key instead of claiming a copy', async () => {
     render(GoLiveView, { stream, streamKey: key });
     await fireEvent.click(screen.getByRole('button', { name: 'Copy the bearer token (stream key)' }));
