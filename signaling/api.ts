@@ -86,6 +86,7 @@ export const RecordingView = schema(
   'Recording',
   z.object({
     id: z.uuid(),
+    streamId: z.uuid().describe('The channel it was recorded on (`GET /api/live/streams/:id`).'),
     title: z.string().describe("The channel's title when the session went live."),
     startedAt: z.iso.datetime(),
     endedAt: z.iso.datetime().nullable().describe('null while the session is still being recorded.'),

@@ -220,6 +220,7 @@ export class Recordings {
     const base = `/api/recordings/${r.id}`;
     return {
       id: r.id,
+      streamId: r.streamId,
       title: r.title,
       startedAt: r.startedAt.toISOString(),
       endedAt: r.endedAt?.toISOString() ?? null,

@@ -27,4 +27,21 @@ describe('OpenAPI document', () => {
     expect(refs.length).toBeGreaterThan(5);
     for (const ref of refs) expect(doc.components.schemas, ref).toHaveProperty(ref);
   });
+
+  it('lists both containers a recording can be (MP4 for H.264, WebM for VP8) for its download and playback', async () => {
+    type Op = { responses: Record<string, { content?: Record<string, unknown> }> };
+    const doc = (await (await s.api('/api/openapi.json')).json()) as {
+      paths: Record<string, Record<string, Op>>;
+      components: { schemas: Record<string, { required?: string[] }> };
+    };
+    for (const path of ['/api/recordings/{id}/download', '/api/recordings/{id}/playback']) {
+      for (const status of ['200', '206']) {
+        expect(Object.keys(doc.paths[path]!.get!.responses[status]!.content ?? {}), `${path} ${status}`).toEqual([
+          'video/mp4',
+          'video/webm',
+        ]);
+      }
+    }
+    expect(doc.components.schemas.Recording?.required).toContain('streamId');
+  });
 });

@@ -18,12 +18,11 @@ export function buildOpenApiDocument(routes: readonly Route[], version: string):
     const responses: Record<string, unknown> = {};
     const documented = { ...op.responses, '500': op.responses['500'] ?? { description: 'Unexpected server error', schema: 'Error' } };
     for (const [status, r] of Object.entries(documented)) {
-      const contentType = r.contentType ?? 'application/json';
+      const contentTypes = [r.contentType ?? 'application/json'].flat();
+      const body = r.schema ? { schema: { $ref: `#/components/schemas/${r.schema}` } } : {};
       responses[status] = {
         description: r.description,
-        ...(r.schema || r.contentType
-          ? { content: { [contentType]: r.schema ? { schema: { $ref: `#/components/schemas/${r.schema}` } } : {} } }
-          : {}),
+        ...(r.schema || r.contentType ? { content: Object.fromEntries(contentTypes.map((t) => [t, body])) } : {}),
         ...(r.headers ? { headers: Object.fromEntries(r.headers.map((h) => [h, { schema: { type: 'string' } }])) } : {}),
       };
     }

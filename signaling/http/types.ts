@@ -26,7 +26,8 @@ export interface RouteDoc {
   /** Which bearer credential the route takes. */
   auth?: 'session' | 'streamKey' | 'whipSession' | 'node' | 'metrics';
   request?: { contentType: string; schema?: string; description?: string };
-  responses: Record<`${number}`, { description: string; schema?: string; contentType?: string; headers?: string[] }>;
+  /** `contentType`: the media type of the body, or each one it can have (e.g. MP4 or WebM). */
+  responses: Record<`${number}`, { description: string; schema?: string; contentType?: string | string[]; headers?: string[] }>;
 }
 
 export interface Route {

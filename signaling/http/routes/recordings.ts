@@ -20,6 +20,8 @@ export interface RecordingRoutesOptions {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NOT_FOUND = { '404': err('No such recording') };
 const VIDEO = ['content-range', 'accept-ranges'];
+/** H.264 recordings are MP4, VP8 ones WebM (docs/recordings.md). */
+const VIDEO_TYPES = ['video/mp4', 'video/webm'];
 
 /** Past broadcasts (issue #14): list, one, playback, download (both with `Range`), poster, delete. */
 export function recordingRoutes({ accounts, channels, recordings, db }: RecordingRoutesOptions): Route[] {
@@ -68,8 +70,8 @@ export function recordingRoutes({ accounts, channels, recordings, db }: Recordin
         summary:
           'The recording for a `<video>` element, with `Range`: while live, the growing file up to its last complete fragment; then the moov-first file',
         responses: {
-          '200': { description: 'MP4 (WebM for VP8)', contentType: 'video/mp4', headers: VIDEO },
-          '206': { description: 'The requested range', contentType: 'video/mp4', headers: VIDEO },
+          '200': { description: 'MP4 (WebM for VP8)', contentType: VIDEO_TYPES, headers: VIDEO },
+          '206': { description: 'The requested range', contentType: VIDEO_TYPES, headers: VIDEO },
           ...NOT_FOUND,
           '416': err('Range outside the file'),
         },
@@ -97,8 +99,8 @@ export function recordingRoutes({ accounts, channels, recordings, db }: Recordin
         tags: ['recordings'],
         summary: 'Progressive MP4 (`moov` first; WebM with cues for VP8) that plays in any player, with `Range`',
         responses: {
-          '200': { description: 'The file (as an attachment)', contentType: 'video/mp4', headers: VIDEO },
-          '206': { description: 'The requested range', contentType: 'video/mp4', headers: VIDEO },
+          '200': { description: 'The file (as an attachment)', contentType: VIDEO_TYPES, headers: VIDEO },
+          '206': { description: 'The requested range', contentType: VIDEO_TYPES, headers: VIDEO },
           ...NOT_FOUND,
           '409': err('The session is still being recorded (the file is built when it ends)'),
           '416': err('Range outside the file'),
