@@ -101,6 +101,44 @@ export const RecordingView = schema(
 
 export const RecordingList = schema('RecordingList', z.object({ recordings: z.array(RecordingView).describe('Newest first.') }));
 
+export const ClipRequest = schema(
+  'ClipRequest',
+  z
+    .object({
+      durationS: z.number().int().min(5).max(60).default(30).describe('Length of the clip, seconds (5–60, default 30).'),
+      endOffsetMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(24 * 3600 * 1000)
+        .default(0)
+        .describe('How far behind live the clip ends, ms (a viewer watching in the DVR window); default 0, the live edge.'),
+    })
+    .strict(),
+);
+
+export const ClipCreated = schema(
+  'ClipCreated',
+  z.object({
+    id: z.uuid(),
+    url: z.string().describe("The clip's shareable page, `/clips/<id>`."),
+    downloadUrl: z.string().describe('The clip file (MP4; WebM for a VP8 channel), with `Range`.'),
+  }),
+);
+
+export const ClipView = schema(
+  'Clip',
+  z.object({
+    id: z.uuid(),
+    streamId: z.uuid().describe('The channel it was cut from.'),
+    durationMs: z.number().int().min(0),
+    createdAt: z.iso.datetime(),
+    creator: User.nullable().describe('Who cut it; null once that account is gone.'),
+    downloadUrl: z.string().describe('The clip file (MP4; WebM for a VP8 channel), with `Range`.'),
+    posterUrl: z.string().nullable().describe('JPEG of its first frame, null when there is none.'),
+  }),
+);
+
 export const StreamKey = schema(
   'StreamKey',
   z.object({
@@ -145,6 +183,9 @@ export type ApiStreamUpdate = z.infer<typeof StreamUpdate>;
 export type ApiStreamKey = z.infer<typeof StreamKey>;
 export type ApiRecording = z.infer<typeof RecordingView>;
 export type ApiRecordingList = z.infer<typeof RecordingList>;
+export type ApiClipRequest = z.infer<typeof ClipRequest>;
+export type ApiClipCreated = z.infer<typeof ClipCreated>;
+export type ApiClip = z.infer<typeof ClipView>;
 export type ApiError = z.infer<typeof ErrorBody>;
 export type ApiChatBan = z.infer<typeof ChatBan>;
 export type ApiChatBanList = z.infer<typeof ChatBanList>;

@@ -297,6 +297,13 @@ export const SETTINGS = {
     int(1, 3600),
     "How often each live channel's thumbnail (`GET /api/live/streams/:id/thumbnail`) is made again from its newest keyframe; one ffmpeg runs at a time per node.",
   ),
+  clipsPerUserPerHour: setting(
+    'Recordings',
+    'CLIPS_PER_USER_PER_HOUR',
+    '30',
+    int(0, 100_000),
+    'Clips one signed-in user may cut per hour, counted over all nodes (429 beyond; 0 turns clipping off).',
+  ),
   // Cluster
   nodeUrl: setting(
     'Cluster',

@@ -10,11 +10,14 @@ import pino, { type Logger } from 'pino';
 import { createAccounts, type Accounts } from './accounts.ts';
 import { loadSecret } from './auth/secret.ts';
 import { createChannels, type Channels } from './channels.ts';
+import { Clips } from './clips.ts';
 import { joinCluster } from './cluster/node.ts';
 import type { Config } from './config.ts';
+import { clipPageHeadTags } from './http/clip-page.ts';
 import { buildOpenApiDocument, openApiRoute } from './http/openapi.ts';
 import { createRouter, type Router } from './http/router.ts';
 import { authRoutes } from './http/routes/auth.ts';
+import { clipRoutes } from './http/routes/clips.ts';
 import { opsRoutes } from './http/routes/ops.ts';
 import { recordingRoutes } from './http/routes/recordings.ts';
 import { streamRoutes } from './http/routes/streams.ts';
@@ -136,6 +139,14 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       const m = media;
       cleanup.unshift(() => m.close());
     }
+    const clips = new Clips({
+      db,
+      dir: recordingsDir,
+      programs: () => media?.programs,
+      perUserPerHour: config.clipsPerUserPerHour,
+      logger: logger.child({ component: 'clips' }),
+      metrics,
+    });
     const thumbnails = new Thumbnailer(() => media?.programs?.live() ?? [], {
       dir: join(recordingsDir, 'thumbnails'),
       intervalMs: config.thumbnailIntervalSeconds * 1000,
@@ -168,6 +179,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       }),
       ...streamRoutes({ accounts, channels, whipUrl: (req) => `${publicBase(config, req)}/whip` }),
       ...recordingRoutes({ accounts, channels, recordings, db }),
+      ...clipRoutes({ accounts, channels, clips, db }),
       ...thumbnailRoutes(thumbnails),
       ...(media?.routes() ?? []),
     ];
@@ -175,7 +187,14 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     const site = await loadStaticSite(config.webDir);
     if (!site) logger.warn({ webDir: config.webDir }, 'web UI not built; serving the API only');
     const publicOrigin = originOf(config.publicUrl);
-    const router = createRouter({ routes, fallback: staticHandler(site, { connectSources: publicOrigin ? [publicOrigin] : [] }), logger });
+    const router = createRouter({
+      routes,
+      fallback: staticHandler(site, {
+        connectSources: publicOrigin ? [publicOrigin] : [],
+        headTags: clipPageHeadTags({ db, channels, base: (req) => publicBase(config, req) }),
+      }),
+      logger,
+    });
 
     const chat = createChat({
       db,

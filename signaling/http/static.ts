@@ -80,11 +80,16 @@ export async function loadStaticSite(dir: string): Promise<Map<string, StaticFil
 export interface StaticOptions {
   /** Origins besides the page's own that pages may fetch from (CSP connect-src). */
   connectSources?: string[];
+  /**
+   * Extra `<head>` markup for a client-side route (the app shell is served): e.g. Open Graph tags of a
+   * clip's page, which link previews read without running the app. Must return escaped HTML, or null.
+   */
+  headTags?: (path: string, req: Request) => Promise<string | null>;
 }
 
 /** Static files with SPA fallback to `/index.html` (or `/200.html`) for page routes. */
 export function staticHandler(files: Map<string, StaticFile> | null, options: StaticOptions = {}): Handler {
-  return (req, { path }) => {
+  return async (req, { path }) => {
     // Server namespaces are never answered with the app (`/internal/*` exists only on clustered nodes).
     if (/^\/(api|whip|whep|ws|internal)(\/|$)/.test(path)) return errorResponse(404, 'not_found', 'No such resource');
     if (!files) {
@@ -99,6 +104,8 @@ export function staticHandler(files: Map<string, StaticFile> | null, options: St
       if (path.startsWith('/_app/') || extname(path)) return errorResponse(404, 'not_found', 'No such file');
       file = files.get('/200.html') ?? files.get('/index.html');
       if (!file) return errorResponse(404, 'not_found', 'No such file');
+      const tags = options.headTags ? await options.headTags(path, req) : null;
+      if (tags) file = withHeadTags(file, tags);
     }
     const headers: Record<string, string> = {
       'content-type': file.type,
@@ -127,5 +134,20 @@ export function staticHandler(files: Map<string, StaticFile> | null, options: St
       headers['content-encoding'] = 'gzip';
     }
     return new Response(body, { status: 200, headers });
+  };
+}
+
+/** The shell with `tags` inserted before `</head>` (served uncompressed; its own ETag). */
+function withHeadTags(file: StaticFile, tags: string): StaticFile {
+  const html = new TextDecoder().decode(file.body);
+  const at = html.search(/<\/head>/i);
+  const out = at < 0 ? html : `${html.slice(0, at)}${tags}\n${html.slice(at)}`;
+  const body = new TextEncoder().encode(out) as Bytes;
+  return {
+    body,
+    type: file.type,
+    etag: `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"`,
+    immutable: false,
+    ...(file.scriptHashes ? { scriptHashes: file.scriptHashes } : {}),
   };
 }
