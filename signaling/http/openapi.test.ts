@@ -28,13 +28,13 @@ describe('OpenAPI document', () => {
     for (const ref of refs) expect(doc.components.schemas, ref).toHaveProperty(ref);
   });
 
-  it('lists both containers a recording can be (MP4 for H.264, WebM for VP8) for its download and playback', async () => {
+  it('lists both containers a recording or clip can be (MP4 for H.264, WebM for VP8) for its download and playback', async () => {
     type Op = { responses: Record<string, { content?: Record<string, unknown> }> };
     const doc = (await (await s.api('/api/openapi.json')).json()) as {
       paths: Record<string, Record<string, Op>>;
       components: { schemas: Record<string, { required?: string[] }> };
     };
-    for (const path of ['/api/recordings/{id}/download', '/api/recordings/{id}/playback']) {
+    for (const path of ['/api/recordings/{id}/download', '/api/recordings/{id}/playback', '/api/clips/{id}/download']) {
       for (const status of ['200', '206']) {
         expect(Object.keys(doc.paths[path]!.get!.responses[status]!.content ?? {}), `${path} ${status}`).toEqual([
           'video/mp4',
@@ -43,5 +43,18 @@ describe('OpenAPI document', () => {
       }
     }
     expect(doc.components.schemas.Recording?.required).toContain('streamId');
+    // the fixed clip paths (issue #14 item 5) and the fields other tools read
+    for (const [path, method] of [
+      ['/api/live/streams/{id}/clips', 'post'],
+      ['/api/clips/{id}', 'get'],
+      ['/api/clips/{id}', 'delete'],
+      ['/api/clips/{id}/download', 'get'],
+    ] as const) {
+      expect(doc.paths[path]?.[method], `${method} ${path}`).toBeDefined();
+    }
+    expect(doc.components.schemas.Clip?.required?.sort()).toEqual(
+      ['id', 'streamId', 'durationMs', 'createdAt', 'creator', 'downloadUrl', 'posterUrl'].sort(),
+    );
+    expect(doc.components.schemas.ClipCreated?.required?.sort()).toEqual(['downloadUrl', 'id', 'url']);
   });
 });

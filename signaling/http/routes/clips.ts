@@ -20,6 +20,8 @@ export interface ClipRoutesOptions {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NOT_FOUND = { '404': err('No such clip') };
 const VIDEO = ['content-range', 'accept-ranges'];
+/** Clips of H.264 channels are MP4, of VP8 channels WebM (docs/recordings.md). */
+const VIDEO_TYPES = ['video/mp4', 'video/webm'];
 const STATUS: Record<ClipFailure, number> = {
   invalid: 400,
   not_live: 409,
@@ -99,8 +101,8 @@ export function clipRoutes({ accounts, channels, clips, db }: ClipRoutesOptions)
         tags: ['clips'],
         summary: 'The clip file: MP4 with `moov` first (WebM for a VP8 channel), with `Range`',
         responses: {
-          '200': { description: 'The file (as an attachment)', contentType: 'video/mp4', headers: VIDEO },
-          '206': { description: 'The requested range', contentType: 'video/mp4', headers: VIDEO },
+          '200': { description: 'The file (as an attachment)', contentType: VIDEO_TYPES, headers: VIDEO },
+          '206': { description: 'The requested range', contentType: VIDEO_TYPES, headers: VIDEO },
           '404': err('No such clip, or its file is not on this node (cut on another node without shared storage)'),
           '416': err('Range outside the file'),
         },
