@@ -15,6 +15,8 @@
 import { randomInt } from 'node:crypto';
 import type { types } from 'mediasoup';
 import { sameCodec } from './codecs.ts';
+import { codecOf, type VideoCodec } from './dvr/keyframe.ts';
+import { packetPictureSize, type PictureSize } from './layer-size.ts';
 import type { MediaKind } from './sdp/offer.ts';
 import { SenderReports } from './sender-reports.ts';
 
@@ -39,6 +41,8 @@ export class ProgramLayer {
   #lastTs = 0;
   #lastWallMs = 0;
   #needsRebase = true;
+  /** The picture size its packets last announced (video; null until a keyframe's SPS / header passed). */
+  size: PictureSize | null = null;
 
   constructor(
     /** Its index in the producer's encodings (mediasoup's spatial layer: 0 = lowest). */
@@ -102,6 +106,8 @@ export class ProgramTrack {
   #listeners = new Set<PacketListener>();
   #layerListeners = new Set<PacketListener>();
   readonly #reports: SenderReports;
+  /** The video codec whose packets announce picture sizes (null: audio, or a codec read for none). */
+  readonly #sizedCodec: VideoCodec | null;
 
   private constructor(
     readonly kind: MediaKind,
@@ -114,6 +120,7 @@ export class ProgramTrack {
     programTransport: types.DirectTransport,
   ) {
     this.#reports = new SenderReports({ send: (rtcp) => !programTransport.closed && programTransport.sendRtcp(rtcp) });
+    this.#sizedCodec = kind === 'video' ? codecOf(codec.mimeType) : null;
   }
 
   /** Creates the program producer for a source's codec and layers. */
@@ -232,6 +239,10 @@ export class ProgramTrack {
     if (packet.length < 12 || this.producer.closed) return;
     const now = Date.now();
     layer.rewrite(packet, now);
+    if (this.#sizedCodec) {
+      const size = packetPictureSize(this.#sizedCodec, packet);
+      if (size) layer.size = size;
+    }
     this.#reports.onPacket(packet);
     const info: PacketInfo = { kind: this.kind, arrivalMs: now, rank: layer.rank };
     if (layer.rank === 0) for (const l of this.#listeners) l(packet, info);

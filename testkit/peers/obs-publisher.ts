@@ -9,16 +9,34 @@
  * capture time in an SEI NAL unit) and Opus packets, paced in real time.
  * Beyond what OBS does, it can send frame-numbered video (`numbered`) and VP8
  * (`codec: 'VP8'`, always numbered; no SEI stamps in VP8).
+ *
+ * `simulcast` sends H.264 layers the way OBS 32.1 does: rids "0".."N-1" with
+ * "0" the full picture, `a=simulcast:send 0;1;…`, header extension 1 = mid and
+ * 2 = rtp-stream-id on every video packet, one SSRC per layer, every layer
+ * keyed on the same frames.
  */
 import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
 import { randomInt } from 'node:crypto';
-import { h264Fixture, numberedH264Fixture, numberedVp8Fixture, opusFixture, type H264Options } from '../media/fixtures.ts';
+import {
+  DEFAULT_H264,
+  h264Fixture,
+  numberedH264Fixture,
+  numberedLayerFixtures,
+  numberedVp8Fixture,
+  opusFixture,
+  type H264Options,
+} from '../media/fixtures.ts';
 import { nowUs, packetizeH264, withStamp } from '../rtp/h264.ts';
 import { buildRtp, isRtcp, parseRtcp } from '../rtp/packet.ts';
 import { packetizeVp8 } from '../rtp/vp8.ts';
 import { deleteSession, postSdp, stripCandidates, type SdpExchange } from './http.ts';
 
 export const OBS_H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
+
+/** Header extension ids OBS 32.1 uses for simulcast. */
+const MID_EXT_ID = 1;
+const RID_EXT_ID = 2;
+const VIDEO_MID = '1';
 
 export interface ObsPublisherOptions {
   /** WHIP endpoint, e.g. http://127.0.0.1:8080/whip */
@@ -40,12 +58,20 @@ export interface ObsPublisherOptions {
   deferMedia?: boolean;
   /** Encoder profile signalled in fmtp; OBS always sends 42e01f. */
   fmtp?: string;
+  /**
+   * Send simulcast layers like OBS 32.1: the scales of the layers below the full picture, rid "1", "2", …
+   * in that order (`true`: ½ and ¼, e.g. 1280x720 + 640x360 + 320x180). Each layer's bitrate scales with its
+   * area (at least 100 kbit/s). H.264 only.
+   */
+  simulcast?: true | readonly number[];
   /** Rewrites the server's answer before it is applied (e.g. `ImpairedPeer.rewriteSdp`: publish through a bad link). */
   rewriteAnswer?: (sdp: string) => string | Promise<string>;
 }
 
 export interface PublisherCounters {
   videoPackets: number;
+  /** Video packets per simulcast layer, by rid number (index 0 = rid "0", the full picture); one entry without simulcast. */
+  layerPackets: number[];
   audioPackets: number;
   frames: number;
   keyframes: number;
@@ -54,8 +80,13 @@ export interface PublisherCounters {
 }
 
 export class ObsPublisher {
-  readonly counters: PublisherCounters = { videoPackets: 0, audioPackets: 0, frames: 0, keyframes: 0, nacksReceived: 0, plisReceived: 0 };
+  readonly counters: PublisherCounters;
+  /** The SSRC of the (full-resolution) video. */
   readonly videoSsrc = randomInt(1, 2 ** 31);
+  /** Scales of the video layers, rid order (1 = the full picture); `[1]` without simulcast. */
+  readonly layerScales: readonly number[];
+  /** SSRC of each layer, rid order. */
+  readonly layerSsrcs: readonly number[];
   readonly audioSsrc = randomInt(1, 2 ** 31);
   exchange: SdpExchange | null = null;
   #pc: PeerConnection;
@@ -65,9 +96,27 @@ export class ObsPublisher {
   #connected: Promise<void>;
   #closed = false;
   #frameIndex = 0;
-  #seq = { video: randomInt(0, 0xffff), audio: randomInt(0, 0xffff) };
+  #seq = { audio: randomInt(0, 0xffff) };
+  /** Next sequence number per video layer (layers start far apart: the NACK responder keys its buffer by sequence number alone). */
+  #videoSeq: number[];
 
   private constructor(readonly opts: ObsPublisherOptions) {
+    const lower = opts.simulcast === true ? [0.5, 0.25] : (opts.simulcast ?? []);
+    if (lower.length && opts.codec === 'VP8') throw new Error('simulcast layers are H.264 only');
+    if (lower.some((k) => !(k > 0 && k < 1))) throw new Error('simulcast scales must be between 0 and 1');
+    this.layerScales = [1, ...lower];
+    this.layerSsrcs = this.layerScales.map((_, i) => (i === 0 ? this.videoSsrc : (this.videoSsrc + i) >>> 0 || 1));
+    const seq0 = randomInt(0, 0xffff);
+    this.#videoSeq = this.layerScales.map((_, i) => (seq0 + i * 0x5000) & 0xffff);
+    this.counters = {
+      videoPackets: 0,
+      layerPackets: this.layerScales.map(() => 0),
+      audioPackets: 0,
+      frames: 0,
+      keyframes: 0,
+      nacksReceived: 0,
+      plisReceived: 0,
+    };
     this.#pc = new nodeDataChannel.PeerConnection('obs', { iceServers: [], disableAutoGathering: false });
     if (opts.audio !== false) {
       const audio = new nodeDataChannel.Audio('0', 'SendOnly');
@@ -77,9 +126,16 @@ export class ObsPublisher {
       this.#audio.setMediaHandler(new nodeDataChannel.RtcpNackResponder(1024));
       this.#audio.onMessage((m) => this.#rtcp(m));
     }
-    const video = new nodeDataChannel.Video('1', 'SendOnly');
+    const video = new nodeDataChannel.Video(VIDEO_MID, 'SendOnly');
     if (opts.codec === 'VP8') video.addVP8Codec(96);
     else video.addVideoCodec(96, 'H264', opts.fmtp ?? OBS_H264_FMTP);
+    if (this.simulcast) {
+      video.parseSdpLine(`a=extmap:${MID_EXT_ID} urn:ietf:params:rtp-hdrext:sdes:mid`);
+      video.parseSdpLine(`a=extmap:${RID_EXT_ID} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id`);
+      const rids = this.layerScales.map((_, i) => String(i));
+      for (const rid of rids) video.parseSdpLine(`a=rid:${rid} send`);
+      video.parseSdpLine(`a=simulcast:send ${rids.join(';')}`);
+    }
     video.addSSRC(this.videoSsrc, 'obs', 'obs-stream', 'obs-video');
     this.#video = this.#pc.addTrack(video);
     this.#video.setMediaHandler(new nodeDataChannel.RtcpNackResponder(2048));
@@ -118,6 +174,11 @@ export class ObsPublisher {
     if (!ex.location) throw new Error('201 without Location');
     const answer = this.opts.rewriteAnswer ? await this.opts.rewriteAnswer(ex.answer) : ex.answer;
     this.#pc.setRemoteDescription(answer, 'answer');
+  }
+
+  /** True when it sends simulcast layers. */
+  get simulcast(): boolean {
+    return this.layerScales.length > 1;
   }
 
   get location(): string {
@@ -181,13 +242,30 @@ export class ObsPublisher {
 
   async #videoSource(): Promise<VideoSource> {
     const o = this.opts.video ?? {};
+    if (this.simulcast) {
+      const lower = this.layerScales.slice(1);
+      const layers = this.opts.numbered
+        ? await numberedLayerFixtures(o, lower)
+        : await Promise.all(this.layerScales.map((k) => h264Fixture(scaledOptions({ ...DEFAULT_H264, ...o }, k))));
+      return {
+        fps: layers[0]!.options.fps,
+        frame: (i) => {
+          const aus = layers.map((f) => f.frames[i % f.frames.length]!);
+          const captureUs = nowUs();
+          return {
+            layers: aus.map((au) => packetizeH264(withStamp(au.nals, { frame: i, captureUs }))),
+            keyframe: aus[0]!.keyframe,
+          };
+        },
+      };
+    }
     if (this.opts.codec === 'VP8') {
       const f = await numberedVp8Fixture(o);
       return {
         fps: f.options.fps,
         frame: (i) => {
           const frame = f.frames[i % f.frames.length]!;
-          return { payloads: packetizeVp8(frame.data, i & 0x7fff), keyframe: frame.keyframe };
+          return { layers: [packetizeVp8(frame.data, i & 0x7fff)], keyframe: frame.keyframe };
         },
       };
     }
@@ -196,28 +274,40 @@ export class ObsPublisher {
       fps: f.options.fps,
       frame: (i) => {
         const au = f.frames[i % f.frames.length]!;
-        return { payloads: packetizeH264(withStamp(au.nals, { frame: i, captureUs: nowUs() })), keyframe: au.keyframe };
+        return { layers: [packetizeH264(withStamp(au.nals, { frame: i, captureUs: nowUs() }))], keyframe: au.keyframe };
       },
     };
   }
 
   #sendFrame(source: VideoSource, ts0: number): void {
     const i = this.#frameIndex++;
-    const { payloads, keyframe } = source.frame(i);
+    const { layers, keyframe } = source.frame(i);
     const ts = (ts0 + Math.round((i * 90000) / source.fps)) >>> 0;
-    payloads.forEach((payload, k) => {
-      const rtp = buildRtp(
-        {
-          payloadType: 96,
-          sequenceNumber: this.#seq.video++ & 0xffff,
-          timestamp: ts,
-          ssrc: this.videoSsrc,
-          marker: k === payloads.length - 1,
-        },
-        payload,
-      );
-      this.#send(this.#video, rtp);
-      this.counters.videoPackets++;
+    layers.forEach((payloads, layer) => {
+      const extensions = this.simulcast
+        ? new Map([
+            [MID_EXT_ID, Buffer.from(VIDEO_MID)],
+            [RID_EXT_ID, Buffer.from(String(layer))],
+          ])
+        : undefined;
+      payloads.forEach((payload, k) => {
+        const sequenceNumber = this.#videoSeq[layer]!;
+        this.#videoSeq[layer] = (sequenceNumber + 1) & 0xffff;
+        const rtp = buildRtp(
+          {
+            payloadType: 96,
+            sequenceNumber,
+            timestamp: ts,
+            ssrc: this.layerSsrcs[layer]!,
+            marker: k === payloads.length - 1,
+            ...(extensions ? { extensions } : {}),
+          },
+          payload,
+        );
+        this.#send(this.#video, rtp);
+        this.counters.videoPackets++;
+        this.counters.layerPackets[layer]!++;
+      });
     });
     this.counters.frames++;
     if (keyframe) this.counters.keyframes++;
@@ -263,10 +353,16 @@ export class ObsPublisher {
   }
 }
 
-/** Encoded frames to send, by publisher frame index. */
+/** Encoded frames to send, by publisher frame index: RTP payloads per layer (rid order, the full picture first). */
 interface VideoSource {
   fps: number;
-  frame(i: number): { payloads: Uint8Array[]; keyframe: boolean };
+  frame(i: number): { layers: Uint8Array[][]; keyframe: boolean };
+}
+
+/** A layer's fixture options: the picture scaled by `k` (even sizes), the bitrate by its area (at least 100 kbit/s). */
+function scaledOptions(o: H264Options, k: number): H264Options {
+  const even = (v: number) => Math.max(2, 2 * Math.round(v / 2));
+  return { ...o, width: even(o.width * k), height: even(o.height * k), kbps: Math.max(100, Math.round(o.kbps * k * k)) };
 }
 
 export class WhipRefused extends Error {
