@@ -1,7 +1,17 @@
 /** The HTTP API, typed by the server's own schemas (type-only import). */
-import type { ApiAuthResult, ApiChatBan, ApiChatBanList, ApiChatRestriction, ApiStream, ApiStreamKey, ApiStreamList } from '$shared/api.ts';
+import type {
+  ApiAuthResult,
+  ApiChatBan,
+  ApiChatBanList,
+  ApiChatRestriction,
+  ApiRecording,
+  ApiRecordingList,
+  ApiStream,
+  ApiStreamKey,
+  ApiStreamList,
+} from '$shared/api.ts';
 
-export type { ApiStream, ApiStreamKey, ApiAuthResult, ApiChatBan };
+export type { ApiStream, ApiStreamKey, ApiAuthResult, ApiChatBan, ApiRecording };
 
 export class ApiError extends Error {
   constructor(
@@ -48,5 +58,8 @@ export const api = {
   myKey: () => call<ApiStreamKey>('GET', '/api/live/streams/me/key'),
   rotateKey: () => call<ApiStreamKey>('POST', '/api/live/streams/me/key'),
   myBans: () => call<ApiChatBanList>('GET', '/api/live/streams/me/bans'),
+  recordings: (streamId: string) => call<ApiRecordingList>('GET', `/api/live/streams/${encodeURIComponent(streamId)}/recordings`),
+  recording: (id: string) => call<ApiRecording>('GET', `/api/recordings/${encodeURIComponent(id)}`),
+  deleteRecording: (id: string) => call<void>('DELETE', `/api/recordings/${encodeURIComponent(id)}`),
   chatRestriction: (id: string) => call<ApiChatRestriction>('GET', `/api/live/streams/${encodeURIComponent(id)}/chat/restriction`),
 };
