@@ -6,12 +6,14 @@ import type {
   ApiChatRestriction,
   ApiRecording,
   ApiRecordingList,
+  ApiClip,
+  ApiClipCreated,
   ApiStream,
   ApiStreamKey,
   ApiStreamList,
 } from '$shared/api.ts';
 
-export type { ApiStream, ApiStreamKey, ApiAuthResult, ApiChatBan, ApiRecording };
+export type { ApiStream, ApiStreamKey, ApiAuthResult, ApiChatBan, ApiRecording, ApiClip, ApiClipCreated };
 
 export class ApiError extends Error {
   constructor(
@@ -61,5 +63,10 @@ export const api = {
   recordings: (streamId: string) => call<ApiRecordingList>('GET', `/api/live/streams/${encodeURIComponent(streamId)}/recordings`),
   recording: (id: string) => call<ApiRecording>('GET', `/api/recordings/${encodeURIComponent(id)}`),
   deleteRecording: (id: string) => call<void>('DELETE', `/api/recordings/${encodeURIComponent(id)}`),
+  /** Cuts a clip of a live channel: the last `durationS` seconds, ending `endOffsetMs` behind live. */
+  createClip: (streamId: string, body: { durationS: number; endOffsetMs: number }) =>
+    call<ApiClipCreated>('POST', `/api/live/streams/${encodeURIComponent(streamId)}/clips`, body),
+  clip: (id: string) => call<ApiClip>('GET', `/api/clips/${encodeURIComponent(id)}`),
+  deleteClip: (id: string) => call<void>('DELETE', `/api/clips/${encodeURIComponent(id)}`),
   chatRestriction: (id: string) => call<ApiChatRestriction>('GET', `/api/live/streams/${encodeURIComponent(id)}/chat/restriction`),
 };
