@@ -130,7 +130,9 @@ export class ChannelRecording extends EventEmitter<ChannelRecordingEvents> {
       const code = (err as NodeJS.ErrnoException).code;
       this.#log.error(
         { err, code, path: this.path, seconds: this.#playable.seconds },
-        'recording stopped: write failed (the live stream continues)',
+        code === 'ENOSPC'
+          ? 'recording stopped: the disk is full; the file keeps what was written, the live stream continues'
+          : 'recording stopped: write failed; the file keeps what was written, the live stream continues',
       );
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });

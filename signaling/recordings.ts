@@ -109,14 +109,8 @@ export class Recordings {
       lastWrite = now;
       this.#enqueue(rec.id, () => this.#db.recordings.progress(rec.id, { durationMs: seconds * 1000, bytes }));
     });
-    rec.on('error', (err) => {
-      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-      this.#errors?.inc({ code });
-      this.#log.error(
-        { err, code, recordingId: rec.id, channelId: channel.id },
-        'recording stopped by a write error; the live stream continues',
-      );
-    });
+    // the recording logs the failure itself (one line, with the file and the seconds kept)
+    rec.on('error', (err) => this.#errors?.inc({ code: (err as NodeJS.ErrnoException).code ?? 'EIO' }));
     rec.once('finish', (result) => {
       this.#enqueue(rec.id, () => this.#finished(rec, result)).finally(() => this.#active.delete(rec.id));
     });

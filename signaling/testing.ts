@@ -28,7 +28,13 @@ export interface TestServer {
 }
 
 export async function startTestServer(
-  opts: { db?: TestDatabaseKind; env?: Record<string, string>; media?: StartOptions['media'] } = {},
+  opts: {
+    db?: TestDatabaseKind;
+    env?: Record<string, string>;
+    media?: StartOptions['media'];
+    /** Where the server logs (default: pino at LOG_LEVEL, silent unless set). */
+    logger?: StartOptions['logger'];
+  } = {},
 ): Promise<TestServer> {
   // recordings (on by default) go to a throwaway directory unless the test names one
   const recordingsDir = opts.env?.RECORDINGS_DIR ? null : mkdtempSync(join(tmpdir(), 'whipcast-test-recordings-'));
@@ -49,7 +55,7 @@ export async function startTestServer(
   const database = await openTestDatabase(opts.db ?? 'embedded');
   const app = await startWhipcast(config, {
     database,
-    logger: pino({ level: config.logLevel }),
+    logger: opts.logger ?? pino({ level: config.logLevel }),
     ...(opts.media ? { media: opts.media } : {}),
   });
   const validate = openApiValidator(app.router.routes);

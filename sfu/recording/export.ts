@@ -7,21 +7,23 @@
  * The result is written once to a temporary name and renamed into place, so
  * its length is fixed when the caller serves it (HTTP Range works on a plain
  * file). Memory stays small: the MP4 index is reserved up front from the
- * packet counts, media is streamed through.
+ * packet counts, media is streamed through. A full disk fails the export
+ * (ENOSPC) and leaves no file: every byte is written or it throws.
  */
-import { rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import {
   ALL_FORMATS,
   EncodedAudioPacketSource,
   EncodedPacketSink,
   EncodedVideoPacketSource,
   FilePathSource,
-  FilePathTarget,
   Input,
   Mp4OutputFormat,
   Output,
+  StreamTarget,
   WebMOutputFormat,
   type EncodedPacket,
+  type StreamTargetChunk,
   type InputTrack,
 } from 'mediabunny';
 
@@ -53,7 +55,7 @@ export async function exportProgressive(src: string, dst: string): Promise<Expor
     const webm = tracks.some((t) => t.codec === 'vp8');
     output = new Output({
       format: webm ? new WebMOutputFormat() : new Mp4OutputFormat({ fastStart: 'reserve' }),
-      target: new FilePathTarget(tmp),
+      target: completeFileTarget(tmp),
     });
     const copies: Copy[] = [];
     let seconds = 0;
@@ -100,4 +102,40 @@ export async function exportProgressive(src: string, dst: string): Promise<Expor
   } finally {
     input.dispose();
   }
+}
+
+/**
+ * A file target that writes every byte or fails. mediabunny's FilePathTarget takes a short write
+ * as done, and on a full disk a write(2) is short before it fails: the export "succeeded" with a
+ * file cut wherever the disk filled up.
+ */
+function completeFileTarget(path: string): StreamTarget {
+  let fh: FileHandle | null = null;
+  const close = async () => {
+    const f = fh;
+    fh = null;
+    await f?.close();
+  };
+  const writable = new WritableStream<StreamTargetChunk>({
+    start: async () => {
+      fh = await open(path, 'w');
+    },
+    write: async (chunk) => {
+      if (!fh) throw new Error(`${path}: written after close`);
+      try {
+        for (let done = 0; done < chunk.data.byteLength;) {
+          const { bytesWritten } = await fh.write(chunk.data, done, chunk.data.byteLength - done, chunk.position + done);
+          if (bytesWritten === 0) throw Object.assign(new Error(`${path}: no byte written`), { code: 'EIO' });
+          done += bytesWritten;
+        }
+      } catch (err) {
+        // an errored stream is neither closed nor aborted: let go of the file (and the space it holds) here
+        await close().catch(() => {});
+        throw err;
+      }
+    },
+    close,
+    abort: close,
+  });
+  return new StreamTarget(writable, { chunked: true });
 }

@@ -8,7 +8,7 @@
  * The faststart export puts `moov` before `mdat`.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -223,6 +223,25 @@ describe('Recorder', () => {
       const probe = await ffprobe(path, true);
       expect(seconds(probe.format.duration)).toBeGreaterThan(4);
       expect(await decodeErrors(path)).toBe('');
+    } finally {
+      execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
+  it('exporting onto a full disk fails with ENOSPC and leaves no file (not a file cut where the disk filled)', async () => {
+    const feed = await programFeed({ seconds: 6, video: 'h264' }); // ≈ 0.8 MB
+    const live = join(dir, 'to-export.mp4');
+    await record(feed, live);
+    const mnt = mkdtempSync(join(tmpdir(), 'whipcast-full-export-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+    try {
+      const failure = await exportProgressive(live, join(mnt, 'download.mp4')).then(
+        () => null,
+        (err: unknown) => err as NodeJS.ErrnoException,
+      );
+      expect(failure?.code).toBe('ENOSPC');
+      expect(readdirSync(mnt)).toEqual([]);
     } finally {
       execFileSync('umount', [mnt]);
       rmSync(mnt, { recursive: true, force: true });
