@@ -7,6 +7,7 @@ import { runDvrBench } from './dvr-bench.ts';
 import { parseMixed } from './impair.ts';
 import { runRelayBench } from './relay-bench.ts';
 import { children } from './proc.ts';
+import { runRecordingBench } from './recording-bench.ts';
 import { html, table, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
 import { runSoakPart } from './soak-bench.ts';
@@ -189,6 +190,52 @@ describe('bench (smoke)', () => {
       /1 FAILED[\s\S]*one node: c1-v0@node: no video frame for 1500 ms/,
     );
   });
+
+  it(
+    'recording mode: server CPU and disk writes with recording off and on, the cost per recorded channel',
+    { timeout: 90_000 },
+    async () => {
+      const r = await runRecordingBench({
+        channels: 1,
+        seconds: 3,
+        kbps: 600,
+        width: 320,
+        height: 180,
+        keyframeInterval: 1,
+        progress: () => {},
+      });
+      expect([r.off.recording, r.on.recording]).toEqual([false, true]);
+      for (const run of [r.off, r.on]) {
+        expect(run.cpu.workers).toBeGreaterThan(0);
+        expect(run.cpu.main).toBeGreaterThan(0);
+      }
+      // 600 kbit/s + Opus ≈ 80 kB/s reach the disk only with recording on
+      expect(r.on.filesKBps - r.off.filesKBps).toBeGreaterThan(50);
+      expect(r.on.writeKBps - r.off.writeKBps).toBeGreaterThan(50);
+      expect(r.perChannel.gbPerHour).toBeGreaterThan(0.15);
+      // the session's end builds the download file: about the session again (≈ 6 s at 80 kB/s)
+      expect(r.finish.recordings).toBe(1);
+      expect(r.finish.writtenMb).toBeGreaterThan(0.2);
+      const report: BenchReport = {
+        command: 'test',
+        date: new Date().toISOString(),
+        machine: { cores: 2, node: process.version },
+        options: {},
+        whipcast: [],
+        baseline: [],
+        capacity: { whipcast: capacity([], 400), baseline: capacity([], 400) },
+        chat: [],
+        dvr: null,
+        recording: r,
+        notes: [],
+      };
+      const text = table(report);
+      expect(text).toMatch(/^\s*off\s+1\s+\d+\s+[\d.]+%/m);
+      expect(text).toMatch(/^\s*on\s+1\s+\d+\s+[\d.]+%/m);
+      expect(text).toMatch(/per recorded channel: [+−][\d.]+% of a core, \+\d+ kB\/s written \([\d.]+ GB\/h of recording\)/);
+      expect(text).toMatch(/end of 1 recorded session: download files built in [\d.]+ s/);
+    },
+  );
 
   it('refuses a capacity figure when the bots were saturated at or before the knee', () => {
     const step = (viewers: number, bots: number, lossPct = 0): StepResult => ({

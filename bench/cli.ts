@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- [options]`: whipcast's SFU, chat and DVR benchmarks, each
- * beside a baseline run (bare mediasoup, raw uWS publish, live join). See
- * docs/benchmarks.md.
+ * beside a baseline run (bare mediasoup, raw uWS publish, live join), and
+ * recording beside the same channels not recorded. See docs/benchmarks.md.
  */
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { startBaseline } from './baseline.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { runDvrBench } from './dvr-bench.ts';
+import { runRecordingBench } from './recording-bench.ts';
 import { runRelayBench } from './relay-bench.ts';
 import { runSoakPart, type SoakPartOptions } from './soak-bench.ts';
 import { children, pin } from './proc.ts';
@@ -22,7 +23,7 @@ const HELP = `whipcast benchmark
 
 usage: npm run bench -- [options]
 
-  --mode <m,m,…>        sfu, chat, dvr, relay, soak (default sfu,chat,dvr)
+  --mode <m,m,…>        sfu, chat, dvr, relay, soak, recording (default sfu,chat,dvr)
 
  sfu: one OBS-like publisher, N viewer bots per step
   --steps <n,n,…>       viewers per step (default 5,10,20)
@@ -67,6 +68,12 @@ usage: npm run bench -- [options]
   --soak-cluster-seconds <s>  measured seconds of the two-node part (default: --soak-seconds)
   --soak-bots <n>       viewer bots per bots process (default 25)
 
+ recording: N channels published with "Save past broadcasts" off, then N with it on;
+ server CPU and disk writes of each run, the cost per recorded channel, and the end of the
+ recorded sessions (download files built) (uses --kbps, --size, --keyframe)
+  --rec-channels <n>    channels in each run (default 4)
+  --rec-seconds <s>     measured seconds of each run (default 30)
+
  general
   --url <url>           benchmark a running whipcast instead of starting one
                         (needs --stream-key and --stream-id; CPU is then not sampled)
@@ -106,6 +113,8 @@ const { values } = parseArgs({
     'soak-seconds': { type: 'string', default: '600' },
     'soak-cluster-seconds': { type: 'string' },
     'soak-bots': { type: 'string', default: '25' },
+    'rec-channels': { type: 'string', default: '4' },
+    'rec-seconds': { type: 'string', default: '30' },
     url: { type: 'string' },
     'database-url': { type: 'string' },
     'stream-key': { type: 'string' },
@@ -158,7 +167,7 @@ if (values.impair) opts.impaired = { num: 1, den: 1, impairment: parseImpairment
 if (values.mixed) opts.impaired = parseMixed(values.mixed);
 
 const modes = new Set(values.mode!.split(','));
-for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay', 'soak'].includes(m)) throw new Error(`unknown mode ${m}`);
+for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay', 'soak', 'recording'].includes(m)) throw new Error(`unknown mode ${m}`);
 if (values.via !== 'whep' && values.via !== 'socket') throw new Error('--via is whep or socket');
 const via = values.via;
 const chatOpts: ChatBenchOptions = {
@@ -191,6 +200,10 @@ const [soakChannels, soakViewers, soakClusterChannels, soakClusterViewers, soakS
   number,
   number,
 ];
+const recChannels = Number(values['rec-channels']);
+const recSeconds = Number(values['rec-seconds']);
+if (!(Number.isInteger(recChannels) && recChannels >= 1)) throw new Error('--rec-channels is a whole number ≥ 1');
+if (!(recSeconds > 0)) throw new Error('--rec-seconds is seconds > 0');
 const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
 {
   const runs = values['no-baseline'] ? 1 : 2;
@@ -208,6 +221,7 @@ const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Numbe
     (modes.has('sfu') ? sfuSeconds * runs : 0) +
     (modes.has('chat') ? chatSeconds * runs : 0) +
     (modes.has('dvr') ? dvrSeconds : 0) +
+    (modes.has('recording') ? 2 * (recSeconds + opts.keyframeInterval + 4 + recChannels) + 10 : 0) +
     (modes.has('soak')
       ? (soakChannels ? soakSeconds + 15 + (soakChannels * soakViewers) / 10 : 0) +
         (soakClusterChannels ? soakClusterSeconds + 20 + (soakClusterChannels * soakClusterViewers * 2) / 10 : 0)
@@ -245,6 +259,7 @@ const report: BenchReport = {
   chat: [],
   dvr: null,
   relay: null,
+  recording: null,
   notes: [
     'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5, as a share of the cores the bots may use.',
     `No capacity is called when the bots used more than ${Math.round(BOTS_SATURATED * 100)}% of their cores at or before the knee: the instrument, not the server, may have set it.`,
@@ -269,6 +284,7 @@ const report: BenchReport = {
     "Chat latency = send time in the message text to receipt at each of the K sockets (whipcast persists each message before broadcasting it). The raw uWS baseline runs inside the bench process, on the bots' CPU.",
     'DVR: seek = dvr.seek request to the first keyframe from the requested time; the live join of the same bots is its baseline.',
     'Relay: origin and edge are two whipcast processes on this machine sharing a throwaway Postgres; the publisher goes to the origin; "server CPU" of the edge run is both nodes.',
+    'Recording: one whipcast process, N OBS-like publishers in the bench process; the same N channels\' worth measured with "Save past broadcasts" off, then on; disk writes are /proc/<pid>/io write_bytes of the server and its workers.',
     'Soak: publishers run in one child process and viewer bots in others (--soak-bots each), each feeding a checker with every RTP packet\'s kind, sequence number and arrival time; "bots CPU" is all those processes, as a share of the cores the bots may use; "bots late" is the longest any of their event loops ran late (arrival times are taken there).',
   ],
 };
@@ -376,6 +392,19 @@ if (modes.has('soak')) {
         seconds: soakClusterSeconds,
       }),
     );
+}
+if (modes.has('recording')) {
+  if (values.url) throw new Error('recording mode starts its own server: drop --url');
+  report.recording = await runRecordingBench({
+    channels: recChannels,
+    seconds: recSeconds,
+    kbps: opts.kbps,
+    width,
+    height,
+    keyframeInterval: opts.keyframeInterval,
+    onServers: pinServer,
+    progress,
+  });
 }
 report.capacity = { whipcast: capacity(report.whipcast, opts.latencyTargetMs), baseline: capacity(report.baseline, opts.latencyTargetMs) };
 if (opts.impaired) {

@@ -54,3 +54,21 @@ export function pin(pid: number, cpus: string): boolean {
     return false;
   }
 }
+
+export interface IoSample {
+  /** Bytes the process (all its threads) caused to be written to storage (`write_bytes`: counted when pages are dirtied). */
+  writeBytes: number;
+  /** Bytes passed to write(2) and the like, storage or not (`wchar`). */
+  wchar: number;
+}
+
+/** I/O counters of a process from /proc/<pid>/io (needs the same user or root); null when unreadable. */
+export function ioSample(pid: number): IoSample | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    return { writeBytes: get('write_bytes'), wchar: get('wchar') };
+  } catch {
+    return null;
+  }
+}

@@ -5,6 +5,7 @@ import { launchChromium } from '@whipcast/testkit';
 import type { ChatResult } from './chat-bench.ts';
 import type { DvrResult } from './dvr-bench.ts';
 import type { RelayResult } from './relay-bench.ts';
+import { recordingTable, type RecordingBenchResult } from './recording-bench.ts';
 import { soakTable, type SoakPartResult } from './soak-bench.ts';
 import { BOTS_SATURATED, capacity, type Capacity, type MemoryResult, type StepResult } from './sfu-bench.ts';
 
@@ -25,6 +26,8 @@ export interface BenchReport {
   relay?: RelayResult | null;
   /** Many channels and viewers for a long time: one node, then two. */
   soak?: SoakPartResult[];
+  /** What recording costs per channel: the same load with "Save past broadcasts" off and on. */
+  recording?: RecordingBenchResult | null;
   notes: string[];
 }
 
@@ -110,7 +113,14 @@ function relayTable(r: BenchReport): string[] {
 }
 
 export function table(r: BenchReport): string {
-  return [...sfuTable(r), ...chatTable(r), ...dvrTable(r), ...relayTable(r), ...soakTable(r.soak ?? [], BOTS_SATURATED)]
+  return [
+    ...sfuTable(r),
+    ...chatTable(r),
+    ...dvrTable(r),
+    ...relayTable(r),
+    ...soakTable(r.soak ?? [], BOTS_SATURATED),
+    ...recordingTable(r.recording),
+  ]
     .join('\n')
     .replace(/^\n/, '');
 }
