@@ -6,7 +6,7 @@
  *   the end of what was recorded when it loaded, re-loads the longer file and plays on (Chromium);
  * - after ~20 s of H.264 the channel page lists it (poster, title, date, duration) and links to the
  *   VOD page, which seeks to 10 s and shows frame ≈ 300 (Chromium), with a Download link;
- * - a VP8 channel (WebM) does the same in Firefox;
+ * - in Firefox, a VP8 channel's recording (WebM) and the H.264 one (MP4) do the same;
  * - the owner deletes it from the channel page after confirming, and it is gone (list and API);
  * - the channel and VOD pages at phone size (390×844) in light and dark: no sideways scroll, no
  *   serious axe finding, screenshots in artifacts/screenshots/.
@@ -34,6 +34,7 @@ import { startTestServer, type TestServer } from '../../signaling/testing.ts';
 const WEB_DIR = fileURLToPath(new URL('../build', import.meta.url));
 const SHOTS = fileURLToPath(new URL('../../artifacts/screenshots/', import.meta.url));
 const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1366, height: 768 };
 const FPS = 30;
 /** The numbered fixtures' keyframe interval is 1 s: a seek may land up to one interval off. */
 const KEYFRAME_INTERVAL_FRAMES = FPS;
@@ -216,34 +217,51 @@ describe('past broadcasts in the web app', () => {
     },
   );
 
-  it('VP8 (WebM) in Firefox: the VOD page seeks to 10 s = frame ≈ 300', { timeout: 180_000 }, async () => {
-    const { rec } = await broadcast('VP8', 20);
-    const page = await firefox.newPage();
-    try {
-      await page.goto(`${server.url}/videos/${rec.id}`);
-      await page.waitForSelector(VIDEO_SEL);
-      await waitMetadata(page);
-      const first = await frameAt(page, 0.5);
-      const at10 = await frameAt(page, 10);
-      console.info(`Firefox, VP8 VOD of ${rec.durationMs} ms: frame ${first} at 0.5 s, frame ${at10} at 10 s`);
-      expect(first).toBeLessThan(2 * KEYFRAME_INTERVAL_FRAMES);
-      expect(Math.abs(at10 - 10 * FPS), `frame ${at10} at 10 s (first ${first})`).toBeLessThanOrEqual(KEYFRAME_INTERVAL_FRAMES);
-      expect(Math.abs(at10 - first - 9.5 * FPS), `frame ${at10} at 10 s, ${first} at 0.5 s`).toBeLessThanOrEqual(3);
-    } finally {
-      await page.close();
-    }
-  });
+  it(
+    'Firefox: the VOD page of a VP8 (WebM) and of an H.264 (MP4) recording seeks to 10 s = frame ≈ 300',
+    { timeout: 180_000 },
+    async () => {
+      const { rec } = await broadcast('VP8', 20);
+      const page = await firefox.newPage();
+      try {
+        await page.goto(`${server.url}/videos/${rec.id}`);
+        await page.waitForSelector(VIDEO_SEL);
+        await waitMetadata(page);
+        const first = await frameAt(page, 0.5);
+        const at10 = await frameAt(page, 10);
+        console.info(`Firefox, VP8 VOD of ${rec.durationMs} ms: frame ${first} at 0.5 s, frame ${at10} at 10 s`);
+        expect(first).toBeLessThan(2 * KEYFRAME_INTERVAL_FRAMES);
+        expect(Math.abs(at10 - 10 * FPS), `frame ${at10} at 10 s (first ${first})`).toBeLessThanOrEqual(KEYFRAME_INTERVAL_FRAMES);
+        expect(Math.abs(at10 - first - 9.5 * FPS), `frame ${at10} at 10 s, ${first} at 0.5 s`).toBeLessThanOrEqual(3);
+        // the H.264 (MP4) recording plays in Firefox's <video> too (its media element decodes H.264 through the
+        // system's libavcodec, unlike its WebRTC stack, which needs OpenH264)
+        await page.goto(`${server.url}/videos/${h264.rec.id}`);
+        await page.waitForSelector(VIDEO_SEL);
+        await waitMetadata(page);
+        const h264At10 = await frameAt(page, 10);
+        console.info(`Firefox, H.264 VOD: frame ${h264At10} at 10 s`);
+        expect(Math.abs(h264At10 - 10 * FPS)).toBeLessThanOrEqual(KEYFRAME_INTERVAL_FRAMES);
+        expect(await page.$('[data-testid="vod-error"]')).toBeNull();
+      } finally {
+        await page.close();
+      }
+    },
+  );
 
-  it('phone size, light and dark: channel list and VOD page fit, pass axe, screenshots', { timeout: 120_000 }, async () => {
+  it('phone size in light and dark (and desktop): channel list and VOD page fit, pass axe, screenshots', { timeout: 120_000 }, async () => {
     const { rec, streamId } = h264;
-    for (const scheme of ['light', 'dark'] as const) {
+    for (const [size, scheme] of [
+      ['phone', 'light'],
+      ['phone', 'dark'],
+      ['desktop', 'light'],
+    ] as const) {
       for (const [name, path] of [
         ['past-broadcasts', `/live/${streamId}`],
         ['vod', `/videos/${rec.id}`],
       ] as const) {
         const page = await chromium.context.newPage();
         try {
-          await page.setViewportSize(PHONE);
+          await page.setViewportSize(size === 'phone' ? PHONE : DESKTOP);
           await page.emulateMedia({ colorScheme: scheme });
           await page.goto(server.url + path);
           if (name === 'vod') await waitMetadata(page);
@@ -252,11 +270,11 @@ describe('past broadcasts in the web app', () => {
             await page.getByRole('heading', { name: 'Past broadcasts' }).scrollIntoViewIfNeeded();
           }
           await page.waitForLoadState('networkidle').catch(() => {});
-          const label = `${name} phone ${scheme}`;
+          const label = `${name} ${size} ${scheme}`;
           expect(await overflowX(page), `${label}: no sideways scroll`).toBeLessThanOrEqual(0);
           expect(await page.title(), `${label}: title`).toMatch(/ · whipcast$/);
           expect(await axeSerious(page), `${label}: axe`).toEqual([]);
-          await page.screenshot({ path: `${SHOTS}${name}-phone-${scheme}.png` });
+          await page.screenshot({ path: `${SHOTS}${name}-${size}-${scheme}.png` });
         } finally {
           await page.close();
         }

@@ -48,8 +48,10 @@ describe('PastBroadcasts', () => {
     await fireEvent.click(buttons[1]!);
     expect(onDelete).not.toHaveBeenCalled();
     expect(screen.getByRole('alertdialog', { name: 'Delete Show b?' })).toBeTruthy();
+    await vi.waitFor(() => expect(document.activeElement?.textContent).toBe('Cancel')); // keyboard focus follows
     await fireEvent.click(screen.getByRole('button', { name: 'Cancel' }));
     expect(onDelete).not.toHaveBeenCalled();
+    await vi.waitFor(() => expect(document.activeElement).toBe(screen.getAllByRole('button', { name: /^Delete Show/ })[1]));
     await fireEvent.click(screen.getAllByRole('button', { name: /^Delete Show/ })[1]!);
     await fireEvent.click(screen.getByRole('button', { name: 'Yes, delete' }));
     expect(onDelete).toHaveBeenCalledWith('b');
