@@ -17,6 +17,8 @@ export { SfuError, type SfuErrorCode } from './errors.ts';
 export type {
   AudiencePlacement,
   ConsumerInfo,
+  LayerChoice,
+  LayerInfo,
   UnplayableTrack,
   DtlsParameters,
   DvrPosition,

@@ -12,7 +12,7 @@ import { TimeShift, type ProgramConsumers } from './dvr/time-shift.ts';
 import { SfuError } from './errors.ts';
 import type { ProgramTrack } from './program.ts';
 import { transportView } from './transport.ts';
-import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget, TransportView, UnplayableTrack } from './types.ts';
+import type { ConsumerInfo, DvrPosition, LayerChoice, SeekResult, SeekTarget, TransportView, UnplayableTrack } from './types.ts';
 import { Viewer } from './viewer.ts';
 
 export interface SocketViewerOptions {
@@ -23,6 +23,8 @@ export interface SocketViewerOptions {
 export class SocketViewer extends Viewer {
   readonly #shift: TimeShift;
   readonly #instantStart: boolean;
+  /** The video layer the viewer chose (a spatial layer), or null for Auto (the best its bandwidth allows). */
+  #preferredLayer: number | null = null;
 
   private constructor(channel: Channel, transport: types.WebRtcTransport, router: types.Router, seat: Seat, opts: SocketViewerOptions) {
     super(transport.id, channel, transport, router, seat, {});
@@ -35,7 +37,10 @@ export class SocketViewer extends Viewer {
       programTracks: () => channel.programTracks(),
       receives: (t) => channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities: this.rtpCapabilities }),
       consumeProgram: (standby) => this.#consumeProgram(standby),
-      useConsumer: (c, ms) => this.setConsumer(c, ms),
+      useConsumer: (c, ms) => {
+        this.setConsumer(c, ms);
+        void this.#applyLayer(c);
+      },
       watching: () => channel.watching(this),
       switched: () => this.emit('switch'),
     });
@@ -112,6 +117,28 @@ export class SocketViewer extends Viewer {
     this.#shift.resume();
   }
 
+  /** The channel's video layers this viewer can choose from (named by their picture sizes), and its choice. */
+  layers(): LayerChoice {
+    const track = this.channel.programTrack('video');
+    const layers = (track?.layers ?? []).flatMap((l) => (l.size ? [{ spatialLayer: l.index, ...l.size }] : []));
+    // one layer is no choice
+    return { layers: (track?.layers.length ?? 0) > 1 ? layers : [], preferred: this.#preferredLayer };
+  }
+
+  /**
+   * Chooses the video layer to receive (`null`: Auto). mediasoup still sends a lower one when the viewer's
+   * bandwidth cannot carry the choice; Auto prefers the top layer, so the bandwidth alone decides.
+   */
+  async preferLayer(spatialLayer: number | null): Promise<LayerChoice> {
+    this.#assertOpen();
+    const count = this.channel.programTrack('video')?.layers.length ?? 0;
+    if (spatialLayer !== null && (count < 2 || spatialLayer >= count))
+      throw new SfuError('not_found', `No video layer ${spatialLayer} (the stream has ${count})`);
+    this.#preferredLayer = spatialLayer;
+    await Promise.all(this.currentConsumers().map((c) => this.#applyLayer(c)));
+    return this.layers();
+  }
+
   /** Where the viewer is in the DVR window; null when it watches live. */
   position(): DvrPosition | null {
     return this.closed ? null : this.#shift.position();
@@ -166,6 +193,15 @@ export class SocketViewer extends Viewer {
     if (this.closed) throw new SfuError('not_found', 'No such transport');
   }
 
+  /** Gives a (simulcast) video consumer the viewer's layer choice: the chosen layer, or the top one for Auto. */
+  async #applyLayer(consumer: types.Consumer): Promise<void> {
+    if (consumer.kind !== 'video' || consumer.type !== 'simulcast' || consumer.closed) return;
+    const top = this.channel.programTrack('video')?.layers.length ?? 1;
+    const spatialLayer = Math.min(this.#preferredLayer ?? top - 1, top - 1);
+    if (consumer.preferredLayers?.spatialLayer === spatialLayer) return;
+    await consumer.setPreferredLayers({ spatialLayer }).catch(() => {}); // closed meanwhile
+  }
+
   /** Paused consumers of the live program. `standby`: kept aside for the switch, not replacing the current ones. */
   async #consumeProgram(standby: boolean): Promise<ProgramConsumers> {
     const out: ProgramConsumers = { infos: [], consumers: [] };
@@ -176,6 +212,7 @@ export class SocketViewer extends Viewer {
       const source = await this.seat.source(producer);
       if (this.closed) throw new SfuError('not_found', 'No such transport');
       const consumer = await this.transport.consume({ producerId: source.id, rtpCapabilities, paused: true });
+      await this.#applyLayer(consumer);
       if (!standby) this.setConsumer(consumer);
       out.consumers.push(consumer);
       out.infos.push({ id: consumer.id, producerId: producer.id, kind: track.kind, rtpParameters: consumer.rtpParameters });

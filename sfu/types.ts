@@ -30,6 +30,20 @@ export interface UnplayableTrack {
   mimeType: string;
 }
 
+/** A simulcast layer of a channel's video, as a player names it (by its picture size). */
+export interface LayerInfo {
+  /** mediasoup's spatial layer: 0 = the lowest. */
+  spatialLayer: number;
+  width: number;
+  height: number;
+}
+
+/** A socket viewer's video layers (lowest first; only those whose size is known) and the one it asked for (null: Auto). */
+export interface LayerChoice {
+  layers: LayerInfo[];
+  preferred: number | null;
+}
+
 /** A consumer a socket viewer must set up on its side (mediasoup-client `transport.consume`). */
 export interface ConsumerInfo {
   /** The consumer id (resume/pause it by this id). */

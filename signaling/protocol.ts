@@ -178,6 +178,19 @@ export const ConsumerView = z.object({
 });
 export type ConsumerView = z.infer<typeof ConsumerView>;
 
+/** A simulcast layer of the channel's video, named by its picture size (the player says e.g. "360p"). */
+export const LayerView = z.object({
+  /** mediasoup's spatial layer: 0 = the lowest. */
+  spatialLayer: z.number().int().min(0),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+});
+export type LayerView = z.infer<typeof LayerView>;
+
+/** The video layers a socket viewer can choose (lowest first; empty: one layer only) and its choice (null: Auto). */
+export const LayerChoice = z.object({ layers: z.array(LayerView), preferred: z.number().int().min(0).nullable() });
+export type LayerChoice = z.infer<typeof LayerChoice>;
+
 /** A program track this viewer's browser cannot decode (e.g. H.264 in a Firefox without OpenH264). */
 export const UnplayableTrack = z.object({ kind: MediaKind, mimeType: z.string().max(64) });
 export type UnplayableTrack = z.infer<typeof UnplayableTrack>;
@@ -231,6 +244,10 @@ export const ClientFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('rtc.resume'), id, consumerId: mediaId }),
   z.object({ t: z.literal('rtc.pause'), id, consumerId: mediaId }),
   z.object({ t: z.literal('rtc.restartIce'), id, transportId: mediaId }),
+  /** The channel's video layers (simulcast) and this transport's choice. */
+  z.object({ t: z.literal('rtc.layers'), id, transportId: mediaId }),
+  /** Receive this video layer (a `spatialLayer` of `rtc.layers`) when the link allows; `null`: Auto (the best it allows). */
+  z.object({ t: z.literal('rtc.preferLayer'), id, transportId: mediaId, spatialLayer: z.number().int().min(0).max(15).nullable() }),
   z.object({ t: z.literal('rtc.close'), id, transportId: mediaId }),
   /** DVR: watch the past on the same transport. */
   z
@@ -302,6 +319,8 @@ const RESULT_SCHEMAS = {
   'rtc.resume': empty,
   'rtc.pause': empty,
   'rtc.restartIce': z.object({ iceParameters: IceParameters }),
+  'rtc.layers': LayerChoice,
+  'rtc.preferLayer': LayerChoice,
   'rtc.close': empty,
   'dvr.seek': z.object({ consumers: z.array(ConsumerView), ...DvrState, live: z.boolean() }),
   'dvr.live': z.object({ consumers: z.array(ConsumerView) }),

@@ -25,6 +25,8 @@ export type RtcRequest =
   | 'rtc.resume'
   | 'rtc.pause'
   | 'rtc.restartIce'
+  | 'rtc.layers'
+  | 'rtc.preferLayer'
   | 'rtc.close'
   | 'dvr.seek'
   | 'dvr.live'
@@ -154,6 +156,12 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     },
     async 'rtc.restartIce'(s, f) {
       return { iceParameters: await own(s, f.transportId).restartIce() };
+    },
+    'rtc.layers'(s, f) {
+      return own(s, f.transportId).layers();
+    },
+    async 'rtc.preferLayer'(s, f) {
+      return own(s, f.transportId).preferLayer(f.spatialLayer);
     },
     'rtc.close'(s, f) {
       own(s, f.transportId).close();

@@ -1,4 +1,16 @@
-/** "Go live from this browser": camera or screen published over WHIP, like OBS would. */
+/**
+ * "Go live from this browser": camera or screen published over WHIP, like OBS would, as three simulcast
+ * layers (full, ½ and ¼ size; the browser drops a layer its picture is too small for or its CPU cannot keep
+ * up with), so the server can give each viewer the layer their link carries.
+ */
+
+/** Simulcast layers, lowest first (whipcast keeps a browser's rid order: low to high). */
+export const SIMULCAST_ENCODINGS: RTCRtpEncodingParameters[] = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 200_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 700_000 },
+  { rid: 'f', maxBitrate: 2_500_000 },
+];
+
 export class BrowserPublisher {
   #pc: RTCPeerConnection | null = null;
   #stream: MediaStream | null = null;
@@ -26,7 +38,8 @@ export class BrowserPublisher {
         this.onEnded();
       }
     });
-    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+    for (const track of stream.getTracks())
+      pc.addTransceiver(track, { direction: 'sendonly', ...(track.kind === 'video' ? { sendEncodings: SIMULCAST_ENCODINGS } : {}) });
     // H.264 first: every viewer's browser decodes it.
     for (const t of pc.getTransceivers()) {
       if (t.sender.track?.kind !== 'video') continue;

@@ -5,7 +5,7 @@
  * consumers), re-consumes when told to, and rebuilds after a reconnect.
  */
 import { Device, type types } from 'mediasoup-client';
-import type { ConsumerView, UnplayableTrack } from '$shared/protocol.ts';
+import type { ConsumerView, LayerChoice, UnplayableTrack } from '$shared/protocol.ts';
 import { consumerParameters, deviceCapabilities } from './rtc-params.ts';
 import { socket } from './socket.svelte.ts';
 
@@ -35,6 +35,8 @@ export class ChannelPlayer {
   #consumers: types.Consumer[] = [];
   #standby: types.Consumer[] = [];
   #pausedAt: number | null = null;
+  /** The viewer's quality choice (a spatial layer; null: Auto), kept across a rebuilt transport. */
+  #preferredLayer: number | null = null;
   #off: (() => void)[] = [];
   #closed = false;
 
@@ -123,6 +125,9 @@ export class ChannelPlayer {
         return;
       }
       await this.#replace(consumers);
+      // a new transport (reconnect) starts at Auto on the server: ask for the viewer's choice again
+      if (this.#preferredLayer !== null)
+        await socket.request({ t: 'rtc.preferLayer', transportId: transport.id, spatialLayer: this.#preferredLayer }).catch(() => {});
       this.dvr = { ...this.dvr, live: true, behindLiveMs: 0, paused: false };
       this.onDvr(this.dvr);
       this.onState('playing');
@@ -153,6 +158,19 @@ export class ChannelPlayer {
       if (this.videoOff && c.kind === 'video') c.pause();
       else await socket.request({ t: 'rtc.resume', consumerId: c.id });
     }
+  }
+
+  /** The channel's video layers (named by their sizes, from the server) and the viewer's choice; null before a transport. */
+  async layers(): Promise<LayerChoice | null> {
+    const transport = this.#transport;
+    return transport ? socket.request({ t: 'rtc.layers', transportId: transport.id }) : null;
+  }
+
+  /** Quality: receive this layer when the link allows (`null`: Auto, the best the link allows). */
+  async preferLayer(spatialLayer: number | null): Promise<LayerChoice | null> {
+    this.#preferredLayer = spatialLayer;
+    const transport = this.#transport;
+    return transport ? socket.request({ t: 'rtc.preferLayer', transportId: transport.id, spatialLayer }) : null;
   }
 
   /** Audio only (`false`): the server stops sending this viewer video, so a slow link can still carry the sound. */

@@ -1,0 +1,263 @@
+/**
+ * Issue #13: simulcast layers a viewer can feel, in the player (Chromium, socket viewer).
+ * An OBS 32.1-like publisher sends three layers (rid "0" 1280x720 at 2.5 Mbit/s, "1" 640x360, "2" 320x180).
+ * - A viewer whose downlink is capped at 1 Mbit/s (a UDP relay the test made) settles on a lower layer (its
+ *   decoded frame size) and plays 30 s with no freeze of a second; lifting the cap brings it back to 1280x720
+ *   within a keyframe interval and a few seconds. (With the program forced to one layer the capped viewer
+ *   freezes: tried, see the commit.)
+ * - The quality menu: Auto and each layer named by its resolution (sizes from the server); choosing 360p from
+ *   the keyboard gives 640x360 frames (getStats) and the stats say 360p; Auto returns to 1280x720. At phone
+ *   width the menu fits without sideways scrolling.
+ * - "Go live from this browser" publishes three layers (Chromium's fake 1280x720 camera): the program gets three
+ *   layers, each fed, with three picture sizes.
+ */
+import { fileURLToPath } from 'node:url';
+import { ImpairedPeer, impairPage, launchChromium, ObsPublisher, type Browser } from '@whipcast/testkit';
+import type { Page } from 'playwright-core';
+import type { Sfu } from '@whipcast/sfu';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSfuMedia } from '../../signaling/sfu-adapter.ts';
+import { startTestServer, type TestServer } from '../../signaling/testing.ts';
+
+const WEB_DIR = fileURLToPath(new URL('../build', import.meta.url));
+/** The publisher's layers (rid "0" first), and its keyframe interval. */
+const TOP = { width: 1280, height: 720, kbps: 2500 };
+const KEYFRAME_INTERVAL_S = 1;
+const WATCH_MS = 30_000;
+const PHONE = { width: 390, height: 844 };
+
+let server: TestServer;
+let browser: Browser;
+let sfu: Sfu | null = null;
+
+beforeAll(async () => {
+  [server, browser] = await Promise.all([
+    startTestServer({
+      media: async (deps) => {
+        const media = await createSfuMedia(deps);
+        sfu = media.sfu;
+        return media;
+      },
+      env: { MEDIA_WORKERS: '1', WEB_DIR },
+    }),
+    launchChromium(),
+  ]);
+}, 120_000);
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+interface VideoIn {
+  framesDecoded: number;
+  freezeCount: number;
+  totalFreezesDuration: number;
+  framesPerSecond: number;
+  frameWidth: number;
+  frameHeight: number;
+}
+
+/** A live 3-layer channel and a player page for it (behind `link` when given), its peer connections' stats readable. */
+async function watch(link?: ImpairedPeer): Promise<{ page: Page; pub: ObsPublisher; channelId: string }> {
+  const user = await server.register();
+  const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
+  const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+  const pub = await ObsPublisher.publish({
+    url: `${server.url}/whip`,
+    token: streamKey,
+    simulcast: true,
+    numbered: true,
+    video: { ...TOP, keyframeInterval: KEYFRAME_INTERVAL_S, seconds: 60 },
+  });
+  await pub.connected();
+  const page = await browser.context.newPage();
+  if (link) await impairPage(page, link);
+  await page.addInitScript(() => {
+    const pcs: RTCPeerConnection[] = [];
+    Object.assign(window, { __pcs: pcs });
+    const Native = window.RTCPeerConnection;
+    window.RTCPeerConnection = class extends Native {
+      constructor(config?: RTCConfiguration) {
+        super(config);
+        pcs.push(this);
+      }
+    };
+  });
+  await page.goto(`${server.url}/live/${me.id}`);
+  return { page, pub, channelId: me.id };
+}
+
+/** The video the page receives, summed over its receivers (sizes and rate: of the one decoding). */
+const videoIn = (page: Page): Promise<VideoIn> =>
+  page.evaluate(async () => {
+    const out = { framesDecoded: 0, freezeCount: 0, totalFreezesDuration: 0, framesPerSecond: 0, frameWidth: 0, frameHeight: 0 };
+    const pcs = (window as Window & { __pcs?: RTCPeerConnection[] }).__pcs ?? [];
+    for (const pc of pcs) {
+      if (pc.connectionState === 'closed') continue;
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
+        out.framesDecoded += s.framesDecoded ?? 0;
+        out.freezeCount += s.freezeCount ?? 0;
+        out.totalFreezesDuration += s.totalFreezesDuration ?? 0;
+        if ((s.framesPerSecond ?? 0) > out.framesPerSecond) {
+          out.framesPerSecond = s.framesPerSecond ?? 0;
+          out.frameWidth = s.frameWidth ?? 0;
+          out.frameHeight = s.frameHeight ?? 0;
+        }
+      }
+    }
+    return out;
+  });
+
+/** Polls the page's video every 250 ms for `ms`: the longest time no new frame decoded, and the sizes seen. */
+async function observe(page: Page, ms: number): Promise<{ first: VideoIn; last: VideoIn; longestStallMs: number; widths: Set<number> }> {
+  const first = await videoIn(page);
+  let last = first;
+  let lastNewFrameAt = performance.now();
+  let longestStallMs = 0;
+  const widths = new Set<number>();
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    await page.waitForTimeout(250);
+    const s = await videoIn(page);
+    const now = performance.now();
+    if (s.framesDecoded > last.framesDecoded) lastNewFrameAt = now;
+    longestStallMs = Math.max(longestStallMs, now - lastNewFrameAt);
+    if (s.frameWidth) widths.add(s.frameWidth);
+    last = s;
+  }
+  return { first, last, longestStallMs, widths };
+}
+
+describe('simulcast in the player', () => {
+  it(
+    'a viewer capped at 1 Mbit/s settles on a lower layer and plays 30 s without a 1 s freeze; lifting the cap brings 1280x720 back',
+    { timeout: 180_000 },
+    async () => {
+      const link = new ImpairedPeer({ toPeer: { kbps: 1000 } });
+      const { page, pub } = await watch(link);
+      try {
+        // settles: a layer below the top decodes at full rate
+        await expect
+          .poll(
+            async () => {
+              const s = await videoIn(page);
+              return s.frameWidth > 0 && s.frameWidth < TOP.width && s.framesPerSecond >= 25;
+            },
+            { timeout: 30_000, interval: 500 },
+          )
+          .toBe(true);
+        await page.waitForTimeout(2000);
+        const o = await observe(page, WATCH_MS);
+        const decoded = o.last.framesDecoded - o.first.framesDecoded;
+        const frozenS = o.last.totalFreezesDuration - o.first.totalFreezesDuration;
+        const freezes = o.last.freezeCount - o.first.freezeCount;
+        const dropped = (await link.counters()).toPeer.queueDropped;
+        console.log(
+          `capped viewer (1 Mbit/s): widths ${[...o.widths].join(',')}; ${decoded} frames decoded in ${WATCH_MS / 1000} s; ` +
+            `${freezes} freezes, ${frozenS.toFixed(2)} s frozen; longest stall ${Math.round(o.longestStallMs)} ms; ` +
+            `${dropped} packets dropped by the cap so far`,
+        );
+        expect(Math.max(...o.widths)).toBeLessThan(TOP.width);
+        expect(decoded).toBeGreaterThanOrEqual(0.9 * 30 * (WATCH_MS / 1000));
+        expect(o.longestStallMs).toBeLessThan(1000);
+        expect(frozenS).toBeLessThan(1);
+
+        // the cap goes: back to the top layer within a keyframe interval and a few seconds
+        await link.setImpairment('toPeer', {});
+        const liftedAt = performance.now();
+        await expect
+          .poll(async () => (await videoIn(page)).frameWidth, { timeout: (KEYFRAME_INTERVAL_S + 14) * 1000, interval: 250 })
+          .toBe(TOP.width);
+        console.log(`cap lifted: 1280x720 decoding after ${((performance.now() - liftedAt) / 1000).toFixed(1)} s`);
+      } finally {
+        await page.close();
+        await link.close();
+        await pub.stop();
+      }
+    },
+  );
+
+  it(
+    'the quality menu: 360p by hand gives 640x360 frames, Auto goes back to 1280x720; keyboard, phone width',
+    { timeout: 120_000 },
+    async () => {
+      const { page, pub } = await watch();
+      try {
+        const size = async () => {
+          const s = await videoIn(page);
+          return `${s.frameWidth}x${s.frameHeight}`;
+        };
+        await expect.poll(size, { timeout: 20_000, interval: 250 }).toBe('1280x720'); // Auto on a perfect link: the top
+        const menu = page.getByLabel('Quality');
+        await menu.waitFor({ timeout: 15_000 });
+        // the layers by resolution, best first, sizes as the server read them off each layer
+        expect((await menu.locator('option').allTextContents()).slice(1)).toEqual(['720p', '360p', '180p']);
+        await expect.poll(async () => (await menu.locator('option').first().textContent())?.trim(), { timeout: 5000 }).toBe('Auto (720p)');
+        await page.getByRole('button', { name: 'Stats for nerds' }).click();
+        await expect.poll(() => page.locator('[data-stat="Layer"]').textContent(), { timeout: 5000 }).toBe('720p');
+
+        // from the keyboard: focus the menu, two steps down from Auto → 360p
+        await menu.focus();
+        await page.keyboard.press('ArrowDown');
+        await page.keyboard.press('ArrowDown');
+        expect(await menu.inputValue()).toBe('1');
+        const chosenAt = performance.now();
+        await expect.poll(size, { timeout: (KEYFRAME_INTERVAL_S + 5) * 1000, interval: 250 }).toBe('640x360');
+        console.log(`360p chosen: 640x360 decoding after ${((performance.now() - chosenAt) / 1000).toFixed(1)} s`);
+        await expect.poll(() => page.locator('[data-stat="Layer"]').textContent(), { timeout: 5000 }).toBe('360p');
+        await page.waitForTimeout(3000);
+        expect(await size()).toBe('640x360'); // it stays there: a perfect link would allow 720p
+
+        // back to Auto: the top layer again
+        await menu.selectOption('auto');
+        await expect.poll(size, { timeout: (KEYFRAME_INTERVAL_S + 8) * 1000, interval: 250 }).toBe('1280x720');
+
+        // phone width: the bar keeps the menu on screen, the page does not scroll sideways
+        await page.setViewportSize(PHONE);
+        await page.waitForTimeout(300);
+        expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+        const box = await menu.boundingBox();
+        expect(box).not.toBeNull();
+        expect(box!.x).toBeGreaterThanOrEqual(0);
+        expect(box!.x + box!.width).toBeLessThanOrEqual(PHONE.width);
+        await page.screenshot({ path: fileURLToPath(new URL('../../artifacts/screenshots/player-quality-phone.png', import.meta.url)) });
+      } finally {
+        await page.close();
+        await pub.stop();
+      }
+    },
+  );
+
+  it('"Go live from this browser" publishes three simulcast layers', { timeout: 90_000 }, async () => {
+    const user = await server.register();
+    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
+    const page = await browser.context.newPage();
+    try {
+      await page.addInitScript((token) => localStorage.setItem('whipcast.token', token), user.token);
+      await page.goto(`${server.url}/live/go-live`);
+      await page.getByRole('button', { name: 'Camera' }).click();
+      await expect.poll(() => page.getByTestId('live-status').textContent(), { timeout: 15_000 }).toBe('LIVE');
+      const channel = sfu!.channel(me.id)!;
+      const track = channel.programTrack('video')!;
+      expect(track.layers).toHaveLength(3);
+      // every layer fed, each with its own size (the browser may drop its top layer for a while when the CPU is
+      // busy, so judge over a bounded wait)
+      let sizes: string[] = [];
+      await expect
+        .poll(
+          async () => {
+            const fed = (await track.producer.getStats()).filter((st) => st.byteCount > 0).length;
+            sizes = track.layers.map((l) => (l.size ? `${l.size.width}x${l.size.height}` : '?'));
+            return fed === 3 && new Set(sizes).size === 3 && !sizes.includes('?');
+          },
+          { timeout: 30_000, interval: 500 },
+        )
+        .toBe(true);
+      console.log(`browser publisher layers (lowest first): ${sizes.join(', ')}`);
+      expect(sizes.at(-1)).toBe('1280x720');
+    } finally {
+      await page.close();
+    }
+  });
+});
