@@ -126,6 +126,37 @@ describe('clips in the web app', () => {
       expect(startFrame!).toBeGreaterThanOrEqual(endFrame! - 11 * FPS);
       expect(playing!).toBeGreaterThan(startFrame! + FPS / 2);
       expect(playing!).toBeLessThan(endFrame!);
+
+      // behind live: the viewer goes back 10 s and clips 5 s — the clip ends at what their screen shows, not at live
+      await page.setViewportSize({ width: 1366, height: 768 });
+      await page.getByRole('button', { name: 'Back 10 seconds' }).click();
+      await expect.poll(() => page.getByTestId('dvr-position').first().textContent(), { timeout: 10_000 }).toMatch(/^-0:\d\d$/);
+      await page.waitForTimeout(2000); // the server reports the position once a second
+      const create = page.getByRole('button', { name: 'Create clip' });
+      if (!(await create.isVisible())) await clipButton.click();
+      await page.getByLabel('Length').selectOption('5');
+      const shownBehind = (await frameNumberInPage(page, 'video'))!;
+      const sentBehind = pub.counters.frames;
+      expect(sentBehind - shownBehind).toBeGreaterThan(8 * FPS);
+      await create.click();
+      await expect.poll(() => link.textContent(), { timeout: 5000 }).not.toBe(url);
+      await clipPage.goto((await link.textContent())!.trim());
+      await clipPage.getByTestId('clip-video').waitFor();
+      await clipPage.evaluate(async () => {
+        const v = document.querySelector<HTMLVideoElement>('[data-testid="clip-video"]')!;
+        if (v.readyState < 1) await new Promise((r) => v.addEventListener('loadedmetadata', r, { once: true }));
+      });
+      const behindStart = await frameAt(clipPage, 0);
+      const behindEnd = await frameAt(clipPage, 'end');
+      console.log(`behind live: viewer saw ${shownBehind} (sent ${sentBehind}); clip ${behindStart}…${behindEnd}`);
+      // it holds the viewer's picture and ends within 3 s after it, far from live: the player sends the DVR
+      // position the server reports, which runs 1.4–2.1 s ahead of the picture on screen here
+      expect(behindEnd!).toBeGreaterThanOrEqual(shownBehind);
+      expect(behindEnd!).toBeLessThanOrEqual(shownBehind + 3 * FPS);
+      expect(behindEnd!).toBeLessThan(sentBehind - 8 * FPS);
+      expect(behindStart! % FPS).toBe(0);
+      expect(behindStart!).toBeLessThanOrEqual(behindEnd! - 5 * FPS + 1);
+      expect(behindStart!).toBeGreaterThanOrEqual(behindEnd! - 6 * FPS);
     } finally {
       await pub.stop().catch(() => {});
     }
