@@ -201,7 +201,7 @@ describe('simulcast in the player', () => {
         await menu.focus();
         await page.keyboard.press('ArrowDown');
         await page.keyboard.press('ArrowDown');
-        expect(await menu.inputValue()).toBe('1');
+        await expect.poll(() => menu.inputValue(), { timeout: 2000 }).toBe('1');
         const chosenAt = performance.now();
         await expect.poll(size, { timeout: (KEYFRAME_INTERVAL_S + 5) * 1000, interval: 250 }).toBe('640x360');
         console.log(`360p chosen: 640x360 decoding after ${((performance.now() - chosenAt) / 1000).toFixed(1)} s`);
