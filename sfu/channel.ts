@@ -21,6 +21,7 @@ import { DvrBuffer, type DvrBufferOptions } from './dvr/buffer.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
 import { SfuError } from './errors.ts';
 import { RelayIngest, WhipIngest, type Ingest } from './ingest.ts';
+import { LadderTranscoder, ladderSupports } from './ladder/transcoder.ts';
 import type { SfuLogger } from './logger.ts';
 import { hasKeyframeRequest, ProgramTrack } from './program.ts';
 import { Relay, type PipeConfig } from './relay.ts';
@@ -52,7 +53,17 @@ export interface ChannelOptions {
   pipe: PipeConfig;
   /** Record its publishers' sessions here (while `saveRecordings` is on); none: never recorded. */
   recordings?: RecordingSettings | undefined;
+  /** Encode these lower layers (heights, lowest first) for a single-layer publisher; none: no ladder. */
+  ladder?: LadderSettings | undefined;
   logger: SfuLogger;
+}
+
+/** A transcoded ladder's settings (`TRANSCODE_LADDER`). */
+export interface LadderSettings {
+  /** Rung heights, lowest first (e.g. [360, 720]); rungs at or above the source's height stay unfed. */
+  heights: number[];
+  /** ffmpeg binary (default `ffmpeg` on the PATH). */
+  ffmpegPath?: string;
 }
 
 export interface ChannelEvents {
@@ -87,6 +98,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #relays = new Set<Relay>();
   #ingest: Ingest | null = null;
   #recording: ChannelRecording | null = null;
+  /** Encodes lower layers of a single-layer publisher's video (with `ladder`). */
+  #ladder: LadderTranscoder | null = null;
   /** Record the next publisher's session (the owner's "Save past broadcasts"); read when a publisher connects. */
   saveRecordings = false;
   #live = false;
@@ -283,14 +296,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
         continue;
       }
       current?.close();
+      const ladder = kind === 'video' ? this.#ladderFor(producer) : [];
       const track = await ProgramTrack.create({
         kind,
         source: producer,
         router: this.router,
         tapTransport: this.tapTransport,
         programTransport: this.programTransport,
+        injectedLayers: ladder.length,
       });
       this.#program[kind] = track;
+      if (kind === 'video') this.#startLadder(track, ladder);
       this.#record(track);
       recreated = true;
     }
@@ -299,6 +315,27 @@ export class Channel extends EventEmitter<ChannelEvents> {
       for (const v of this.#viewers) if (v instanceof WhepViewer) void v.attach();
       this.emit('reconsume');
     }
+  }
+
+  /** The ladder's rung heights for a source: none unless configured, single-layer, and a codec it encodes. */
+  #ladderFor(source: types.Producer): number[] {
+    const heights = this.#opts.ladder?.heights ?? [];
+    const codec = source.rtpParameters.codecs.find((c) => !c.mimeType.toLowerCase().endsWith('/rtx'));
+    const layers = source.rtpParameters.encodings?.length || 1;
+    return layers === 1 && codec && ladderSupports(codec.mimeType) ? heights : [];
+  }
+
+  #startLadder(track: ProgramTrack, heights: number[]): void {
+    this.#ladder?.close();
+    this.#ladder = null;
+    if (heights.length === 0) return;
+    const { ffmpegPath } = this.#opts.ladder ?? {};
+    this.#ladder = new LadderTranscoder({
+      track,
+      heights,
+      ...(ffmpegPath ? { ffmpegPath } : {}),
+      logger: this.#log.child({ channelId: this.id, component: 'ladder' }),
+    });
   }
 
   /**
@@ -448,6 +485,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     for (const v of [...this.#viewers]) v.close(reason, true);
     for (const r of [...this.#relays]) r.close();
     void this.#recording?.finish();
+    this.#ladder?.close();
     for (const p of Object.values(this.#program)) p.close();
     this.#audience.close();
     this.router.close();

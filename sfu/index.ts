@@ -1,5 +1,6 @@
 export { Sfu, type SfuOptions, type SfuEvents } from './sfu.ts';
-export { Channel, type ChannelEvents, type ChannelOptions } from './channel.ts';
+export { Channel, type ChannelEvents, type ChannelOptions, type LadderSettings } from './channel.ts';
+export { parseLadder } from './ladder/rungs.ts';
 export {
   ChannelRecording,
   type ChannelRecordingEvents,

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
-import { Channel } from './channel.ts';
+import { Channel, type LadderSettings } from './channel.ts';
 import type { ChannelRecording, RecordingSettings } from './channel-recording.ts';
 import { MEDIA_CODECS } from './codecs.ts';
 import { SfuError } from './errors.ts';
@@ -47,6 +47,8 @@ export interface SfuOptions {
   dvrSpillDir?: string;
   /** Record publishers' sessions of channels whose `saveRecordings` is on; none: never recorded. */
   recordings?: RecordingSettings | undefined;
+  /** A transcoded ladder for single-layer publishers (`TRANSCODE_LADDER`); none: off. */
+  ladder?: LadderSettings | undefined;
   /** Start new socket viewers from the cached GOP (default true). */
   instantStart?: boolean;
   /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
@@ -150,6 +152,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         routerMaxViewers: this.opts.routerMaxViewers ?? 250,
         pipe: this.#pipe,
         recordings: this.opts.recordings,
+        ladder: this.opts.ladder,
         logger: this.#log,
       })
         .then((ch) => this.#adopt(ch))

@@ -6,6 +6,7 @@
  * one file, and each setting is a few lines of parser, default and doc.)
  */
 import { availableParallelism, networkInterfaces } from 'node:os';
+import { parseLadder } from '@whipcast/sfu';
 
 type Parser<T> = (raw: string, name: string) => T;
 
@@ -42,6 +43,13 @@ const list: Parser<string[]> = (raw) =>
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+const ladder: Parser<number[]> = (raw, name) => {
+  try {
+    return parseLadder(raw);
+  } catch (err) {
+    throw new ConfigError(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+};
 const optional =
   <T>(p: Parser<T>): Parser<T | undefined> =>
   (raw, name) =>
@@ -260,6 +268,13 @@ export const SETTINGS = {
     'tmp',
     str,
     'Where DVR media beyond `DVR_MEMORY_MB` goes (files are unlinked at once: nothing is left after a crash). `tmp` = the OS temp directory; `off` = no spilling, the window shrinks to fit memory.',
+  ),
+  transcodeLadder: setting(
+    'Media',
+    'TRANSCODE_LADDER',
+    '',
+    ladder,
+    "Lower layers whipcast encodes for single-layer publishers, e.g. `360p` or `360p,720p` (empty: off). Each channel then runs one ffmpeg (x264 for H.264, libvpx for VP8) that decodes the program once and encodes every rung below the source's height; viewers get them like simulcast layers. Costs CPU per live channel: see docs/benchmarks.md.",
   ),
   // Recordings
   recordingsDir: setting(

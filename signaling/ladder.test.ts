@@ -1,0 +1,138 @@
+/**
+ * The transcoded ladder (issue #13 item 4), end to end: a single-layer 720p H.264 publisher at
+ * 2.5 Mbit/s, whipcast with TRANSCODE_LADDER=360p, and the web player in Chromium on a link capped at
+ * 1 Mbit/s. The player's simulcast consumer settles on the 360p layer ffmpeg encodes (frame size from
+ * getStats) and keeps playing the live program (frame numbers read off the picture advance with the
+ * publisher's). With the ladder off the program has one 2.5 Mbit/s layer and the player never gets 640×360
+ * (run with LADDER_OFF=1 to see it fail).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  frameNumberInPage,
+  ImpairedPeer,
+  impairPage,
+  launchChromium,
+  ObsPublisher,
+  registerStreamer,
+  waitLive,
+  type Browser,
+} from '@whipcast/testkit';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createSfuMedia } from './sfu-adapter.ts';
+import { startTestServer, type TestServer } from './testing.ts';
+
+const WEB_DIR = fileURLToPath(new URL('../web/build', import.meta.url));
+
+let server: TestServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  [server, browser] = await Promise.all([
+    startTestServer({
+      media: createSfuMedia,
+      env: { WEB_DIR, MEDIA_WORKERS: '1', TRANSCODE_LADDER: process.env.LADDER_OFF ? '' : '360p' },
+    }),
+    launchChromium(),
+  ]);
+}, 120_000);
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** CPU seconds the ladder's ffmpeg (this test's only one encoding 640x360) has used so far. */
+function ladderCpuSeconds(): number {
+  const pid = execFileSync('pgrep', ['-f', 'scale=640:360']).toString().trim().split('\n')[0]!;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+}
+
+/** The page's decoding video receivers, summed (the player's peer connections, recorded by an init script). */
+const videoStats = (page: Page) =>
+  page.evaluate(async () => {
+    const out = { framesDecoded: 0, freezeCount: 0, totalFreezesDuration: 0, frameWidth: 0, frameHeight: 0 };
+    for (const pc of (window as Window & { __pcs?: RTCPeerConnection[] }).__pcs ?? []) {
+      if (pc.connectionState === 'closed') continue;
+      for (const s of (await pc.getStats()).values())
+        if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded ?? 0) > 0) {
+          out.framesDecoded += s.framesDecoded ?? 0;
+          out.freezeCount += s.freezeCount ?? 0;
+          out.totalFreezesDuration += s.totalFreezesDuration ?? 0;
+          out.frameWidth = Math.max(out.frameWidth, s.frameWidth ?? 0);
+          out.frameHeight = Math.max(out.frameHeight, s.frameHeight ?? 0);
+        }
+    }
+    return out;
+  });
+
+it(
+  'a player capped at 1 Mbit/s plays the 360p layer the ladder encodes from a 720p 2.5 Mbit/s publisher',
+  { timeout: 120_000 },
+  async () => {
+    const streamer = await registerStreamer(server.url);
+    const pub = await ObsPublisher.publish({
+      url: streamer.whipUrl,
+      token: streamer.streamKey,
+      numbered: true,
+      video: { width: 1280, height: 720, kbps: 2500, keyframeInterval: 2, seconds: 60 },
+    });
+    const peer = new ImpairedPeer({ toPeer: { kbps: 1000 } });
+    const page = await browser.context.newPage();
+    try {
+      await pub.connected();
+      await waitLive(server.url, streamer.id);
+      await impairPage(page, peer);
+      await page.addInitScript(() => {
+        const pcs: RTCPeerConnection[] = [];
+        Object.assign(window, { __pcs: pcs });
+        const Native = window.RTCPeerConnection;
+        window.RTCPeerConnection = class extends Native {
+          constructor(config?: RTCConfiguration) {
+            super(config);
+            pcs.push(this);
+          }
+        };
+      });
+      await page.goto(`${server.url}/live/${streamer.id}`);
+
+      // the consumer settles on the layer the link carries: the ladder's 640×360
+      await expect.poll(async () => (await videoStats(page)).frameHeight, { timeout: 40_000, interval: 1000 }).toBe(360);
+      // past the instant-start catch-up (it plays the buffered GOP faster than real time): the picture is live
+      await expect
+        .poll(async () => pub.counters.frames - ((await frameNumberInPage(page, 'video')) ?? -1e9), { timeout: 20_000, interval: 500 })
+        .toBeLessThan(30);
+      await new Promise((r) => setTimeout(r, 2000));
+      const a = await videoStats(page);
+      const seenA = await frameNumberInPage(page, 'video');
+      const cpuA = ladderCpuSeconds();
+      await new Promise((r) => setTimeout(r, 10_000));
+      const b = await videoStats(page);
+      const seenB = await frameNumberInPage(page, 'video');
+      const cpu = (ladderCpuSeconds() - cpuA) / 10;
+      const sent = pub.counters.frames;
+      console.log(
+        `ladder viewer: ${b.frameWidth}x${b.frameHeight}, ${b.framesDecoded - a.framesDecoded} frames decoded in 10 s, ` +
+          `${(b.totalFreezesDuration - a.totalFreezesDuration).toFixed(2)} s frozen (${b.freezeCount - a.freezeCount} freezes), ` +
+          `picture frame ${seenA} → ${seenB}, publisher at frame ${sent}; the ladder's ffmpeg used ${(cpu * 100).toFixed(0)} % of a core`,
+      );
+      expect(b.frameWidth).toBe(640);
+      expect(b.frameHeight).toBe(360);
+      // it plays without freezing (a 1 s VBV buffer made keyframes too big for the capped link: 2–3 s freezes; now 1/3 s).
+      // framesDecoded counts the live receiver only once the player switched to it from the instant-start catch-up.
+      expect(b.framesDecoded - a.framesDecoded).toBeGreaterThan(150);
+      expect(b.totalFreezesDuration - a.totalFreezesDuration).toBeLessThan(1);
+      // the picture is the live program: its frame numbers advance with the publisher's, close to live
+      expect(seenA).not.toBeNull();
+      expect(seenB).not.toBeNull();
+      expect(seenB! - seenA!).toBeGreaterThan(240);
+      expect(sent - seenB!).toBeLessThan(45); // within 1.5 s of what was sent
+    } finally {
+      await page.close();
+      await peer.close();
+      await pub.stop();
+    }
+  },
+);
