@@ -395,7 +395,8 @@ describe('web app in Chromium', () => {
     // the delay at live is a real figure, once, beside LIVE
     await expect.poll(() => b.getByTestId('delay').textContent(), { timeout: 5000 }).toMatch(/^\d+\.\d s$/);
     expect(parseFloat((await b.getByTestId('delay').textContent())!)).toBeLessThan(2);
-    expect(await b.getByText('LIVE', { exact: true }).count()).toBe(1);
+    // (in the player: the past-broadcasts list below marks the recording in progress LIVE too)
+    expect(await b.locator('.player').getByText('LIVE', { exact: true }).count()).toBe(1);
 
     // Space on a focused button presses that button (once), not the player's pause
     await b.getByRole('button', { name: 'Stats for nerds' }).focus();
