@@ -121,8 +121,8 @@ it(
       expect(b.frameWidth).toBe(640);
       expect(b.frameHeight).toBe(360);
       // it plays without freezing (a 1 s VBV buffer made keyframes too big for the capped link: 2–3 s freezes; now 1/3 s).
-      // framesDecoded counts the live receiver only once the player switched to it from the instant-start catch-up.
-      expect(b.framesDecoded - a.framesDecoded).toBeGreaterThan(150);
+      // (framesDecoded is only logged: the player's receivers change at the switch from the instant-start catch-up to
+      // live, so the sum is not a rate; the picture's frame numbers below are)
       expect(b.totalFreezesDuration - a.totalFreezesDuration).toBeLessThan(1);
       // the picture is the live program: its frame numbers advance with the publisher's, close to live
       expect(seenA).not.toBeNull();
