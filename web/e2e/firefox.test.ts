@@ -86,11 +86,21 @@ const inbound = (page: Page) =>
 const sum = (list: Inbound[], kind: string, key: 'framesDecoded' | 'packetsReceived') =>
   list.filter((s) => s.kind === kind).reduce((n, s) => n + s[key], 0);
 
+/** The number on the player's picture; null also while the player has no <video> (it re-mounts it at a seek or a switch to live). */
+async function numberOnScreen(page: Page): Promise<number | null> {
+  try {
+    return await frameNumberInPage(page, 'video');
+  } catch (err) {
+    if (String(err).includes('no <video> matches')) return null;
+    throw err;
+  }
+}
+
 /** Waits (up to `ms`) for a numbered picture on the player's screen. */
 async function firstNumber(page: Page, ms: number): Promise<number | null> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const n = await frameNumberInPage(page, 'video');
+    const n = await numberOnScreen(page);
     if (n !== null) return n;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -102,7 +112,7 @@ async function numbersFor(page: Page, ms: number): Promise<number[]> {
   const out: number[] = [];
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const n = await frameNumberInPage(page, 'video');
+    const n = await numberOnScreen(page);
     if (n !== null) out.push(n);
     await new Promise((r) => setTimeout(r, 200));
   }
