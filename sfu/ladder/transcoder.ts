@@ -22,6 +22,7 @@ import type { SfuLogger } from '../logger.ts';
 import type { ProgramLayer, ProgramTrack } from '../program.ts';
 import type { Depacketizer } from '../recording/depacketizer.ts';
 import { avccToAnnexB } from '../recording/h264.ts';
+import { ivfFrame, ivfHeader } from '../recording/ivf.ts';
 import { createDepacketizer } from '../recording/timeline.ts';
 import type { CodedFrame } from '../recording/types.ts';
 import { rungsFor, type LadderRung } from './rungs.ts';
@@ -154,7 +155,7 @@ export class LadderTranscoder extends EventEmitter<LadderTranscoderEvents> {
     const ffmpeg = spawn(this.#opts.ffmpegPath ?? 'ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe'] });
     this.#ffmpeg = ffmpeg;
     this.#waitKeyframe = true;
-    if (this.#codec === 'vp8') ffmpeg.stdin.write(ivfHeader(width, height));
+    if (this.#codec === 'vp8') ffmpeg.stdin.write(ivfHeader(width, height, 90_000, 0)); // pts in the RTP clock
     let stderr = '';
     ffmpeg.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     ffmpeg.stdin.on('error', () => {}); // EPIPE when it dies: handled by 'exit'
@@ -241,27 +242,4 @@ export function ffmpegArgs(
       `rtp://127.0.0.1:${o.port}`,
     ]),
   ];
-}
-
-/** The IVF file header ffmpeg's `ivf` demuxer reads before VP8 frames. */
-function ivfHeader(width: number, height: number): Buffer {
-  const h = Buffer.alloc(32);
-  h.write('DKIF', 0, 'latin1');
-  h.writeUInt16LE(0, 4);
-  h.writeUInt16LE(32, 6);
-  h.write('VP80', 8, 'latin1');
-  h.writeUInt16LE(width, 12);
-  h.writeUInt16LE(height, 14);
-  h.writeUInt32LE(90_000, 16); // time base: the RTP clock
-  h.writeUInt32LE(1, 20);
-  h.writeUInt32LE(0, 24);
-  return h;
-}
-
-/** One IVF frame: its size, its timestamp (RTP clock), the frame. */
-function ivfFrame(frame: Uint8Array, rtpTimestamp: number): Buffer {
-  const h = Buffer.alloc(12);
-  h.writeUInt32LE(frame.length, 0);
-  h.writeUInt32LE(rtpTimestamp >>> 0, 4);
-  return Buffer.concat([h, frame]);
 }

@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { avccToAnnexB } from './h264.ts';
+import { ivfFrame, ivfHeader } from './ivf.ts';
 import { createDepacketizer } from './timeline.ts';
 import { frameStartIndex, recordableCodec, type CodedFrame, type DvrSource, type ProgramCodec } from './types.ts';
 
@@ -69,18 +70,7 @@ export async function keyframeToImage(codec: 'h264' | 'vp8', frame: CodedFrame, 
 
 /** A one-frame IVF file (what ffmpeg's `ivf` demuxer reads) for a VP8 frame. */
 function ivf(width: number, height: number, frame: Uint8Array): Buffer {
-  const header = Buffer.alloc(32 + 12);
-  header.write('DKIF', 0, 'latin1');
-  header.writeUInt16LE(0, 4);
-  header.writeUInt16LE(32, 6);
-  header.write('VP80', 8, 'latin1');
-  header.writeUInt16LE(width, 12);
-  header.writeUInt16LE(height, 14);
-  header.writeUInt32LE(30, 16);
-  header.writeUInt32LE(1, 20);
-  header.writeUInt32LE(1, 24);
-  header.writeUInt32LE(frame.length, 32);
-  return Buffer.concat([header, frame]);
+  return Buffer.concat([ivfHeader(width, height, 30, 1), ivfFrame(frame, 0)]);
 }
 
 function runFfmpeg(
