@@ -10,22 +10,14 @@
  */
 import { ObsPublisher, registerStreamer, waitLive, WhepViewer } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Sfu } from '@whipcast/sfu';
-import { createSfuMedia } from './sfu-adapter.ts';
-import { startTestServer, type TestServer } from './testing.ts';
+import { startSfuTestServer, type SfuTestServer } from './testing.ts';
 
 const VIEWERS = 12;
 
-let server: TestServer;
-let sfu: Sfu | null = null;
+let server: SfuTestServer;
 
 beforeAll(async () => {
-  server = await startTestServer({
-    media: async (deps) => {
-      const media = await createSfuMedia(deps);
-      sfu = media.sfu;
-      return media;
-    },
+  server = await startSfuTestServer({
     env: { MEDIA_WORKERS: '1' },
   });
 }, 60_000);
@@ -48,7 +40,7 @@ describe('keyframe requests to the publisher', () => {
         await Promise.all(viewers.map((v) => v.connected()));
         await new Promise((r) => setTimeout(r, 3000)); // past the instant-start switch to live
         expect(viewers.every((v) => v.receiver.video.packets > 0)).toBe(true);
-        const channel = sfu!.liveChannels().find((c) => c.id === streamer.id)!;
+        const channel = server.sfu.liveChannels().find((c) => c.id === streamer.id)!;
         const consumers = channel.viewers().flatMap((v) => v.currentConsumers().filter((c) => c.kind === 'video'));
         expect(consumers).toHaveLength(VIEWERS);
         const before = pub.counters.plisReceived;

@@ -4,21 +4,13 @@
  * viewers rebuild (socket viewers are told with `rtc.closed`); losing the
  * channel's own worker takes it offline until OBS's fresh POST.
  */
-import type { Sfu } from '@whipcast/sfu';
 import { ObsPublisher, SocketClient, SocketViewer, waitUntil, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSfuMedia } from './sfu-adapter.ts';
-import { startTestServer, type TestServer } from './testing.ts';
+import { startSfuTestServer, type SfuTestServer } from './testing.ts';
 
-let server: TestServer;
-let sfu: Sfu;
+let server: SfuTestServer;
 beforeAll(async () => {
-  server = await startTestServer({
-    media: async (deps) => {
-      const media = await createSfuMedia(deps);
-      sfu = media.sfu;
-      return media;
-    },
+  server = await startSfuTestServer({
     env: { MEDIA_WORKERS: '2', ROUTER_MAX_VIEWERS: '2' },
   });
 });
@@ -45,7 +37,7 @@ describe('scale: all workers of one machine', () => {
     const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
     let pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey });
     await pub.connected();
-    await waitUntil(() => sfu.channel(me.id)?.live === true, 5000, 'live');
+    await waitUntil(() => server.sfu.channel(me.id)?.live === true, 5000, 'live');
 
     // 4 socket viewers and 2 WHEP viewers, two per router
     const sockets = [];
@@ -57,7 +49,7 @@ describe('scale: all workers of one machine', () => {
     for (const [i, s] of sockets.entries()) await flowing(s.viewer.receiver, `socket viewer ${i}`);
     for (const [i, w] of wheps.entries()) await flowing(w.receiver, `WHEP viewer ${i}`);
 
-    const placement = sfu.channel(me.id)!.placement();
+    const placement = server.sfu.channel(me.id)!.placement();
     expect(placement.map((p) => p.worker)).toEqual([0, 1]);
     expect(placement.reduce((n, p) => n + p.viewers, 0)).toBe(6);
     for (const p of placement) expect(p.viewers).toBeLessThanOrEqual(2 * p.routers);
@@ -67,8 +59,8 @@ describe('scale: all workers of one machine', () => {
 
     // the other worker dies: it is replaced, its socket viewers are told and rebuild, the rest never notice
     const channelWorker = placement.find((p) => p.channel)!.worker;
-    const other = sfu.pool.workers.find((w) => w.index !== channelWorker)!;
-    const onOther = sockets.filter((s) => sfu.channel(me.id)!.viewer(s.viewer.transportId)?.worker === other.index);
+    const other = server.sfu.pool.workers.find((w) => w.index !== channelWorker)!;
+    const onOther = sockets.filter((s) => server.sfu.channel(me.id)!.viewer(s.viewer.transportId)?.worker === other.index);
     const onChannel = sockets.filter((s) => !onOther.includes(s));
     expect(onOther.length).toBeGreaterThan(0);
     expect(onChannel.length).toBeGreaterThan(0);
@@ -82,17 +74,17 @@ describe('scale: all workers of one machine', () => {
       await flowing(s.viewer.receiver, 'rebuilt socket viewer');
     }
     for (const s of onChannel) await flowing(s.viewer.receiver, 'socket viewer on the surviving worker');
-    await waitUntil(() => sfu.pool.complete(), 10_000, 'worker replaced');
+    await waitUntil(() => server.sfu.pool.complete(), 10_000, 'worker replaced');
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
-    expect(sfu.channel(me.id)?.live).toBe(true);
+    expect(server.sfu.channel(me.id)?.live).toBe(true);
 
     // the channel's own worker dies: offline, then OBS's fresh POST brings it back and viewers rebuild
     const watcher = await SocketClient.connect(server.url);
     await watcher.request({ t: 'chat.join', room: me.id });
-    const channelSlot = sfu.pool.workers.find((w) => w.index === channelWorker)!;
+    const channelSlot = server.sfu.pool.workers.find((w) => w.index === channelWorker)!;
     process.kill(channelSlot.worker.pid, 'SIGKILL');
     await watcher.waitFor('stream.offline', (f) => f.room === me.id, 10_000);
-    await waitUntil(() => sfu.pool.complete(), 10_000, 'worker replaced');
+    await waitUntil(() => server.sfu.pool.complete(), 10_000, 'worker replaced');
     pub.drop();
     pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey });
     await pub.connected();

@@ -15,7 +15,9 @@ import { loadConfig } from './config.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
 import type { Route } from './http/types.ts';
 import { startWhipcast, type StartOptions, type Whipcast } from './server.ts';
+import type { Sfu } from '@whipcast/sfu';
 import type { ApiAuthResult } from './api.ts';
+import { createSfuMedia } from './sfu-adapter.ts';
 
 export interface TestServer {
   app: Whipcast;
@@ -27,15 +29,37 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(
-  opts: {
-    db?: TestDatabaseKind;
-    env?: Record<string, string>;
-    media?: StartOptions['media'];
-    /** Where the server logs (default: pino at LOG_LEVEL, silent unless set). */
-    logger?: StartOptions['logger'];
-  } = {},
-): Promise<TestServer> {
+export interface TestServerOptions {
+  /** Which database (default: embedded). */
+  db?: TestDatabaseKind;
+  /** Environment variables on top of the test defaults (loopback, port 0, in-memory database). */
+  env?: Record<string, string>;
+  /** Builds the media layer (default: none; `startSfuTestServer` uses the real SFU). */
+  media?: StartOptions['media'];
+  /** Where the server logs (default: pino at LOG_LEVEL, silent unless set). */
+  logger?: StartOptions['logger'];
+}
+
+/** A test server with the real SFU, and the `Sfu` itself for tests that look inside the media layer. */
+export interface SfuTestServer extends TestServer {
+  sfu: Sfu;
+}
+
+export async function startSfuTestServer(opts: Omit<TestServerOptions, 'media'> = {}): Promise<SfuTestServer> {
+  let sfu: Sfu | undefined;
+  const server = await startTestServer({
+    ...opts,
+    media: async (deps) => {
+      const media = await createSfuMedia(deps);
+      sfu = media.sfu;
+      return media;
+    },
+  });
+  if (!sfu) throw new Error('the media layer was not built');
+  return { ...server, sfu };
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   // recordings (on by default) go to a throwaway directory unless the test names one
   const recordingsDir = opts.env?.RECORDINGS_DIR ? null : mkdtempSync(join(tmpdir(), 'whipcast-test-recordings-'));
   const config = loadConfig({

@@ -6,21 +6,13 @@
  * (A publisher sending one layer fails it: the producers are not simulcast.)
  */
 import { ObsPublisher, registerStreamer, waitLive } from '@whipcast/testkit';
-import type { Sfu } from '@whipcast/sfu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSfuMedia } from './sfu-adapter.ts';
-import { startTestServer, type TestServer } from './testing.ts';
+import { startSfuTestServer, type SfuTestServer } from './testing.ts';
 
-let server: TestServer;
-let sfu: Sfu | null = null;
+let server: SfuTestServer;
 
 beforeAll(async () => {
-  server = await startTestServer({
-    media: async (deps) => {
-      const media = await createSfuMedia(deps);
-      sfu = media.sfu;
-      return media;
-    },
+  server = await startSfuTestServer({
     env: { MEDIA_WORKERS: '1' },
   });
 }, 60_000);
@@ -42,7 +34,7 @@ describe('a 3-layer simulcast publisher like OBS 32.1', () => {
       expect(pub.exchange!.answer).toMatch(/^a=simulcast:recv 0;1;2\r?$/m);
       await pub.connected();
       await waitLive(server.url, streamer.id);
-      const channel = sfu!.channel(streamer.id)!;
+      const channel = server.sfu.channel(streamer.id)!;
       const ingest = channel.ingest!;
       const producer = [...ingest.producers.values()].find((p) => p.kind === 'video')!;
       expect(producer.type).toBe('simulcast');

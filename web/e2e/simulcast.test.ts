@@ -14,10 +14,8 @@
 import { fileURLToPath } from 'node:url';
 import { ImpairedPeer, impairPage, launchChromium, ObsPublisher, type Browser } from '@whipcast/testkit';
 import type { Page } from 'playwright-core';
-import type { Sfu } from '@whipcast/sfu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSfuMedia } from '../../signaling/sfu-adapter.ts';
-import { startTestServer, type TestServer } from '../../signaling/testing.ts';
+import { startSfuTestServer, type SfuTestServer } from '../../signaling/testing.ts';
 
 const WEB_DIR = fileURLToPath(new URL('../build', import.meta.url));
 /** The publisher's layers (rid "0" first), and its keyframe interval. */
@@ -26,18 +24,12 @@ const KEYFRAME_INTERVAL_S = 1;
 const WATCH_MS = 30_000;
 const PHONE = { width: 390, height: 844 };
 
-let server: TestServer;
+let server: SfuTestServer;
 let browser: Browser;
-let sfu: Sfu | null = null;
 
 beforeAll(async () => {
   [server, browser] = await Promise.all([
-    startTestServer({
-      media: async (deps) => {
-        const media = await createSfuMedia(deps);
-        sfu = media.sfu;
-        return media;
-      },
+    startSfuTestServer({
       env: { MEDIA_WORKERS: '1', WEB_DIR },
     }),
     launchChromium(),
@@ -238,7 +230,7 @@ describe('simulcast in the player', () => {
       await page.goto(`${server.url}/live/go-live`);
       await page.getByRole('button', { name: 'Camera' }).click();
       await expect.poll(() => page.getByTestId('live-status').textContent(), { timeout: 15_000 }).toBe('LIVE');
-      const channel = sfu!.channel(me.id)!;
+      const channel = server.sfu.channel(me.id)!;
       const track = channel.programTrack('video')!;
       expect(track.layers).toHaveLength(3);
       // every layer fed, each with its own size (the browser may drop its top layer for a while when the CPU is
