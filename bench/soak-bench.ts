@@ -10,10 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { startThrowawayCluster } from '@whipcast/db/test-postgres';
 import { children, cpuShare, sample } from './proc.ts';
+import { ServerProbe, type ProbeSummary } from './server-probe.ts';
 import { prepareChannel, startServer, type BenchServer } from './server.ts';
 import { SoakBots } from './soak-bots-process.ts';
 import type { SoakVerdict } from './soak-check.ts';
 import type { SoakPublisherSpec, SoakViewerSpec } from './soak-protocol.ts';
+import { sampleUdpDrops, udpDropsByOwner } from './udp-drops.ts';
 
 /** Options of one soak part (one node or two). */
 export interface SoakPartOptions {
@@ -82,6 +84,22 @@ export interface SoakPartResult {
   rssMb: { main: number; workers: number };
   /** UDP datagrams the kernel dropped for a full socket receive buffer during the window (all of this machine's sockets: /proc/net/snmp RcvbufErrors). */
   udpRcvbufErrors: number;
+  /** The same drops by whose socket it was (/proc/net/udp): the servers' (workers'), the publisher bots', the viewer bots', others'. */
+  udpDrops: { server: number; publishers: number; viewers: number; other: number };
+  /** Video frames each publisher sent per second in the window (mean over publishers): what the viewers could get at most. */
+  sentFramesPerSecond: number;
+  /** The servers' Node main threads, from their /metrics every 2 s: event-loop delay and garbage collection (all nodes). */
+  server: {
+    /** The longest event-loop delay, ms. */
+    lagMaxMs: number;
+    /** Delays over 200 ms: node, when (s into the window, to the 2 s scrape), how long. */
+    stalls: { node: string; atSeconds: number; ms: number }[];
+    gcMajor: { count: number; seconds: number };
+    /** Time in GC of every kind, s. */
+    gcSeconds: number;
+  };
+  /** Viewers whose longest gap was over the limit, grouped by the second it ended in (a gap many viewers share is upstream of them). */
+  gapMoments: { atSeconds: number; viewers: number }[];
 }
 
 /** The kernel's count of UDP datagrams dropped for a full receive buffer (this network namespace). */
@@ -109,6 +127,7 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
   const cluster = opts.nodes === 2 && !opts.databaseUrl ? await startThrowawayCluster() : null;
   const servers: BenchServer[] = [];
   const bots: SoakBots[] = [];
+  const probes: ServerProbe[] = [];
   try {
     opts.progress(`soak ${name}: starting`);
     const env: Record<string, string> =
@@ -170,6 +189,8 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     const before = { main: mainPids.map(sample), workers: workerPids().map(sample), bots: botPids.map(sample) };
     const workersAtStart = workerPids();
     const drops0 = udpRcvbufErrors();
+    const sockets0 = sampleUdpDrops();
+    probes.push(...servers.map((s) => new ServerProbe({ url: s.url })));
     for (const b of bots) b.measure(maxGapMs, maxLossFraction);
     const t0 = performance.now();
     while (performance.now() - t0 < opts.seconds * 1000) {
@@ -179,6 +200,12 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     const results = await Promise.all(bots.map((b) => b.finish()));
     const span = (performance.now() - t0) / 1000;
     const drops = udpRcvbufErrors() - drops0;
+    const udpDrops = udpDropsByOwner(sockets0, sampleUdpDrops(), {
+      server: [...mainPids, ...workerPids()],
+      publishers: bots[0]?.pid ? [bots[0].pid] : [],
+      viewers: bots.slice(1).flatMap((b) => (b.pid ? [b.pid] : [])),
+    });
+    const probed: ProbeSummary[] = await Promise.all(probes.map((p) => p.stop()));
     const after = { main: mainPids.map(sample), workers: workersAtStart.map(sample), bots: botPids.map(sample) };
     const cpu = (k: keyof typeof before) => before[k].reduce((a, s, i) => a + cpuShare(s, after[k][i]!, span), 0);
     const rss = (xs: ReturnType<typeof sample>[]) => xs.reduce((a, x) => a + (x?.rssBytes ?? 0), 0) / 2 ** 20;
@@ -195,6 +222,13 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     const ofKind = (kind: 'audio' | 'video') => tracks.filter((t) => t.kind === kind);
     const joined = tracks.length / 2;
     const botsCpu = cpu('bots');
+    const sent = results.flatMap((r) => r.publisherFrames);
+    const moments = new Map<number, Set<string>>();
+    for (const t of tracks)
+      if (t.maxGapMs > maxGapMs) {
+        const at = Math.floor(t.maxGapEndMs / 1000);
+        moments.set(at, (moments.get(at) ?? new Set()).add(t.viewer));
+      }
     return {
       name,
       nodes: opts.nodes,
@@ -217,8 +251,23 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
       botsEventLoopMaxMs: Math.max(0, ...results.map((r) => r.eventLoopMaxMs)),
       rssMb: { main: rss(after.main), workers: rss(after.workers) },
       udpRcvbufErrors: drops,
+      udpDrops,
+      sentFramesPerSecond: sent.length ? sent.reduce((a, n) => a + n, 0) / sent.length / span : 0,
+      server: {
+        lagMaxMs: Math.max(0, ...probed.map((p) => p.lagMaxMs)),
+        stalls: probed.flatMap((p, i) => p.stalls.map((st) => ({ node: servers.length > 1 ? NODE_NAMES[i]! : 'node', ...st }))),
+        gcMajor: {
+          count: probed.reduce((a, p) => a + p.gcMajor.count, 0),
+          seconds: probed.reduce((a, p) => a + p.gcMajor.seconds, 0),
+        },
+        gcSeconds: probed.reduce((a, p) => a + p.gcSeconds, 0),
+      },
+      gapMoments: [...moments]
+        .map(([atSeconds, v]) => ({ atSeconds, viewers: v.size }))
+        .sort((a, b) => b.viewers - a.viewers || a.atSeconds - b.atSeconds),
     };
   } finally {
+    for (const p of probes) p.close();
     await Promise.all(bots.map((b) => b.close()));
     for (const s of servers.reverse()) await s.stop();
     cluster?.stop();
@@ -240,10 +289,12 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
       'worst gap v/a ms',
       'loss v/a %',
       'frames/s v/a',
+      'sent fps',
       'main CPU',
       'worker CPU',
       'bots CPU',
       'bots late ms',
+      'server late ms',
       'UDP rcvbuf drops',
     ],
   ];
@@ -257,14 +308,38 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
       `${f(p.worstGapMs.video)} / ${f(p.worstGapMs.audio)}`,
       `${f(p.lossPct.video, 2)} / ${f(p.lossPct.audio, 2)}`,
       `${f(p.framesPerSecond.video, 1)} / ${f(p.framesPerSecond.audio, 1)}`,
+      f(p.sentFramesPerSecond, 1),
       `${f(p.cpu.main * 100)}%`,
       `${f(p.cpu.workers * 100)}%`,
       `${f(p.botsCoreShare * 100)}%${p.botsCoreShare > botsSaturated ? ' SAT' : ''}`,
       f(p.botsEventLoopMaxMs),
+      f(p.server.lagMaxMs),
       f(p.udpRcvbufErrors),
     ]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const lines = rows.map((row) => row.map((c, i) => c.padStart(widths[i]!)).join('  '));
+  const details = parts.flatMap((p) => {
+    const d = p.udpDrops;
+    const lines = [
+      `  ${p.name}: UDP drops by socket owner: server ${d.server}, publisher bots ${d.publishers}, viewer bots ${d.viewers}, other ${d.other}; ` +
+        `server GC: ${p.server.gcMajor.count} major (${f(p.server.gcMajor.seconds, 2)} s), ${f(p.server.gcSeconds, 2)} s in all`,
+    ];
+    if (p.server.stalls.length)
+      lines.push(
+        `  ${p.name}: server event loop late over 200 ms: ${p.server.stalls
+          .slice(0, 12)
+          .map((x) => `${x.node} ${x.ms} ms by ${x.atSeconds} s`)
+          .join(', ')}${p.server.stalls.length > 12 ? ` … ${p.server.stalls.length - 12} more` : ''}`,
+      );
+    if (p.gapMoments.length)
+      lines.push(
+        `  ${p.name}: viewers' longest gaps over the limit ended at (s into the window: viewers): ${p.gapMoments
+          .slice(0, 8)
+          .map((m) => `${m.atSeconds}: ${m.viewers}`)
+          .join(', ')}`,
+      );
+    return lines;
+  });
   const failures = parts.flatMap((p) =>
     p.failures
       .slice(0, 20)
@@ -276,7 +351,9 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
     ...lines,
     'soak: every viewer must get an audio and a video frame at least every second and lose under 1% of RTP packets;',
     '  viewers are named c<channel>-v<viewer>@<node>; "bots late" is how late the bots processes\' event loops ran (a gap that long may be the bots\');',
-    '  "UDP rcvbuf drops": datagrams the kernel dropped for a full socket receive buffer in the window (server and bots alike).',
+    '  "UDP rcvbuf drops": datagrams the kernel dropped for a full socket receive buffer in the window (server and bots alike; by owner below);',
+    '  "sent fps": video frames a second each publisher bot sent; "server late ms": how late the servers\' Node main event loops ran (their /metrics).',
+    ...details,
     ...failures,
   ];
 }

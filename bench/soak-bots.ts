@@ -29,6 +29,8 @@ const joinErrors: string[] = [];
 /** A fault asked for that could not be made (so a run cannot pass for not having been tested). */
 const stallErrors: string[] = [];
 let checker: SoakChecker | null = null;
+/** Each publisher's frames sent when the window started. */
+let framesAtMeasure: number[] = [];
 const loop = monitorEventLoopDelay({ resolution: 20 });
 
 async function publish(p: SoakPublisherSpec): Promise<void> {
@@ -115,6 +117,7 @@ async function start(m: Extract<SoakBotsCommand, { t: 'start' }>): Promise<void>
 function measure(m: Extract<SoakBotsCommand, { t: 'measure' }>): void {
   const c = new SoakChecker({ maxGapMs: m.maxGapMs, maxLossFraction: m.maxLossFraction });
   checker = c;
+  framesAtMeasure = publishers.map((p) => p.counters.frames);
   const at = performance.now();
   for (const v of viewers) {
     c.addViewer(v.spec.name, at);
@@ -142,7 +145,12 @@ function finish(): void {
   const failures = [...judged.failures, ...stallErrors];
   const verdict = { ...judged, failures, ok: failures.length === 0 };
   loop.disable();
-  send({ t: 'result', verdict, eventLoopMaxMs: loop.max / 1e6, publisherFrames: publishers.map((p) => p.counters.frames) });
+  send({
+    t: 'result',
+    verdict,
+    eventLoopMaxMs: loop.max / 1e6,
+    publisherFrames: publishers.map((p, i) => p.counters.frames - (framesAtMeasure[i] ?? 0)),
+  });
 }
 
 function closeAll(): void {

@@ -33,7 +33,9 @@ describe('SoakChecker', () => {
     const v = c.finish(10_000);
     expect(v.ok).toBe(false);
     expect(v.failures).toHaveLength(1);
-    expect(v.failures[0]).toMatch(/^ch1\/v2: no video frame for 20\d\d ms/);
+    expect(v.failures[0]).toMatch(/^ch1\/v2: no video frame for 20\d\d ms \(until 6\.0 s into the window\)/);
+    // when the worst gap ended lines up viewers that stalled together
+    expect(v.tracks.find((t) => t.viewer === 'ch1/v2' && t.kind === 'video')!.maxGapEndMs).toBe(6000);
   });
 
   it('fails a viewer that stops receiving before the end, or never receives a kind', () => {
@@ -43,7 +45,11 @@ describe('SoakChecker', () => {
     feed(c, 'a', 0, 3_000, { a: 0, v: 0 });
     for (let t = 0; t < 10_000; t += 33) c.packet('b', 'video', t / 33, t, true);
     const v = c.finish(10_000);
-    expect(v.failures).toEqual(['a: no audio frame for 7020 ms', 'a: no video frame for 7030 ms', 'b: no audio frame for 10000 ms']);
+    expect(v.failures).toEqual([
+      'a: no audio frame for 7020 ms (until 10.0 s into the window)',
+      'a: no video frame for 7030 ms (until 10.0 s into the window)',
+      'b: no audio frame for 10000 ms (until 10.0 s into the window)',
+    ]);
   });
 
   it('follows sequence numbers per SSRC: a hand-over between two streams of a kind loses nothing', () => {

@@ -14,6 +14,8 @@ export interface SoakTrackResult {
   lost: number;
   /** Longest time without a frame, counting the run's start and end, in ms. */
   maxGapMs: number;
+  /** When that gap ended, ms after the viewer's clock started (lines up the viewers that stalled together). */
+  maxGapEndMs: number;
 }
 
 /** The checker's verdict. */
@@ -38,8 +40,10 @@ interface Track {
   lost: number;
   /** Last sequence number per SSRC: a viewer may be handed from one stream of a kind to another (instant start). */
   lastSeq: Map<number, number>;
+  startAt: number;
   lastFrameAt: number;
   maxGapMs: number;
+  maxGapEnd: number;
 }
 
 /**
@@ -61,7 +65,7 @@ export class SoakChecker {
   addViewer(viewer: string, at: number): void {
     const kinds = new Map<SoakKind, Track>();
     for (const kind of ['audio', 'video'] as const)
-      kinds.set(kind, { packets: 0, frames: 0, lost: 0, lastSeq: new Map(), lastFrameAt: at, maxGapMs: 0 });
+      kinds.set(kind, { packets: 0, frames: 0, lost: 0, lastSeq: new Map(), startAt: at, lastFrameAt: at, maxGapMs: 0, maxGapEnd: at });
     this.#tracks.set(viewer, kinds);
   }
 
@@ -82,7 +86,10 @@ export class SoakChecker {
     t.lastSeq.set(ssrc, seq);
     if (kind === 'audio' || frameEnd) {
       t.frames++;
-      t.maxGapMs = Math.max(t.maxGapMs, at - t.lastFrameAt);
+      if (at - t.lastFrameAt > t.maxGapMs) {
+        t.maxGapMs = at - t.lastFrameAt;
+        t.maxGapEnd = at;
+      }
       t.lastFrameAt = at;
     }
   }
@@ -93,10 +100,13 @@ export class SoakChecker {
     const failures: string[] = [];
     for (const [viewer, kinds] of this.#tracks) {
       for (const [kind, t] of kinds) {
-        const maxGapMs = Math.max(t.maxGapMs, at - t.lastFrameAt);
-        tracks.push({ viewer, kind, packets: t.packets, frames: t.frames, lost: t.lost, maxGapMs });
+        const endGap = at - t.lastFrameAt > t.maxGapMs;
+        const maxGapMs = endGap ? at - t.lastFrameAt : t.maxGapMs;
+        const maxGapEndMs = (endGap ? at : t.maxGapEnd) - t.startAt;
+        tracks.push({ viewer, kind, packets: t.packets, frames: t.frames, lost: t.lost, maxGapMs, maxGapEndMs });
         const why: string[] = [];
-        if (maxGapMs > this.#maxGapMs) why.push(`no ${kind} frame for ${Math.round(maxGapMs)} ms`);
+        if (maxGapMs > this.#maxGapMs)
+          why.push(`no ${kind} frame for ${Math.round(maxGapMs)} ms (until ${(maxGapEndMs / 1000).toFixed(1)} s into the window)`);
         const expected = t.packets + t.lost;
         if (expected && t.lost / expected > this.#maxLoss) why.push(`${t.lost} of ${expected} ${kind} packets lost`);
         if (why.length) failures.push(`${viewer}: ${why.join(', ')}`);

@@ -32,4 +32,5 @@ export type SoakBotsReply =
   | { t: 'up' }
   | { t: 'ready'; viewers: number; joinErrors: string[] }
   | { t: 'error'; message: string }
+  /** `publisherFrames`: video frames each publisher sent in the measured window. */
   | { t: 'result'; verdict: SoakVerdict; eventLoopMaxMs: number; publisherFrames: number[] };
