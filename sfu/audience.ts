@@ -161,7 +161,14 @@ export class Audience {
 
   /** @internal Pipes a channel producer into an audience router. */
   async pipe(producer: types.Producer, router: types.Router): Promise<types.Producer> {
-    const r = await this.opts.router.pipeToRouter({ producerId: producer.id, router, keepId: false });
+    // the pipe is a UDP socket pair on loopback: a burst of the program (Node main catching up) must not overflow
+    // the receiving end, which the worker drains only between its other work (no NACK on this pipe)
+    const r = await this.opts.router.pipeToRouter({
+      producerId: producer.id,
+      router,
+      keepId: false,
+      listenInfo: { protocol: 'udp', ip: '127.0.0.1', ...this.opts.pool.udpBuffers },
+    });
     return r.pipeProducer!;
   }
 

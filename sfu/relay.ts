@@ -14,13 +14,15 @@ export interface PipeConfig {
   listenIp: string;
   /** The address other nodes reach it at (default: the listen IP). */
   announcedAddress?: string | undefined;
+  /** Receive and send buffer sizes of the pipe's UDP socket (default: the kernel's). */
+  udpBuffers?: { recvBufferSize?: number; sendBufferSize?: number };
 }
 
 /** A PipeTransport on a channel's router for a relay (SRTP, RTX). */
 export function createPipe(router: types.Router, config: PipeConfig, appData: Record<string, unknown>): Promise<types.PipeTransport> {
   const announced = config.announcedAddress;
   return router.createPipeTransport({
-    listenInfo: { protocol: 'udp', ip: config.listenIp, ...(announced ? { announcedAddress: announced } : {}) },
+    listenInfo: { protocol: 'udp', ip: config.listenIp, ...(announced ? { announcedAddress: announced } : {}), ...config.udpBuffers },
     enableSrtp: true,
     enableRtx: true,
     appData,

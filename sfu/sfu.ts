@@ -35,7 +35,7 @@ export interface SfuOptions {
   relayAddress?: string | undefined;
   /** First media port (worker i uses port + i); 0 = random. */
   port: number;
-  /** Receive and send buffer of each worker's UDP socket, bytes (0 or absent: the kernel's default). */
+  /** Receive and send buffer of each worker's UDP sockets (its WebRtcServer's, and the pipes between routers and nodes), bytes (0 or absent: the kernel's default). */
   udpBufferBytes?: number;
   /** A publisher silent (no RTP) this long is ended and its channel goes offline. */
   publisherTimeoutMs: number;
@@ -177,7 +177,11 @@ export class Sfu extends EventEmitter<SfuEvents> {
   }
 
   get #pipe(): PipeConfig {
-    return { listenIp: this.opts.listenIp, announcedAddress: this.opts.relayAddress ?? this.opts.announcedAddress };
+    return {
+      listenIp: this.opts.listenIp,
+      announcedAddress: this.opts.relayAddress ?? this.opts.announcedAddress,
+      udpBuffers: this.pool.udpBuffers,
+    };
   }
 
   /** A WHIP session by its id (the session URL's last segment). */

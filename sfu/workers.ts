@@ -53,7 +53,7 @@ export class WorkerPool {
     const port = opts.port ? opts.port + index : 0;
     const announced = opts.announcedAddress && opts.announcedAddress !== opts.listenIp ? { announcedAddress: opts.announcedAddress } : {};
     // one socket carries every publisher and viewer of the worker: keyframe bursts of many channels need room
-    const buffers = opts.udpBufferBytes ? { recvBufferSize: opts.udpBufferBytes, sendBufferSize: opts.udpBufferBytes } : {};
+    const buffers = this.udpBuffers;
     let webRtcServer: types.WebRtcServer;
     try {
       webRtcServer = await worker.createWebRtcServer({
@@ -83,6 +83,12 @@ export class WorkerPool {
       this.opts.logger.error({ err, worker: index }, 'could not restart mediasoup worker');
     }
     this.onWorkerLost(index);
+  }
+
+  /** Receive and send buffer sizes for this node's UDP sockets (`udpBufferBytes`; empty: the kernel's default). */
+  get udpBuffers(): { recvBufferSize?: number; sendBufferSize?: number } {
+    const b = this.opts.udpBufferBytes;
+    return b ? { recvBufferSize: b, sendBufferSize: b } : {};
   }
 
   get workers(): readonly PooledWorker[] {

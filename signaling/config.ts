@@ -224,7 +224,7 @@ export const SETTINGS = {
     'RTC_UDP_BUFFER_BYTES',
     '4194304',
     int(0, 1 << 30),
-    "Receive and send buffer of each worker's UDP media socket (every publisher and viewer of a worker shares it), bytes; the kernel caps it at `net.core.rmem_max` / `wmem_max`. Too small, and keyframe bursts of many publishers overflow it: packet loss on the way in for every viewer of a channel. 0 = the kernel's default (`rmem_default`, often 208 KiB).",
+    "Receive and send buffer of each worker's UDP media socket (every publisher and viewer of a worker shares it), bytes; the kernel caps it at `net.core.rmem_max` / `wmem_max`. Too small, and keyframe bursts of many publishers overflow it: packet loss on the way in for every viewer of a channel. The same size goes to the pipes that carry a channel to its WHEP viewers' routers and to other nodes. 0 = the kernel's default (`rmem_default`, often 208 KiB).",
   ),
   iceServers: setting(
     'Media',
