@@ -6,6 +6,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DvrBuffer } from '../dvr/buffer.ts';
 import { isKeyframeStart } from '../dvr/keyframe.ts';
@@ -116,6 +117,25 @@ describe('thumbnailFromDvr', () => {
     });
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(await thumbnailFromDvr(dvr, { mimeType: 'video/AV1', clockRate: 90000 })).toMatchObject({ ok: false });
+    dvr.close();
+  });
+
+  it("does not hold the caller's event loop while ffmpeg starts, however much memory the caller holds", { timeout: 60_000 }, async () => {
+    const dvr = await dvrWith('h264', 1.5);
+    await thumbnailFromDvr(dvr, H264); // the helper process starts while this process is small
+    // what a server holding a few minutes of DVR buffer for many channels has resident
+    const held: Buffer[] = [];
+    for (let i = 0; i < 1024; i++) held.push(Buffer.alloc(1 << 20, i));
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    for (let i = 0; i < 5; i++) {
+      const result = await thumbnailFromDvr(dvr, H264);
+      expect(result.ok).toBe(true);
+    }
+    delay.disable();
+    // a fork of this process (1 GB resident) holds its thread ~60 ms on the reference VM; from the helper, ~nothing
+    expect(delay.max / 1e6).toBeLessThan(30);
+    expect(held.length).toBe(1024);
     dvr.close();
   });
 });

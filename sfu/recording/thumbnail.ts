@@ -6,9 +6,9 @@
  * error result, never an exception: a channel without a picture still shows
  * its card.
  */
-import { spawn } from 'node:child_process';
 import { avccToAnnexB } from './h264.ts';
 import { ivfFrame, ivfHeader } from './ivf.ts';
+import { runProgram } from './spawner.ts';
 import { createDepacketizer } from './timeline.ts';
 import { frameStartIndex, recordableCodec, type CodedFrame, type DvrSource, type ProgramCodec } from './types.ts';
 
@@ -73,42 +73,21 @@ function ivf(width: number, height: number, frame: Uint8Array): Buffer {
   return Buffer.concat([ivfHeader(width, height, 30, 1), ivfFrame(frame, 0)]);
 }
 
-function runFfmpeg(
+async function runFfmpeg(
   bin: string,
   args: string[],
   input: Buffer,
   timeoutMs: number,
 ): Promise<{ ok: true; stdout: Buffer } | { ok: false; error: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let outBytes = 0;
-    let stderr = '';
-    let settled = false;
-    const finish = (r: { ok: true; stdout: Buffer } | { ok: false; error: string }) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      resolve(r);
-    };
-    const timer = setTimeout(() => finish({ ok: false, error: `ffmpeg timed out after ${timeoutMs} ms` }), timeoutMs);
-    child.on('error', (err) => finish({ ok: false, error: `ffmpeg could not start: ${err.message}` }));
-    child.stdout.on('data', (d: Buffer) => {
-      outBytes += d.length;
-      if (outBytes > MAX_IMAGE_BYTES) finish({ ok: false, error: 'ffmpeg output too large' });
-      else out.push(d);
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < 4096) stderr += d.toString();
-    });
-    child.stdin.on('error', () => {}); // ffmpeg may exit before reading everything; the exit code tells
-    child.on('close', (code, signal) => {
-      const image = Buffer.concat(out);
-      if (code === 0 && image.length > 0) finish({ ok: true, stdout: image });
-      else
-        finish({ ok: false, error: `ffmpeg failed (${signal ?? `exit ${code}`}): ${stderr.trim().slice(0, 500) || 'no image produced'}` });
-    });
-    child.stdin.end(input);
-  });
+  // from the small helper process: a fork of the server itself would hold its event loop for as long as
+  // the kernel takes to copy its page tables (tens of ms per GB of DVR buffer held)
+  const r = await runProgram(bin, args, input, { timeoutMs, maxStdoutBytes: MAX_IMAGE_BYTES });
+  if (r.error === 'output too large') return { ok: false, error: 'ffmpeg output too large' };
+  if (r.error?.startsWith('timed out')) return { ok: false, error: `ffmpeg ${r.error}` };
+  if (r.error?.startsWith('could not start')) return { ok: false, error: `ffmpeg ${r.error}` };
+  if (r.code === 0 && r.stdout.length > 0) return { ok: true, stdout: r.stdout };
+  return {
+    ok: false,
+    error: r.error ?? `ffmpeg failed (${r.signal ?? `exit ${r.code}`}): ${r.stderr.trim().slice(0, 500) || 'no image produced'}`,
+  };
 }
