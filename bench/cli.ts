@@ -67,6 +67,7 @@ usage: npm run bench -- [options]
   --soak-seconds <s>    measured seconds of the one-node part (default 600)
   --soak-cluster-seconds <s>  measured seconds of the two-node part (default: --soak-seconds)
   --soak-bots <n>       viewer bots per bots process (default 25)
+  --soak-recording on|off  channels record their sessions ("Save past broadcasts", on by default)
 
  recording: N channels published with "Save past broadcasts" off, then N with it on;
  server CPU and disk writes of each run, the cost per recorded channel, and the end of the
@@ -113,6 +114,7 @@ const { values } = parseArgs({
     'soak-seconds': { type: 'string', default: '600' },
     'soak-cluster-seconds': { type: 'string' },
     'soak-bots': { type: 'string', default: '25' },
+    'soak-recording': { type: 'string', default: 'on' },
     'rec-channels': { type: 'string', default: '4' },
     'rec-seconds': { type: 'string', default: '30' },
     url: { type: 'string' },
@@ -365,6 +367,7 @@ if (modes.has('relay')) {
   report.relay = await runRelayBench({ ...opts, via, databaseUrl: values['database-url'], onServers: pinServer });
 }
 if (modes.has('soak')) {
+  if (!['on', 'off'].includes(values['soak-recording']!)) throw new Error('--soak-recording is on or off');
   if (values.url) throw new Error('soak mode starts its own nodes: drop --url');
   const soakOpts: Omit<SoakPartOptions, 'nodes' | 'channels' | 'viewersPerChannel'> = {
     seconds: soakSeconds,
@@ -374,6 +377,7 @@ if (modes.has('soak')) {
     keyframeInterval: opts.keyframeInterval,
     via,
     botsPerProcess: Math.max(1, soakBots),
+    recording: values['soak-recording'] !== 'off',
     databaseUrl: values['database-url'],
     botCores: opts.botCores,
     onServers: pinServer,

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObsPublisher } from '@whipcast/testkit';
 import { children, cpuShare, ioSample, sample } from './proc.ts';
-import { prepareChannel, startServer } from './server.ts';
+import { prepareChannel, startServer, stopRecording } from './server.ts';
 
 export interface RecordingBenchOptions {
   /** Channels published at once in each run. */
@@ -98,15 +98,7 @@ export async function runRecordingBench(opts: RecordingBenchOptions): Promise<Re
       const label = recording ? 'on' : 'off';
       opts.progress(`recording ${label}: ${opts.channels} channels publishing`);
       const channels = await Promise.all(Array.from({ length: opts.channels }, () => prepareChannel(server.url)));
-      if (!recording)
-        for (const ch of channels) {
-          const res = await fetch(`${server.url}/api/live/streams/${ch.streamId}`, {
-            method: 'PUT',
-            headers: { authorization: `Bearer ${ch.token}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ title: 'bench, not recorded', description: '', saveRecordings: false }),
-          });
-          if (res.status !== 200) throw new Error(`recording bench: turning recording off failed: ${res.status}`);
-        }
+      if (!recording) for (const ch of channels) await stopRecording(server.url, ch);
       const pubs = await Promise.all(channels.map((ch) => ObsPublisher.publish({ url: `${server.url}/whip`, token: ch.key, video })));
       try {
         await Promise.all(pubs.map((p) => p.connected()));

@@ -23,3 +23,13 @@ export async function prepareChannel(url: string): Promise<{ streamId: string; k
   const key = (await (await fetch(`${url}/api/live/streams/me/key`, { headers: auth })).json()) as { streamKey: string };
   return { streamId: me.id, key: key.streamKey, token };
 }
+
+/** Turns "Save past broadcasts" off for a channel (it is on by default). */
+export async function stopRecording(url: string, ch: { streamId: string; token: string }): Promise<void> {
+  const res = await fetch(`${url}/api/live/streams/${ch.streamId}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${ch.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ title: 'bench, not recorded', description: '', saveRecordings: false }),
+  });
+  if (res.status !== 200) throw new Error(`turning recording off failed: ${res.status}`);
+}

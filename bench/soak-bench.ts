@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { startThrowawayCluster } from '@whipcast/db/test-postgres';
 import { children, cpuShare, sample } from './proc.ts';
 import { ServerProbe, type ProbeSummary } from './server-probe.ts';
-import { prepareChannel, startServer, type BenchServer } from './server.ts';
+import { prepareChannel, startServer, stopRecording, type BenchServer } from './server.ts';
 import { SoakBots } from './soak-bots-process.ts';
 import type { SoakVerdict } from './soak-check.ts';
 import type { SoakPublisherSpec, SoakViewerSpec } from './soak-protocol.ts';
@@ -33,6 +33,8 @@ export interface SoakPartOptions {
   keyframeInterval: number;
   /** How the viewer bots join: WHEP, or the socket protocol the web player speaks. */
   via: 'whep' | 'socket';
+  /** Channels record their sessions ("Save past broadcasts", on by default; default true). */
+  recording?: boolean;
   /** Viewer bots per bots process (default 25). */
   botsPerProcess?: number;
   /** Longest allowed time without a frame per viewer and kind, ms (default 1000). */
@@ -60,6 +62,8 @@ export interface PerKind<T> {
 export interface SoakPartResult {
   name: string;
   nodes: number;
+  /** The channels recorded their sessions. */
+  recording: boolean;
   channels: number;
   /** Viewer bots asked for, and those that joined (a failed join is a failure of the run). */
   viewers: number;
@@ -150,6 +154,7 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     for (let c = 0; c < opts.channels; c++) {
       const home = servers[c % servers.length]!;
       const ch = await prepareChannel(home.url);
+      if (opts.recording === false) await stopRecording(home.url, ch);
       publishers.push({ url: home.url, key: ch.key, video });
       for (let n = 0; n < servers.length; n++)
         for (let v = 0; v < opts.viewersPerChannel; v++) {
@@ -232,6 +237,7 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     return {
       name,
       nodes: opts.nodes,
+      recording: opts.recording !== false,
       channels: opts.channels,
       viewers: viewers.length,
       joined,
@@ -283,6 +289,7 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
     [
       'soak',
       'channels',
+      'rec',
       'viewers',
       'seconds',
       'verdict',
@@ -302,6 +309,7 @@ export function soakTable(parts: SoakPartResult[], botsSaturated: number): strin
     rows.push([
       p.name,
       String(p.channels),
+      p.recording ? 'on' : 'off',
       `${p.joined}/${p.viewers}`,
       f(p.seconds),
       p.ok ? 'every viewer continuous' : `${p.failures.length} FAILED`,
