@@ -47,6 +47,8 @@ export interface ChannelOptions {
   dvr: DvrBufferOptions;
   /** Start socket viewers from the cached GOP. */
   instantStart: boolean;
+  /** A socket viewer that loses a keyframe the publisher does not resend is served from the cached GOP, at most once per this many ms; 0: off. */
+  keyframeRecoveryMs: number;
   /** Viewers per router before its audience spreads to another router. */
   routerMaxViewers: number;
   /** Where its relay PipeTransports listen. */
@@ -404,7 +406,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const seat = this.#audience.seat(SOCKET_SCHEME, MEDIA_CODECS);
     let viewer: SocketViewer;
     try {
-      viewer = await SocketViewer.create(this, seat, { instantStart: this.#opts.instantStart });
+      viewer = await SocketViewer.create(this, seat, {
+        instantStart: this.#opts.instantStart,
+        keyframeRecoveryMs: this.#opts.keyframeRecoveryMs,
+      });
     } catch (err) {
       seat.release();
       this.#closeIfIdle();

@@ -51,6 +51,11 @@ export interface SfuOptions {
   ladder?: LadderSettings | undefined;
   /** Start new socket viewers from the cached GOP (default true). */
   instantStart?: boolean;
+  /**
+   * A socket viewer whose live video asks for a keyframe the publisher does not send within 0.5 s is served from
+   * the cached GOP (its video caught up like an instant start), at most once per this many ms (default 10 000; 0: off).
+   */
+  keyframeRecoveryMs?: number;
   /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
   routerMaxViewers?: number;
   logger?: SfuLogger;
@@ -149,6 +154,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
           ...(this.opts.dvrSpillDir ? { spillDir: this.opts.dvrSpillDir } : {}),
         },
         instantStart: this.opts.instantStart !== false,
+        keyframeRecoveryMs: this.opts.keyframeRecoveryMs ?? 10_000,
         routerMaxViewers: this.opts.routerMaxViewers ?? 250,
         pipe: this.#pipe,
         recordings: this.opts.recordings,

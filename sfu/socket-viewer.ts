@@ -8,9 +8,11 @@
 import type { types } from 'mediasoup';
 import type { Seat } from './audience.ts';
 import type { Channel } from './channel.ts';
+import { KeyframeRecovery } from './dvr/keyframe-recovery.ts';
 import { TimeShift, type ProgramConsumers } from './dvr/time-shift.ts';
 import { SfuError } from './errors.ts';
 import type { ProgramTrack } from './program.ts';
+import type { MediaKind } from './sdp/offer.ts';
 import { transportView } from './transport.ts';
 import type { ConsumerInfo, DvrPosition, LayerChoice, SeekResult, SeekTarget, TransportView, UnplayableTrack } from './types.ts';
 import { Viewer } from './viewer.ts';
@@ -18,6 +20,11 @@ import { Viewer } from './viewer.ts';
 export interface SocketViewerOptions {
   /** Start from the cached GOP (replay at 2×, then switch to live at a keyframe) instead of waiting for the publisher's next keyframe. */
   instantStart: boolean;
+  /**
+   * Keyframe recovery: when its live video asks for a keyframe and none comes from the publisher within 0.5 s,
+   * serve this viewer's video from the cached GOP (like instant start); at most once per this many ms. 0: off.
+   */
+  keyframeRecoveryMs: number;
 }
 
 export class SocketViewer extends Viewer {
@@ -25,6 +32,9 @@ export class SocketViewer extends Viewer {
   readonly #instantStart: boolean;
   /** The video layer the viewer chose (a spatial layer), or null for Auto (the best its bandwidth allows). */
   #preferredLayer: number | null = null;
+  readonly #recovery: KeyframeRecovery;
+  /** Moves in time (consume, live, seek, recovery) run one after another. */
+  #moves: Promise<unknown> = Promise.resolve();
 
   private constructor(channel: Channel, transport: types.WebRtcTransport, router: types.Router, seat: Seat, opts: SocketViewerOptions) {
     super(transport.id, channel, transport, router, seat, {});
@@ -36,7 +46,7 @@ export class SocketViewer extends Viewer {
       buffer: channel.dvr,
       programTracks: () => channel.programTracks(),
       receives: (t) => channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities: this.rtpCapabilities }),
-      consumeProgram: (standby) => this.#consumeProgram(standby),
+      consumeProgram: (standby, kinds) => this.#consumeProgram(standby, kinds),
       useConsumer: (c, ms) => {
         this.setConsumer(c, ms);
         void this.#applyLayer(c);
@@ -44,6 +54,7 @@ export class SocketViewer extends Viewer {
       watching: () => channel.watching(this),
       switched: () => this.emit('switch'),
     });
+    this.#recovery = new KeyframeRecovery({ intervalMs: opts.keyframeRecoveryMs, recover: () => this.#recover() });
   }
 
   /** @internal Made by `Channel.createSocketViewer()`: a transport on its seat's router, not yet connected. */
@@ -92,7 +103,13 @@ export class SocketViewer extends Viewer {
   /** Back to live: consumers on the program again (from the GOP cache, like a new viewer). */
   async live(): Promise<ConsumerInfo[]> {
     this.#assertOpen();
+    return this.#move(() => this.#live());
+  }
+
+  async #live(): Promise<ConsumerInfo[]> {
+    this.#assertOpen();
     if (!this.channel.live) throw new SfuError('stream_offline', 'The stream is not live');
+    this.#recovery.onKeyframe(); // a request pending from the old consumers is answered by this
     this.#shift.stop();
     const caughtUp = this.#instantStart ? await this.#shift.catchUp() : null;
     return caughtUp ?? (await this.#consumeProgram(false)).infos;
@@ -102,7 +119,34 @@ export class SocketViewer extends Viewer {
   async seek(target: SeekTarget): Promise<SeekResult> {
     this.#assertOpen();
     if (!this.channel.isWatching(this)) throw new SfuError('not_found', 'Consume the stream first');
-    return this.#shift.seek(target, () => this.live());
+    return this.#move(() => this.#shift.seek(target, () => this.#live()));
+  }
+
+  /** Runs a move in time after the ones before it (a recovery must not interleave with a seek). */
+  #move<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#moves.then(fn, fn);
+    this.#moves = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Keyframe recovery: the viewer's live video lost a keyframe and the publisher did not answer its request, so
+   * its video alone is caught up from the cached GOP (audio stays live); the client gets the consumers in a
+   * `recover` event and switches back to live at the next keyframe as after an instant start.
+   */
+  async #recover(): Promise<void> {
+    const infos = await this.#move(async () => {
+      const video = this.consumers.get('video');
+      // watching the past or catching up already, or holding the video (audio only): nothing to recover
+      if (this.closed || !this.channel.live || !this.#shift.idle || !video || video.paused) return null;
+      return this.#shift.catchUp(['video']);
+    });
+    if (infos && !this.closed) this.emit('recover', infos);
+  }
+
+  /** Keyframe recoveries this viewer had (tests, metrics). */
+  get recoveries(): number {
+    return this.#recovery.count;
   }
 
   /** Holds the picture (DVR only: live playback cannot be held). */
@@ -171,11 +215,14 @@ export class SocketViewer extends Viewer {
 
   /** @internal A live packet is about to reach the program (`keyframe`: it starts one) or reached the buffer. */
   onLivePacket(stage: 'keyframe' | 'buffered'): void {
-    if (stage === 'keyframe') this.#shift.onLiveKeyframe();
-    else this.#shift.onLivePacket();
+    if (stage === 'keyframe') {
+      this.#recovery.onKeyframe();
+      this.#shift.onLiveKeyframe();
+    } else this.#shift.onLivePacket();
   }
 
   protected override onClose(): void {
+    this.#recovery.close();
     this.#shift.stop();
   }
 
@@ -202,16 +249,21 @@ export class SocketViewer extends Viewer {
     await consumer.setPreferredLayers({ spatialLayer }).catch(() => {}); // closed meanwhile
   }
 
-  /** Paused consumers of the live program. `standby`: kept aside for the switch, not replacing the current ones. */
-  async #consumeProgram(standby: boolean): Promise<ProgramConsumers> {
+  /**
+   * Paused consumers of the live program (of `kinds`, default all). `standby`: kept aside for the switch, not
+   * replacing the current ones. Their video's keyframe requests start a keyframe recovery.
+   */
+  async #consumeProgram(standby: boolean, kinds?: readonly MediaKind[]): Promise<ProgramConsumers> {
     const out: ProgramConsumers = { infos: [], consumers: [] };
     const rtpCapabilities = this.rtpCapabilities;
     for (const track of this.channel.programTracks() as ProgramTrack[]) {
+      if (kinds && !kinds.includes(track.kind)) continue;
       const producer = track.producer;
       if (!this.channel.router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
       const source = await this.seat.source(producer);
       if (this.closed) throw new SfuError('not_found', 'No such transport');
       const consumer = await this.transport.consume({ producerId: source.id, rtpCapabilities, paused: true });
+      if (consumer.kind === 'video') await this.#watchKeyframeRequests(consumer);
       await this.#applyLayer(consumer);
       if (!standby) this.setConsumer(consumer);
       out.consumers.push(consumer);
@@ -220,5 +272,13 @@ export class SocketViewer extends Viewer {
     if (out.infos.length === 0) throw new SfuError('unavailable', 'Nothing this device can receive');
     this.channel.watching(this);
     return out;
+  }
+
+  /** The viewer's browser asking this (live) consumer for a keyframe (PLI/FIR) may start a keyframe recovery. */
+  async #watchKeyframeRequests(consumer: types.Consumer): Promise<void> {
+    consumer.on('trace', (t) => {
+      if (t.direction === 'in' && this.consumers.get('video') === consumer) this.#recovery.onRequest();
+    });
+    await consumer.enableTraceEvent(['pli', 'fir']);
   }
 }

@@ -12,6 +12,7 @@ import type { types } from 'mediasoup';
 import type { Seat } from './audience.ts';
 import type { Channel } from './channel.ts';
 import type { MediaKind } from './sdp/offer.ts';
+import type { ConsumerInfo } from './types.ts';
 import { onDtlsEnd } from './transport.ts';
 
 export interface ViewerEvents {
@@ -23,6 +24,8 @@ export interface ViewerEvents {
   close: [reason: string, byServer: boolean];
   /** Socket viewers: the catch-up replay reached the live edge and the standby consumers took over (the client switches too). */
   switch: [];
+  /** Socket viewers: keyframe recovery replaced the video with these consumers (a catch-up; `switch` follows at live). */
+  recover: [consumers: ConsumerInfo[]];
 }
 
 export interface ViewerObserverEvents {

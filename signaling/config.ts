@@ -269,6 +269,13 @@ export const SETTINGS = {
     str,
     'Where DVR media beyond `DVR_MEMORY_MB` goes (files are unlinked at once: nothing is left after a crash). `tmp` = the OS temp directory; `off` = no spilling, the window shrinks to fit memory.',
   ),
+  keyframeRecoverySeconds: setting(
+    'DVR',
+    'KEYFRAME_RECOVERY_SECONDS',
+    '10',
+    int(0, 3600),
+    "Keyframe recovery: a web player whose live video lost a keyframe (its browser asks for one) and gets none from the publisher within 0.5 s (OBS ignores such requests) has its video caught up from the cached GOP, like an instant start, instead of freezing until the publisher's next keyframe. At most once per this many seconds per viewer; 0 = off. See docs/dvr.md.",
+  ),
   transcodeLadder: setting(
     'Media',
     'TRANSCODE_LADDER',

@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { plainText } from './text.ts';
 
 /** Bumped when a change breaks older clients; the web app compares it with the `hello` frame. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 const id = z
   .number()
@@ -375,8 +375,14 @@ export const Push = z.discriminatedUnion('t', [
   z.object({ t: z.literal('rtc.closed'), transportId: mediaId, reason: z.string() }),
   /** Where a DVR viewer is (about once a second while not live). */
   z.object({ t: z.literal('dvr.position'), transportId: mediaId, ...DvrState, paused: z.boolean() }),
-  /** Instant start is over: show the standby (live) consumers, drop the catch-up ones. */
+  /** Instant start (or a keyframe recovery) is over: show the standby (live) consumers, drop the catch-up ones. */
   z.object({ t: z.literal('dvr.switch'), transportId: mediaId }),
+  /**
+   * Keyframe recovery: this viewer's live video lost a keyframe the publisher does not resend, so the server
+   * catches it up from the cached GOP. Set these consumers up like a `dvr.live` answer's, replacing only the
+   * kinds they have (the audio stays); `dvr.switch` follows at the next live keyframe. (Protocol 2.)
+   */
+  z.object({ t: z.literal('dvr.recover'), transportId: mediaId, consumers: z.array(ConsumerView) }),
 ]);
 export type Push = z.infer<typeof Push>;
 

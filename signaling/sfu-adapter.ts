@@ -33,6 +33,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     dvrWindowMs: config.dvrWindowSeconds * 1000,
     dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
     routerMaxViewers: config.routerMaxViewers,
+    keyframeRecoveryMs: config.keyframeRecoverySeconds * 1000,
     ...(config.transcodeLadder.length ? { ladder: { heights: config.transcodeLadder } } : {}),
     ...(recordings ? { recordings: { dir: recordings.dir, reconnectGraceMs: config.recordingsReconnectGraceSeconds * 1000 } } : {}),
     ...(config.dvrSpillDir === 'off'

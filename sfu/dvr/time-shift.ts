@@ -31,8 +31,8 @@ export interface ShiftedViewer {
   programTracks(): ProgramTrack[];
   /** True when the device can decode a program track's codec. */
   receives(track: ProgramTrack): boolean;
-  /** Paused consumers of the live program; `standby`: kept aside, not replacing the current ones. */
-  consumeProgram(standby: boolean): Promise<ProgramConsumers>;
+  /** Paused consumers of the live program (of `kinds`, default all); `standby`: kept aside, not replacing the current ones. */
+  consumeProgram(standby: boolean, kinds?: readonly MediaKind[]): Promise<ProgramConsumers>;
   /** Makes a consumer current (see `Viewer.setConsumer`). */
   useConsumer(consumer: types.Consumer, closeOldAfterMs?: number): void;
   /** The viewer now receives media: it counts in the audience. */
@@ -58,16 +58,25 @@ export class TimeShift {
 
   constructor(private readonly viewer: ShiftedViewer) {}
 
-  /** Instant start: replay the cached GOP faster than real time, then hand over to the live program at a keyframe. Null: no usable GOP. */
-  async catchUp(): Promise<ConsumerInfo[] | null> {
+  /** True when the viewer watches live: no replay, no catch-up. */
+  get idle(): boolean {
+    return !this.#replay && !this.#standby;
+  }
+
+  /**
+   * Instant start: replay the cached GOP faster than real time, then hand over to the live program at a keyframe.
+   * `kinds` (default all): only these are replayed, the others stay live (keyframe recovery replays the video
+   * alone). Null: no usable GOP.
+   */
+  async catchUp(kinds?: readonly MediaKind[]): Promise<ConsumerInfo[] | null> {
     const { buffer } = this.viewer;
     const last = buffer.lastKeyframe();
     const kf = last === null ? undefined : buffer.at(last);
     if (last === null || !kf || Date.now() - kf.at > GOP_CACHE_MAX_AGE_MS) return null;
     // nothing to start instantly without a picture this device can decode (audio alone plays live at once)
     if (!this.viewer.programTracks().some((t) => t.kind === 'video' && this.viewer.receives(t))) return null;
-    const out = await this.#replayFrom(last, 2);
-    const standby = await this.viewer.consumeProgram(true).catch(() => null);
+    const out = await this.#replayFrom(last, 2, kinds);
+    const standby = await this.viewer.consumeProgram(true, kinds).catch(() => null);
     if (!standby) return out;
     this.#standby = new Map(standby.consumers.map((c) => [c.kind, c]));
     return [...out, ...standby.infos.map((s) => ({ ...s, standby: true }))];
@@ -179,9 +188,12 @@ export class TimeShift {
   }
 
   /** Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. */
-  async #replayFrom(from: number, catchUpRate: number): Promise<ConsumerInfo[]> {
+  async #replayFrom(from: number, catchUpRate: number, kinds?: readonly MediaKind[]): Promise<ConsumerInfo[]> {
     const { viewer } = this;
-    const tracks = viewer.programTracks().map((p) => ({ kind: p.kind, codec: p.codec, ssrcs: p.layers.map((l) => l.ssrc) }));
+    const tracks = viewer
+      .programTracks()
+      .filter((p) => !kinds || kinds.includes(p.kind))
+      .map((p) => ({ kind: p.kind, codec: p.codec, ssrcs: p.layers.map((l) => l.ssrc) }));
     from = keyframeGroupStart(viewer.buffer, from);
     const replay = await ReplaySession.create({ buffer: viewer.buffer, router: viewer.router, tracks, from, catchUpRate });
     const out: ConsumerInfo[] = [];

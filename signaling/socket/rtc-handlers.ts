@@ -82,6 +82,7 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     s.data.rtc.viewers.set(viewer.id, viewer);
     held.set(viewer, s);
     viewer.on('switch', () => send(s, { t: 'dvr.switch', transportId: viewer.id }));
+    viewer.on('recover', (consumers) => send(s, { t: 'dvr.recover', transportId: viewer.id, consumers }));
     viewer.once('close', (reason, byServer) => {
       s.data.rtc.viewers.delete(viewer.id);
       held.delete(viewer);

@@ -37,6 +37,10 @@ export class ChannelPlayer {
   #pausedAt: number | null = null;
   /** The viewer's quality choice (a spatial layer; null: Auto), kept across a rebuilt transport. */
   #preferredLayer: number | null = null;
+  /** The standby consumers replace only their own kinds at the switch (a keyframe recovery's video). */
+  #standbyPartial = false;
+  /** Consumer changes (answers and pushes) are applied one after another, in arrival order. */
+  #turns: Promise<unknown> = Promise.resolve();
   #off: (() => void)[] = [];
   #closed = false;
 
@@ -54,11 +58,14 @@ export class ChannelPlayer {
         if (f.t === 'rtc.reconsume') void this.#consume();
       }),
       socket.on((f) => {
-        if (f.t === 'dvr.switch' && f.transportId === this.#transport?.id) {
-          this.#show(this.#standby, true);
-          // the server resumes the standby at the switch: hold its video again while audio only
-          if (this.videoOff) void this.setVideo(false);
-        }
+        if (f.t === 'dvr.switch' && f.transportId === this.#transport?.id)
+          void this.#inTurn(async () => {
+            this.#show(this.#standby, true);
+            // the server resumes the standby at the switch: hold its video again while audio only
+            if (this.videoOff) await this.setVideo(false);
+          });
+        // keyframe recovery: the video alone is caught up from the server's GOP cache (the audio stays)
+        if (f.t === 'dvr.recover' && f.transportId === this.#transport?.id) void this.#replace(f.consumers, true).catch(() => {});
         // the server lost the media worker under this transport
         if (f.t === 'rtc.closed' && f.transportId === this.#transport?.id) void this.#rebuild();
         if (f.t === 'dvr.position' && f.transportId === this.#transport?.id) {
@@ -137,9 +144,24 @@ export class ChannelPlayer {
     }
   }
 
-  /** Creates client consumers for what the server gave, shows the non-standby ones, resumes them. */
-  async #replace(consumers: ConsumerView[]): Promise<void> {
-    const transport = this.#transport!;
+  /** Runs `fn` after the consumer changes before it. */
+  #inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#turns.then(fn, fn);
+    this.#turns = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Creates client consumers for what the server gave, shows the non-standby ones, resumes them.
+   * `partial`: they replace only the consumers of their kinds (keyframe recovery), not all.
+   */
+  #replace(consumers: ConsumerView[], partial = false): Promise<void> {
+    return this.#inTurn(() => this.#replaceNow(consumers, partial));
+  }
+
+  async #replaceNow(consumers: ConsumerView[], partial: boolean): Promise<void> {
+    const transport = this.#transport;
+    if (!transport) return;
     const shown: types.Consumer[] = [];
     const standby: types.Consumer[] = [];
     for (const info of consumers) {
@@ -153,7 +175,8 @@ export class ChannelPlayer {
     }
     for (const c of this.#standby) c.close();
     this.#standby = standby;
-    this.#show(shown, false);
+    this.#standbyPartial = partial;
+    this.#show(shown, false, partial);
     for (const c of [...shown, ...standby]) {
       if (this.videoOff && c.kind === 'video') c.pause();
       else await socket.request({ t: 'rtc.resume', consumerId: c.id });
@@ -184,9 +207,12 @@ export class ChannelPlayer {
     }
   }
 
-  #show(consumers: types.Consumer[], fromStandby: boolean): void {
+  #show(consumers: types.Consumer[], fromStandby: boolean, partial = fromStandby && this.#standbyPartial): void {
     if (!consumers.length) return;
     const old = this.#consumers;
+    // a partial change keeps the consumers of the other kinds (the live audio through a video recovery)
+    const kept = partial ? old.filter((c) => !consumers.some((n) => n.kind === c.kind)) : [];
+    consumers = [...kept, ...consumers];
     this.#consumers = consumers;
     if (fromStandby) this.#standby = [];
     this.stream = new MediaStream(consumers.map((c) => c.track));
