@@ -352,7 +352,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       if (keyframe && info.arrivalMs - lastKeyframeAt > KEYFRAME_GROUP_MS)
         for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('keyframe');
       if (keyframe) lastKeyframeAt = info.arrivalMs;
-      this.dvr.push({ at: info.arrivalMs, kind: info.kind, keyframe, rank: info.rank, data: Buffer.from(packet) });
+      this.dvr.push({ at: info.arrivalMs, kind: info.kind, keyframe, rank: info.rank, data: packet }); // copied in
       for (const v of this.#watching) if (v instanceof SocketViewer) v.onLivePacket('buffered');
     });
   }
