@@ -76,6 +76,20 @@ export interface ChannelRecordingEvents {
 
 const DEFAULT_GRACE_MS = 10_000;
 
+/**
+ * Download files are built one at a time in this process. When many sessions end at once (a
+ * server shutting down with ten channels live), building them side by side finishes none until
+ * all are nearly done, and a shutdown cut short leaves every one to the next start's recovery;
+ * one at a time, the first ones are done early and only the rest are left. (Each is CPU-bound:
+ * about 4 s of CPU for 10 minutes of 720p at 2.5 Mbit/s on the reference VM.)
+ */
+let exports: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(job: () => Promise<T>): Promise<T> {
+  const run = exports.then(job, job);
+  exports = run.catch(() => {});
+  return run;
+}
+
 export class ChannelRecording extends EventEmitter<ChannelRecordingEvents> {
   /** The recording's id (a UUID); its files are named by it. */
   readonly id = randomUUID();
@@ -216,7 +230,7 @@ export class ChannelRecording extends EventEmitter<ChannelRecordingEvents> {
     let downloadReady = false;
     if (liveBytes > 0) {
       try {
-        durationMs = (await exportProgressive(this.path, this.downloadPath)).seconds * 1000;
+        durationMs = (await oneAtATime(() => exportProgressive(this.path, this.downloadPath))).seconds * 1000;
         downloadReady = true;
       } catch (err) {
         this.#log.error({ err }, 'could not build the download file of a recording');

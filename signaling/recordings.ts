@@ -244,15 +244,23 @@ export class Recordings {
   async close(waitMs = 15_000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const done = Promise.all([...[...this.#active.values()].map((r) => r.finish().catch(() => {})), ...this.#writes.values()]).then(
-      async () => {
-        await Promise.all([...this.#writes.values()]);
-      },
-    );
+    const finishing = [...this.#active.values()];
+    const done = Promise.all([...finishing.map((r) => r.finish().catch(() => {})), ...this.#writes.values()]).then(async () => {
+      await Promise.all([...this.#writes.values()]);
+    });
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
-    await Promise.race([done, timeout]);
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), waitMs)));
+    const t0 = performance.now();
+    const timedOut = await Promise.race([done.then(() => false), timeout]);
     clearTimeout(timer);
+    const ms = Math.round(performance.now() - t0);
+    if (timedOut) {
+      const left = finishing.filter((r) => r.state !== 'finished').length;
+      this.#log.warn(
+        { recordings: finishing.length, left, ms },
+        'shutdown: recordings not finished in time are finished by startup recovery next time (their live files are complete)',
+      );
+    } else if (finishing.length) this.#log.info({ recordings: finishing.length, ms }, 'shutdown: recordings finished');
   }
 }
 

@@ -98,6 +98,8 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     logger: logger.child({ component: 'recordings' }),
   });
   const cleanup: (() => Promise<void>)[] = [() => recordingsSweeper.close(), () => sessionPurge.close(), () => db.close()];
+  /** When close() began (the shutdown grace counts from about then). */
+  let closeStartedAt = performance.now();
   try {
     if (!config.nodeUrl) {
       // No publisher can be connected to a process that is just starting (in a cluster, expiry finds them).
@@ -118,7 +120,8 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
     const metrics = createMetrics();
     const recordings = new Recordings({ db, dir: recordingsDir, logger: logger.child({ component: 'recordings' }), metrics });
     // after the media layer has closed (it finishes the recordings being written)
-    cleanup.unshift(() => recordings.close());
+    // within the shutdown grace (main.ts exits at its end), leaving 2 s for what closes after it (the database)
+    cleanup.unshift(() => recordings.close(Math.max(500, closeStartedAt + config.shutdownGraceMs - 2000 - performance.now())));
     // unfinished recordings from a crash: in a cluster only those no node has written to for a while
     void recordings
       .recover({ idleMs: config.nodeUrl ? 120_000 : 0 })
@@ -256,6 +259,7 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
       close() {
         closing ??= (async () => {
           shuttingDown = true;
+          closeStartedAt = performance.now();
           for (const step of cleanup) {
             await step().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
           }
