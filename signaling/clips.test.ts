@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { framesOfFile, numberedH264Fixture, ObsPublisher } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiClip, ApiClipCreated, ApiStream } from './api.ts';
+import type { ApiClip, ApiClipCreated } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
 
@@ -34,15 +34,8 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-async function channel() {
-  const user = await server.register();
-  const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as ApiStream;
-  const key = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
-  return { streamId: me.id, key: key.streamKey, auth: user.auth };
-}
-
-function clip(streamId: string, auth: Record<string, string> | undefined, body?: unknown): Promise<Response> {
-  return server.api(`/api/live/streams/${streamId}/clips`, {
+function clip(channelId: string, auth: Record<string, string> | undefined, body?: unknown): Promise<Response> {
+  return server.api(`/api/live/streams/${channelId}/clips`, {
     method: 'POST',
     headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
@@ -64,16 +57,16 @@ const consecutive = (frames: number[]) => frames.every((n, i) => i === 0 || n ==
 
 describe('clips of a live channel', () => {
   it('cuts the last 10 s (the frames live then) in < 2 s, and 5 s ending 4 s behind live; 4xx as documented; delete', async () => {
-    const owner = await channel();
+    const owner = await server.streamer();
     const viewer = await server.register();
-    const offline = await channel();
+    const offline = await server.streamer();
 
     // not live yet: 409; no session: 401; unknown channel: 404
-    expect((await clip(owner.streamId, viewer.auth)).status).toBe(409);
-    expect((await clip(owner.streamId, undefined)).status).toBe(401);
+    expect((await clip(owner.channelId, viewer.auth)).status).toBe(409);
+    expect((await clip(owner.channelId, undefined)).status).toBe(401);
     expect((await clip('00000000-0000-4000-8000-000000000000', viewer.auth)).status).toBe(404);
 
-    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: owner.key, numbered: true, video: VIDEO });
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: owner.streamKey, numbered: true, video: VIDEO });
     try {
       await pub.connected();
       await new Promise((r) => setTimeout(r, 13_000));
@@ -87,20 +80,20 @@ describe('clips of a live channel', () => {
         { durationS: 10, extra: 1 },
         '{',
       ]) {
-        const res = await clip(owner.streamId, viewer.auth, body);
+        const res = await clip(owner.channelId, viewer.auth, body);
         expect(res.status, JSON.stringify(body)).toBe(400);
         expect(((await res.json()) as { error: { message: string } }).error.message).not.toBe('');
       }
       // a channel that is not live; a moment the DVR buffer does not reach
-      const notLive = await clip(offline.streamId, viewer.auth);
+      const notLive = await clip(offline.channelId, viewer.auth);
       expect(notLive.status).toBe(409);
       expect(((await notLive.json()) as { error: { message: string } }).error.message).toMatch(/not live/);
-      expect((await clip(owner.streamId, viewer.auth, { endOffsetMs: 3_600_000 })).status).toBe(409);
+      expect((await clip(owner.channelId, viewer.auth, { endOffsetMs: 3_600_000 })).status).toBe(409);
 
       // the last 10 s
       const sentBefore = pub.counters.frames; // frames 0..sentBefore-1 were sent before we asked
       const t0 = performance.now();
-      const res = await clip(owner.streamId, viewer.auth, { durationS: 10 });
+      const res = await clip(owner.channelId, viewer.auth, { durationS: 10 });
       const ms = performance.now() - t0;
       const sentAfter = pub.counters.frames;
       expect(res.status).toBe(201);
@@ -122,7 +115,7 @@ describe('clips of a live channel', () => {
       const info = (await (await server.api(`/api/clips/${created.id}`)).json()) as ApiClip;
       expect(info).toMatchObject({
         id: created.id,
-        streamId: owner.streamId,
+        streamId: owner.channelId,
         creator: { id: viewer.user.id },
         downloadUrl: created.downloadUrl,
       });
@@ -142,7 +135,7 @@ describe('clips of a live channel', () => {
 
       // 5 s ending 4 s behind live (a viewer in the DVR window)
       const sentNow = pub.counters.frames;
-      const behindRes = await clip(owner.streamId, viewer.auth, { durationS: 5, endOffsetMs: 4000 });
+      const behindRes = await clip(owner.channelId, viewer.auth, { durationS: 5, endOffsetMs: 4000 });
       expect(behindRes.status).toBe(201);
       const behind = await framesOf(((await behindRes.json()) as ApiClipCreated).downloadUrl, 'behind.mp4');
       expect(consecutive(behind)).toBe(true);
@@ -153,13 +146,13 @@ describe('clips of a live channel', () => {
       expect(behind[0]!).toBeGreaterThanOrEqual(behindEnd - 6 * FPS);
 
       // the limit (3 per hour here): the third passes, the fourth is 429 with Retry-After
-      expect((await clip(owner.streamId, viewer.auth, { durationS: 5 })).status).toBe(201);
-      const limited = await clip(owner.streamId, viewer.auth, { durationS: 5 });
+      expect((await clip(owner.channelId, viewer.auth, { durationS: 5 })).status).toBe(201);
+      const limited = await clip(owner.channelId, viewer.auth, { durationS: 5 });
       expect(limited.status).toBe(429);
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(((await limited.json()) as { error: { message: string } }).error.message).toMatch(/3 clips per hour/);
       // another user is not limited by the viewer's clips
-      const ownClip = await clip(owner.streamId, owner.auth, { durationS: 5 });
+      const ownClip = await clip(owner.channelId, owner.auth, { durationS: 5 });
       expect(ownClip.status).toBe(201);
       const ownId = ((await ownClip.json()) as ApiClipCreated).id;
 

@@ -43,15 +43,8 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-async function channel() {
-  const user = await server.register();
-  const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as ApiStream;
-  const key = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
-  return { streamId: me.id, key: key.streamKey };
-}
-
-async function recordingOf(streamId: string): Promise<ApiRecording | undefined> {
-  const res = await server.api(`/api/live/streams/${streamId}/recordings`);
+async function recordingOf(channelId: string): Promise<ApiRecording | undefined> {
+  const res = await server.api(`/api/live/streams/${channelId}/recordings`);
   expect(res.status).toBe(200);
   return ((await res.json()) as ApiRecordingList).recordings[0];
 }
@@ -74,38 +67,38 @@ async function enospcCount(): Promise<number> {
 }
 
 it('a full disk stops that recording only: logged, counted, still playable; the live stream and other recordings go on', async () => {
-  const full = await channel();
-  const other = await channel();
+  const full = await server.streamer();
+  const other = await server.streamer();
   // the first channel's recordings live on a 512 KiB disk of their own
-  const mnt = join(recordingsDir, full.streamId);
+  const mnt = join(recordingsDir, full.channelId);
   mkdirSync(mnt);
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt]);
   mounts.push(mnt);
 
-  const pubFull = await ObsPublisher.publish({ url: `${server.url}/whip`, token: full.key });
-  const pubOther = await ObsPublisher.publish({ url: `${server.url}/whip`, token: other.key });
+  const pubFull = await ObsPublisher.publish({ url: `${server.url}/whip`, token: full.streamKey });
+  const pubOther = await ObsPublisher.publish({ url: `${server.url}/whip`, token: other.streamKey });
   await Promise.all([pubFull.connected(), pubOther.connected()]);
-  await waitLive(server.url, full.streamId);
-  const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${full.streamId}` });
+  await waitLive(server.url, full.channelId);
+  const viewer = await WhepViewer.watch({ url: `${server.url}/whep/${full.channelId}` });
   await viewer.connected();
 
   // 1 Mbit/s fills 512 KiB in about 4 s
   await until(enospcCount, (n) => n === 1, 20_000, 'the ENOSPC metric');
-  const failedAt = { viewerFrames: viewer.receiver.video.frames, other: (await recordingOf(other.streamId))!.durationMs };
+  const failedAt = { viewerFrames: viewer.receiver.video.frames, other: (await recordingOf(other.channelId))!.durationMs };
   const stopped = logLines.filter((l) => l.code === 'ENOSPC');
   expect(stopped).toHaveLength(1);
-  expect(stopped[0]).toMatchObject({ level: 50, channelId: full.streamId });
+  expect(stopped[0]).toMatchObject({ level: 50, channelId: full.channelId });
   expect(stopped[0]!.msg).toMatch(/^recording stopped: the disk is full; .* the live stream continues$/);
 
   // the live stream goes on: the viewer keeps getting frames (30 fps), the channel stays live
   await new Promise((r) => setTimeout(r, 3000));
   expect(viewer.receiver.video.frames - failedAt.viewerFrames).toBeGreaterThan(60);
-  const ch = (await (await server.api(`/api/live/streams/${full.streamId}`)).json()) as ApiStream;
+  const ch = (await (await server.api(`/api/live/streams/${full.channelId}`)).json()) as ApiStream;
   expect(ch.status).toBe('live');
   // the other channel keeps recording
-  expect((await recordingOf(other.streamId))!.durationMs - failedAt.other).toBeGreaterThanOrEqual(2000);
+  expect((await recordingOf(other.channelId))!.durationMs - failedAt.other).toBeGreaterThanOrEqual(2000);
   // the failed one stays listed, its length frozen at what reached the disk
-  const stuck = (await recordingOf(full.streamId))!;
+  const stuck = (await recordingOf(full.channelId))!;
   expect(stuck.endedAt).toBeNull();
   expect(stuck.durationMs).toBeGreaterThan(1000);
 
@@ -114,7 +107,7 @@ it('a full disk stops that recording only: logged, counted, still playable; the 
   const sentOther = pubOther.counters.frames;
   viewer.close();
   const [doneFull, doneOther] = await Promise.all(
-    [full.streamId, other.streamId].map((id) =>
+    [full.channelId, other.channelId].map((id) =>
       until(
         () => recordingOf(id),
         (r) => !!r?.endedAt,

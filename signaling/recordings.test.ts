@@ -41,24 +41,17 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-async function channel() {
-  const user = await server.register();
-  const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as ApiStream;
-  const key = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
-  return { streamId: me.id, key: key.streamKey, auth: user.auth, stream: me };
-}
-
-async function list(streamId: string): Promise<ApiRecording[]> {
-  const res = await server.api(`/api/live/streams/${streamId}/recordings`);
+async function list(channelId: string): Promise<ApiRecording[]> {
+  const res = await server.api(`/api/live/streams/${channelId}/recordings`);
   expect(res.status).toBe(200);
   return ((await res.json()) as ApiRecordingList).recordings;
 }
 
-async function waitFinished(streamId: string, timeoutMs = 30_000): Promise<ApiRecording> {
+async function waitFinished(channelId: string, timeoutMs = 30_000): Promise<ApiRecording> {
   let found: ApiRecording | undefined;
   await eventually(
     async () => {
-      found = (await list(streamId))[0];
+      found = (await list(channelId))[0];
       return !!found?.endedAt;
     },
     timeoutMs,
@@ -116,12 +109,12 @@ function jumps(frames: (number | null)[]): number[] {
 
 describe('recording a live session', () => {
   it('records while live, then serves a moov-first download with both tracks, the live length and every frame', async () => {
-    const { streamId, key, auth } = await channel();
-    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key, numbered: true, video: VIDEO });
+    const { channelId, streamKey, auth } = await server.streamer();
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, numbered: true, video: VIDEO });
     await pub.connected();
     // while live: listed, not ended, and the growing file plays up to its last complete fragment
-    await eventually(async () => ((await list(streamId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'two seconds recorded');
-    const live = (await list(streamId))[0]!;
+    await eventually(async () => ((await list(channelId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'two seconds recorded');
+    const live = (await list(channelId))[0]!;
     expect(live.endedAt).toBeNull();
     expect(live.playbackUrl).toBe(`/api/recordings/${live.id}/playback`);
     expect((await server.api(live.downloadUrl)).status).toBe(409);
@@ -144,7 +137,7 @@ describe('recording a live session', () => {
     await waitUntil(() => pub.counters.frames >= SESSION_SECONDS * 30, 30_000, `${SESSION_SECONDS} s published`);
     expect(await pub.stop()).toBe(200);
     const sent = pub.counters.frames;
-    const done = await waitFinished(streamId);
+    const done = await waitFinished(channelId);
     expect(done.id).toBe(live.id);
     expect(Math.abs(done.durationMs - (sent / 30) * 1000)).toBeLessThan(500);
     expect(done.posterUrl).toBe(`/api/recordings/${done.id}/poster`);
@@ -197,23 +190,23 @@ describe('recording a live session', () => {
     expect((await server.api(`/api/recordings/${done.id}`, { method: 'DELETE', headers: auth })).status).toBe(204);
     expect((await server.api(`/api/recordings/${done.id}`)).status).toBe(404);
     expect((await server.api(done.downloadUrl)).status).toBe(404);
-    expect(readdirSync(join(recordingsDir, streamId))).toEqual([]);
+    expect(readdirSync(join(recordingsDir, channelId))).toEqual([]);
   }, 90_000);
 
   it('continues one recording across a publisher reconnect, and it plays across the gap', async () => {
-    const { streamId, key } = await channel();
-    const first = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key, numbered: true, video: VIDEO });
+    const { channelId, streamKey } = await server.streamer();
+    const first = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, numbered: true, video: VIDEO });
     await first.connected();
-    await eventually(async () => ((await list(streamId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'recording');
+    await eventually(async () => ((await list(channelId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'recording');
     // OBS's reconnect: the connection drops and a fresh POST replaces the half-dead session
     first.drop();
     await new Promise((r) => setTimeout(r, 1000));
-    const second = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key, numbered: true, video: VIDEO });
+    const second = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, numbered: true, video: VIDEO });
     await second.connected();
     await new Promise((r) => setTimeout(r, 3000));
     expect(await second.stop()).toBe(200);
-    const done = await waitFinished(streamId);
-    expect(await list(streamId)).toHaveLength(1);
+    const done = await waitFinished(channelId);
+    expect(await list(channelId)).toHaveLength(1);
     const dl = await fetchFile(done.downloadUrl, 'reconnect.mp4');
     const frames = await framesOfFile(dl.path);
     // the second publisher's numbers start again at 0: one jump, everything else in order
@@ -224,29 +217,29 @@ describe('recording a live session', () => {
   }, 60_000);
 
   it('writes nothing for a channel whose owner turned "Save past broadcasts" off', async () => {
-    const { streamId, key, auth, stream } = await channel();
+    const { channelId, streamKey, auth, channel: stream } = await server.streamer();
     expect(stream.saveRecordings).toBe(true);
-    const put = await server.api(`/api/live/streams/${streamId}`, {
+    const put = await server.api(`/api/live/streams/${channelId}`, {
       method: 'PUT',
       headers: { ...auth, 'content-type': 'application/json' },
       body: JSON.stringify({ title: 'no vod', description: '', saveRecordings: false }),
     });
     expect(put.status).toBe(200);
     expect(((await put.json()) as ApiStream).saveRecordings).toBe(false);
-    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key, numbered: true });
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, numbered: true });
     await pub.connected();
     await waitUntil(() => pub.counters.keyframes >= 3, 10_000, 'three keyframes sent');
     expect(await pub.stop()).toBe(200);
     await new Promise((r) => setTimeout(r, 500));
-    expect(await list(streamId)).toEqual([]);
-    expect(readdirSync(recordingsDir)).not.toContain(streamId);
+    expect(await list(channelId)).toEqual([]);
+    expect(readdirSync(recordingsDir)).not.toContain(channelId);
   }, 30_000);
 
   it('answers 404 for unknown recordings and channels', async () => {
     expect((await server.api('/api/recordings/00000000-0000-4000-8000-000000000000')).status).toBe(404);
     expect((await server.api('/api/recordings/not-a-uuid/download')).status).toBe(404);
     expect((await server.api('/api/live/streams/00000000-0000-4000-8000-000000000000/recordings')).status).toBe(404);
-    const { auth } = await channel();
+    const { auth } = await server.streamer();
     const res = await server.api('/api/recordings/00000000-0000-4000-8000-000000000000', { method: 'DELETE', headers: auth });
     expect(res.status).toBe(404);
   });

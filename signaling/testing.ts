@@ -16,7 +16,7 @@ import { buildOpenApiDocument } from './http/openapi.ts';
 import type { Route } from './http/types.ts';
 import { startWhipcast, type StartOptions, type Whipcast } from './server.ts';
 import type { Sfu } from '@whipcast/sfu';
-import type { ApiAuthResult } from './api.ts';
+import type { ApiAuthResult, ApiStream } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 
 export interface TestServer {
@@ -26,7 +26,18 @@ export interface TestServer {
   api(path: string, init?: RequestInit): Promise<Response>;
   /** Registers a fresh user; returns its session and an Authorization header. */
   register(username?: string): Promise<ApiAuthResult & { auth: { authorization: string } }>;
+  /** Registers a fresh user and returns its channel and stream key as well (all through the checked API). */
+  streamer(username?: string): Promise<TestStreamer>;
   close(): Promise<void>;
+}
+
+/** A fresh account, its channel and its stream key. */
+export interface TestStreamer {
+  channelId: string;
+  streamKey: string;
+  /** The channel as `GET /api/live/streams/me` returned it. */
+  channel: ApiStream;
+  auth: { authorization: string };
 }
 
 export interface TestServerOptions {
@@ -91,19 +102,27 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     return res;
   }
 
+  async function register(username = `user_${randomBytes(4).toString('hex')}`) {
+    const res = await api('/api/auth/register', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password: 'correct horse battery' }),
+    });
+    if (res.status !== 201) throw new Error(`register failed: ${res.status} ${await res.text()}`);
+    const session = (await res.json()) as ApiAuthResult;
+    return { ...session, auth: { authorization: `Bearer ${session.token}` } };
+  }
+
   return {
     app,
     url: app.url,
     api,
-    async register(username = `user_${randomBytes(4).toString('hex')}`) {
-      const res = await api('/api/auth/register', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username, password: 'correct horse battery' }),
-      });
-      if (res.status !== 201) throw new Error(`register failed: ${res.status} ${await res.text()}`);
-      const session = (await res.json()) as ApiAuthResult;
-      return { ...session, auth: { authorization: `Bearer ${session.token}` } };
+    register,
+    async streamer(username) {
+      const { auth } = await register(username);
+      const channel = (await (await api('/api/live/streams/me', { headers: auth })).json()) as ApiStream;
+      const { streamKey } = (await (await api('/api/live/streams/me/key', { headers: auth })).json()) as { streamKey: string };
+      return { channelId: channel.id, streamKey, channel, auth };
     },
     async close() {
       await app.close();

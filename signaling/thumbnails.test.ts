@@ -26,13 +26,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function channel(): Promise<{ streamId: string; key: string }> {
-  const user = await server.register();
-  const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
-  const key = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
-  return { streamId: me.id, key: key.streamKey };
-}
-
 /** The thumbnail's size and the frame number its picture shows. */
 async function picture(res: Response, name: string): Promise<{ width: number; height: number; frame: number | null }> {
   const path = join(dir, `${name}.jpg`);
@@ -49,21 +42,21 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number, what
   }
 }
 
-async function thumbnail(streamId: string, init?: RequestInit): Promise<Response> {
-  return server.api(`/api/live/streams/${streamId}/thumbnail`, init);
+async function thumbnail(channelId: string, init?: RequestInit): Promise<Response> {
+  return server.api(`/api/live/streams/${channelId}/thumbnail`, init);
 }
 
 describe('GET /api/live/streams/:id/thumbnail', () => {
   it('is 404 until live, then the newest keyframe (a JPEG of the stream showing a current frame), made again every interval, kept after the end', async () => {
-    const { streamId, key } = await channel();
-    expect((await thumbnail(streamId)).status).toBe(404);
+    const { channelId, streamKey } = await server.streamer();
+    expect((await thumbnail(channelId)).status).toBe(404);
     expect((await thumbnail('not-a-channel')).status).toBe(404);
 
-    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: key, numbered: true });
+    const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, numbered: true });
     try {
       await pub.connected();
       let first: Response | undefined;
-      await eventually(async () => (first = await thumbnail(streamId)).status === 200, 15_000, 'a first thumbnail');
+      await eventually(async () => (first = await thumbnail(channelId)).status === 200, 15_000, 'a first thumbnail');
       const sentThen = pub.counters.frames - 1;
       expect(first!.headers.get('content-type')).toBe('image/jpeg');
       const etag = first!.headers.get('etag')!;
@@ -77,11 +70,11 @@ describe('GET /api/live/streams/:id/thumbnail', () => {
       expect(a.frame!).toBeLessThanOrEqual(sentThen);
       expect(sentThen - a.frame!).toBeLessThanOrEqual(30 * 6);
 
-      expect((await thumbnail(streamId, { headers: { 'if-none-match': etag } })).status).toBe(304);
+      expect((await thumbnail(channelId, { headers: { 'if-none-match': etag } })).status).toBe(304);
 
       // a few intervals later: a newer picture
       let next: Response | undefined;
-      await eventually(async () => (next = await thumbnail(streamId)).headers.get('etag') !== etag, 10_000, 'a newer thumbnail');
+      await eventually(async () => (next = await thumbnail(channelId)).headers.get('etag') !== etag, 10_000, 'a newer thumbnail');
       const sentLater = pub.counters.frames - 1;
       const b = await picture(next!, 'next');
       expect(b.frame!).toBeGreaterThan(a.frame!);
@@ -90,13 +83,13 @@ describe('GET /api/live/streams/:id/thumbnail', () => {
 
       expect(await pub.stop()).toBe(200);
       await eventually(
-        async () => ((await (await server.api(`/api/live/streams/${streamId}`)).json()) as { status: string }).status === 'offline',
+        async () => ((await (await server.api(`/api/live/streams/${channelId}`)).json()) as { status: string }).status === 'offline',
         10_000,
         'offline',
       );
       // the stream ended: once the thumbnailer has let go of the live channel (a tick, 2 s), the last picture stays
       await new Promise((r) => setTimeout(r, 3000));
-      const last = await thumbnail(streamId);
+      const last = await thumbnail(channelId);
       expect(last.status).toBe(200);
       const c = await picture(last, 'last');
       expect(c.frame!).toBeGreaterThanOrEqual(b.frame!);
