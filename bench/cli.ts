@@ -13,7 +13,7 @@ import { runDvrBench } from './dvr-bench.ts';
 import { runRecordingBench } from './recording-bench.ts';
 import { runRelayBench } from './relay-bench.ts';
 import { runSoakPart, type SoakPartOptions } from './soak-bench.ts';
-import { children, pin } from './proc.ts';
+import { children, pin, renice } from './proc.ts';
 import { table, writeReport, type BenchReport } from './report.ts';
 import { prepareChannel, startServer } from './server.ts';
 import { parseImpairment, parseMixed } from './impair.ts';
@@ -237,8 +237,12 @@ try {
 } catch {}
 const cores = availableParallelism();
 const pinning = !values['no-pin'] && cores >= 2 && pin(process.pid, `1-${cores - 1}`);
+// the servers were started by this process and inherited its nice 5: they go back to 0, ahead of the bots
 const pinServer = (pids: number[]) => {
-  if (pinning) for (const p of pids) pin(p, '0');
+  for (const p of pids) {
+    if (pinning) pin(p, '0');
+    renice(p, 0);
+  }
 };
 // the bots' CPU is judged against the cores they may use: all but CPU 0 when pinned, else every core
 opts.botCores = pinning ? cores - 1 : cores;

@@ -1,6 +1,7 @@
 /** CPU and memory of processes from /proc (Linux), for the server, its mediasoup workers and the bench itself. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { setPriority } from 'node:os';
 
 const TICKS = 100; // USER_HZ on Linux
 const PAGE = 4096;
@@ -49,6 +50,19 @@ export function cpuShare(a: ProcSample | null, b: ProcSample | null, seconds: nu
 export function pin(pid: number, cpus: string): boolean {
   try {
     execFileSync('taskset', ['-a', '-pc', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sets the nice value of every thread of a process (a process's priority is per thread on Linux; they
+ * inherit it when made). Raising priority needs root; false when refused.
+ */
+export function renice(pid: number, nice: number): boolean {
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), nice);
     return true;
   } catch {
     return false;

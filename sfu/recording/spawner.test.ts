@@ -1,0 +1,20 @@
+/** The helper that starts programs (ffmpeg) for the server: what it runs, and at what priority. */
+import { getPriority } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { runProgram } from './spawner.ts';
+
+const opts = { timeoutMs: 5000, maxStdoutBytes: 1 << 20 };
+
+describe('runProgram', () => {
+  it('runs a program with its stdin and gives back its stdout and exit code', async () => {
+    const r = await runProgram('sh', ['-c', 'cat; exit 3'], Buffer.from('hello'), opts);
+    expect(r).toMatchObject({ code: 3, signal: null });
+    expect(r.stdout.toString()).toBe('hello');
+  });
+
+  it('runs programs at a lower priority than the server: forwarding media comes first', async () => {
+    const r = await runProgram('nice', [], Buffer.alloc(0), opts);
+    expect(r.code).toBe(0);
+    expect(Number(r.stdout.toString().trim())).toBe(Math.min(19, getPriority() + 10));
+  });
+});
