@@ -81,7 +81,7 @@ const DEFAULT_GRACE_MS = 10_000;
  * server shutting down with ten channels live), building them side by side finishes none until
  * all are nearly done, and a shutdown cut short leaves every one to the next start's recovery;
  * one at a time, the first ones are done early and only the rest are left. (Each is CPU-bound:
- * about 4 s of CPU for 10 minutes of 720p at 2.5 Mbit/s on the reference VM.)
+ * about 3 s of CPU for 10 minutes of 720p at 2.5 Mbit/s on the reference VM.)
  */
 let exports: Promise<unknown> = Promise.resolve();
 function oneAtATime<T>(job: () => Promise<T>): Promise<T> {

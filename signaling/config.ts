@@ -100,7 +100,7 @@ export const SETTINGS = {
     'SHUTDOWN_GRACE_MS',
     '10000',
     int(0, 600_000),
-    "On SIGINT/SIGTERM: how long to wait for in-flight work before exiting. Recordings being written are closed at once (their files play); their download files are built one at a time until 2 s before the end (about 4 s of CPU per 10 minutes of 720p at 2.5 Mbit/s), and those not built by then are built by the next start's recovery.",
+    "On SIGINT/SIGTERM: how long to wait for in-flight work before exiting. Recordings being written are closed at once (their files play); their download files are built one at a time until 2 s before the end (about 3 s of CPU per 10 minutes of 720p at 2.5 Mbit/s), and those not built by then are built by the next start's recovery.",
   ),
   // Storage
   databaseUrl: setting(
