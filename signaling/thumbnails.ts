@@ -113,15 +113,25 @@ export class Thumbnailer extends EventEmitter<ThumbnailerEvents> {
     // channels no longer live here: their last picture stays on disk
     for (const id of this.#live.keys()) if (!ids.has(id)) this.#live.delete(id);
     const now = Date.now();
+    const tickMs = this.#opts.tickMs ?? Math.min(this.#opts.intervalMs, 2000);
+    // Pictures are spread over the interval: at most this many per tick, the longest-waiting first. Channels
+    // that went live together would otherwise come due together, and their ffmpeg runs, one after another,
+    // take the node's CPU for seconds at every interval.
+    let budget = Math.max(1, Math.ceil((sources.length * tickMs) / this.#opts.intervalMs));
+    const due: { source: ProgramSource; state: LiveState }[] = [];
     for (const source of sources) {
-      if (this.#closed) return;
       let state = this.#live.get(source.channelId);
       if (!state) this.#live.set(source.channelId, (state = { lastAttempt: -Infinity }));
       if (source.dvr.lastKeyframe() === null) continue; // nothing to decode yet: look again next tick
       if (state.picture && now - state.lastAttempt < this.#opts.intervalMs) continue;
       // without a picture yet, try again sooner than the interval (a bad first keyframe is not left for 30 s)
       if (!state.picture && now - state.lastAttempt < Math.min(this.#opts.intervalMs, 5000)) continue;
-      state.lastAttempt = now;
+      due.push({ source, state });
+    }
+    due.sort((a, b) => a.state.lastAttempt - b.state.lastAttempt);
+    for (const { source, state } of due) {
+      if (this.#closed || budget-- <= 0) return;
+      state.lastAttempt = Date.now();
       await this.#make(source, state);
     }
   }
