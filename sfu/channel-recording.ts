@@ -6,7 +6,7 @@
  *
  * Files, named by the recording's id only (docs/recordings.md):
  *
- *   <dir>/<id>.mp4      the live recording (fragmented; `.webm` for VP8)
+ *   <dir>/<id>.mp4      the live recording (fragmented; H.264, VP9, AV1; `.webm` for VP8)
  *   <dir>/<id>.dl.mp4   the download/VOD file, built when the session ends
  *   <dir>/<id>.jpg      poster: the session's first keyframe
  *
@@ -116,7 +116,7 @@ export class ChannelRecording extends EventEmitter<ChannelRecordingEvents> {
   #posterReady = false;
   #finished: Promise<RecordingResult> | null = null;
 
-  /** Starts recording `tracks`; throws when none can be recorded (e.g. a VP9 program). */
+  /** Starts recording `tracks`; throws when they cannot be recorded (a codec other than H.264, VP8, VP9, AV1, Opus). */
   constructor(opts: ChannelRecordingOptions) {
     super();
     this.channelId = opts.channelId;

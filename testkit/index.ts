@@ -11,6 +11,8 @@ export * from './socket-client.ts';
 export * from './peers/socket-viewer.ts';
 export * from './whipcast-process.ts';
 export * from './rtp/vp8.ts';
+export * from './rtp/vp9.ts';
+export * from './rtp/av1.ts';
 export * from './media/frame-number.ts';
 export * from './media/decode.ts';
 export * from './page-viewer.ts';

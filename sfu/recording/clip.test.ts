@@ -23,7 +23,7 @@ const H264 = { mimeType: 'video/H264', clockRate: 90000 };
 const VP8 = { mimeType: 'video/VP8', clockRate: 90000 };
 const OPUS = { mimeType: 'audio/opus', clockRate: 48000, channels: 2 };
 
-function dvrOf(feed: ProgramFeed, codec: 'h264' | 'vp8'): DvrBuffer {
+function dvrOf(feed: ProgramFeed, codec: 'h264' | 'vp8' | 'vp9' | 'av1'): DvrBuffer {
   const dvr = new DvrBuffer({ windowMs: 120_000, maxBytes: 256 << 20 });
   for (const p of feed.packets) {
     dvr.push({
@@ -121,6 +121,27 @@ describe('makeClip', () => {
     dvr.close();
   });
 
+  for (const [codec, mimeType] of [
+    ['vp9', 'video/VP9'],
+    ['av1', 'video/AV1'],
+  ] as const) {
+    it(`${codec.toUpperCase()} clips are MP4 (moov first) holding the frames live in the last 5 s, from the keyframe before`, async () => {
+      const feed = await programFeed({ seconds: 12, video: codec });
+      const dvr = dvrOf(feed, codec);
+      const clip = await makeClip(dvr, { durationS: 5, video: { mimeType, clockRate: 90000 }, audio: OPUS });
+      expect(clip.mimeType).toBe('video/mp4');
+      const path = join(dir, `clip-${codec}.mp4`);
+      writeFileSync(path, clip.data);
+      const boxes = topLevelBoxes(clip.data);
+      expect(boxes.indexOf('moov')).toBeLessThan(boxes.indexOf('mdat'));
+      expect((await ffprobe(path)).streams.map((s) => s.codec_name).sort()).toEqual([codec, 'opus'].sort());
+      expect(await decodeErrors(path)).toBe('');
+      // the newest packet is frame 359's; 5 s before it is frame 209.x, the keyframe before is 180
+      expect(await framesOfFile(path)).toEqual(range(180, 359));
+      dvr.close();
+    });
+  }
+
   it('refuses bad requests and an empty buffer with a ClipError', async () => {
     const empty = new DvrBuffer({ windowMs: 10_000, maxBytes: 1 << 20 });
     await expect(makeClip(empty, { durationS: 10, video: H264 })).rejects.toMatchObject({ name: 'ClipError', reason: 'empty' });
@@ -129,7 +150,7 @@ describe('makeClip', () => {
     await expect(makeClip(dvr, { durationS: 3, video: H264 })).rejects.toBeInstanceOf(ClipError);
     await expect(makeClip(dvr, { durationS: 61, video: H264 })).rejects.toMatchObject({ reason: 'invalid' });
     await expect(makeClip(dvr, { durationS: 5, endOffsetMs: 60_000, video: H264 })).rejects.toMatchObject({ reason: 'empty' });
-    await expect(makeClip(dvr, { durationS: 5, video: { mimeType: 'video/AV1', clockRate: 90000 } })).rejects.toMatchObject({
+    await expect(makeClip(dvr, { durationS: 5, video: { mimeType: 'video/H265', clockRate: 90000 } })).rejects.toMatchObject({
       reason: 'unsupported',
     });
     // video only is fine

@@ -2,7 +2,7 @@
  * A clip: the last N seconds of a channel (or N seconds ending some way
  * behind live, for a viewer watching in the DVR window) cut from the DVR
  * buffer's packets at a keyframe, without re-encoding, as one small file with
- * its index first (MP4 `moov` before `mdat`; WebM for VP8).
+ * its index first (MP4 `moov` before `mdat` for H.264, VP9 and AV1; WebM for VP8).
  *
  * The cut starts at the last keyframe at or before the requested start, so a
  * clip never misses a moment that was asked for; it can begin up to one
@@ -69,7 +69,7 @@ export async function makeClip(dvr: DvrSource, opts: ClipOptions): Promise<Clip>
   const endOffsetMs = opts.endOffsetMs ?? 0;
   if (!(endOffsetMs >= 0)) throw new ClipError('endOffsetMs must be ≥ 0', 'invalid');
   const video = recordableCodec(opts.video.mimeType);
-  if (video !== 'h264' && video !== 'vp8') throw new ClipError(`cannot clip video codec ${opts.video.mimeType}`, 'unsupported');
+  if (video === null || video === 'opus') throw new ClipError(`cannot clip video codec ${opts.video.mimeType}`, 'unsupported');
   const audio = opts.audio ? recordableCodec(opts.audio.mimeType) : null;
   if (opts.audio && audio !== 'opus') throw new ClipError(`cannot clip audio codec ${opts.audio.mimeType}`, 'unsupported');
 

@@ -10,6 +10,8 @@ export { inspectRecording, repairRecording, type RecordingInfo } from './inspect
 export { Depacketizer, type DepacketizerOptions } from './depacketizer.ts';
 export { H264Depacketizer } from './h264.ts';
 export { Vp8Depacketizer } from './vp8.ts';
+export { Vp9Depacketizer } from './vp9.ts';
+export { Av1Depacketizer } from './av1.ts';
 export { OpusDepacketizer } from './opus.ts';
 export { createDepacketizer } from './timeline.ts';
 export {

@@ -1,12 +1,15 @@
-/** IVF, the container ffmpeg's `ivf` demuxer reads VP8 frames from (a 32-byte file header, then size + pts per frame). */
+/** IVF, the container ffmpeg's `ivf` demuxer reads VP8/VP9/AV1 frames from (a 32-byte file header, then size + pts per frame). */
 
-/** The file header: codec VP8, picture size, time base `1/rate` (frame pts count in it), number of frames (0 = unknown). */
-export function ivfHeader(width: number, height: number, rate: number, frames: number): Buffer {
+/** The codec's IVF fourcc. */
+export const IVF_FOURCC = { vp8: 'VP80', vp9: 'VP90', av1: 'AV01' } as const;
+
+/** The file header: codec (default VP8), picture size, time base `1/rate` (frame pts count in it), number of frames (0 = unknown). */
+export function ivfHeader(width: number, height: number, rate: number, frames: number, codec: keyof typeof IVF_FOURCC = 'vp8'): Buffer {
   const h = Buffer.alloc(32);
   h.write('DKIF', 0, 'latin1');
   h.writeUInt16LE(0, 4);
   h.writeUInt16LE(32, 6);
-  h.write('VP80', 8, 'latin1');
+  h.write(IVF_FOURCC[codec], 8, 'latin1');
   h.writeUInt16LE(width, 12);
   h.writeUInt16LE(height, 14);
   h.writeUInt32LE(rate, 16);

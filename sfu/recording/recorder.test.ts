@@ -1,5 +1,5 @@
 /**
- * The recorder on real media: H.264 + Opus and VP8 + Opus programs (ffmpeg
+ * The recorder on real media: H.264, VP8, VP9 and AV1 + Opus programs (ffmpeg
  * fixtures, packetized as the SFU's program delivers them) are recorded and
  * the files checked with ffprobe and a full ffmpeg decode; frame numbers
  * stamped into the video prove every frame sits at its live time, across a
@@ -118,6 +118,38 @@ describe('Recorder', () => {
     expect(Math.abs((await mediaEnd(path)) - 10)).toBeLessThan(0.5);
     expect(await decodeErrors(path)).toBe('');
   });
+
+  for (const [codec, mimeType, name] of [
+    ['vp9', 'video/VP9', 'vp9'],
+    ['av1', 'video/AV1', 'av1'],
+  ] as const) {
+    it(`records ${name.toUpperCase()} + Opus as fragmented MP4 (every frame in order across a reconnect) and exports it moov first`, async () => {
+      const feed = await programFeed({ seconds: 10, video: codec, gaps: [{ at: 5, seconds: 1 }] });
+      const path = join(dir, `${name}.mp4`);
+      const recorder = await record(feed, path, { mimeType, clockRate: 90000 });
+      expect(recorder.container).toBe('mp4');
+      expect(recorder.stats).toMatchObject({ droppedFrames: 0, lostPackets: 0 });
+      const boxes = topLevelBoxes(readFileSync(path));
+      expect(boxes.slice(0, 2)).toEqual(['ftyp', 'moov']);
+      expect(boxes.filter((b) => b === 'moof').length).toBeGreaterThanOrEqual(8);
+      const probe = await ffprobe(path, true);
+      const video = probe.streams.find((s) => s.codec_type === 'video')!;
+      expect(video).toMatchObject({ codec_name: name, width: 640, height: 360 });
+      expect(Number(video.nb_read_frames)).toBe(feed.frames.length); // 300 − the 30 frames of the gap
+      expect(Math.abs(seconds(probe.format.duration) - 10)).toBeLessThan(0.5);
+      expect(await decodeErrors(path)).toBe('');
+      expect(await framesOfFile(path)).toEqual(feed.frames.map((f) => f.frame));
+      expect(await frameNumberAt(path, 7, 640, 360)).toBe(210);
+
+      const download = join(dir, `${name}.dl.mp4`);
+      expect(await exportProgressive(path, download)).toMatchObject({ container: 'mp4' });
+      const dl = topLevelBoxes(readFileSync(download));
+      expect(dl.indexOf('moov')).toBeLessThan(dl.indexOf('mdat'));
+      expect(dl).not.toContain('moof');
+      expect((await ffprobe(download)).streams.map((s) => s.codec_name).sort()).toEqual([name, 'opus'].sort());
+      expect(await framesOfFile(download)).toEqual(feed.frames.map((f) => f.frame));
+    }, 60_000);
+  }
 
   it('exports a progressive MP4 with moov before mdat, from a finished recording and from one still being written', async () => {
     const feed = await programFeed({ seconds: 12, video: 'h264' });

@@ -1,6 +1,6 @@
 /**
  * Records a channel's program to one file while it is live: fragmented MP4
- * (H.264 + Opus) or append-only WebM (VP8 + Opus), no re-encoding.
+ * (H.264, VP9 or AV1 + Opus) or append-only WebM (VP8 + Opus), no re-encoding.
  *
  * - Written as it goes: each fragment (one keyframe interval, ≥ 0.5 s; with
  *   the 1 s keyframe interval whipcast asks OBS for, 1 s) is appended as soon

@@ -13,10 +13,13 @@ import {
   buildRtp,
   h264Fixture,
   numberedH264Fixture,
+  numberedIvfFixture,
   numberedVp8Fixture,
   opusFixture,
+  packetizeAv1,
   packetizeH264,
   packetizeVp8,
+  packetizeVp9,
   readFrameNumber,
   withStamp,
   type H264Options,
@@ -33,8 +36,8 @@ export interface FeedPacket {
 export interface ProgramFeedOptions {
   /** Media seconds to generate (gaps included). */
   seconds: number;
-  /** Video codec, or none. */
-  video?: 'h264' | 'vp8';
+  /** Video codec, or none (VP9 and AV1 are always the frame-numbered picture). */
+  video?: 'h264' | 'vp8' | 'vp9' | 'av1';
   /** Include Opus audio (default true). */
   audio?: boolean;
   /** Arrival time of the first packet (ms since the epoch; default a fixed instant). */
@@ -73,7 +76,9 @@ export async function programFeed(opts: ProgramFeedOptions): Promise<ProgramFeed
     const source =
       opts.video === 'h264'
         ? await h264Frames(h, numbered)
-        : await vp8Frames({ fps, gop, width: h.width ?? 640, height: h.height ?? 360 }, numbered ? h : null);
+        : opts.video === 'vp8'
+          ? await vp8Frames({ fps, gop, width: h.width ?? 640, height: h.height ?? 360 }, numbered ? h : null)
+          : await ivfVideoFrames(opts.video, h);
     let seq = 1000;
     const ts0 = 0xffff0000; // wraps within the first second: exercises unwrapping
     let resumeAtKey = false;
@@ -164,6 +169,16 @@ async function vp8Frames(
     }
   }
   return (n) => packetizeVp8(frames[n % frames.length]!, n & 0x7fff);
+}
+
+/** Frame-numbered VP9 (RFC 9628, non-flexible mode) or AV1 (AV1 RTP spec) packets, as a browser sends them. */
+async function ivfVideoFrames(codec: 'vp9' | 'av1', h: Partial<H264Options>): Promise<(n: number) => Uint8Array[]> {
+  const fx = await numberedIvfFixture(codec, { seconds: 40, ...h });
+  const size = { width: fx.options.width, height: fx.options.height };
+  return (n) => {
+    const frame = fx.frames[n % fx.frames.length]!.data;
+    return codec === 'vp9' ? packetizeVp9(frame, n & 0x7fff, size) : packetizeAv1(frame);
+  };
 }
 
 async function cachedFixture(name: string, make: (out: string) => Promise<unknown>): Promise<Buffer> {

@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { framesOfFile } from '@whipcast/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DvrBuffer } from '../dvr/buffer.ts';
 import { isKeyframeStart } from '../dvr/keyframe.ts';
@@ -19,7 +20,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const H264 = { mimeType: 'video/H264', clockRate: 90000 };
 const VP8 = { mimeType: 'video/VP8', clockRate: 90000 };
 
-async function dvrWith(codec: 'h264' | 'vp8', seconds = 3.5): Promise<DvrBuffer> {
+async function dvrWith(codec: 'h264' | 'vp8' | 'vp9' | 'av1', seconds = 3.5): Promise<DvrBuffer> {
   const feed = await programFeed({ seconds, video: codec });
   const dvr = new DvrBuffer({ windowMs: 60_000, maxBytes: 64 << 20 });
   for (const p of feed.packets) {
@@ -99,6 +100,23 @@ describe('thumbnailFromDvr', () => {
     dvr.close();
   });
 
+  for (const [codec, mimeType] of [
+    ['vp9', 'video/VP9'],
+    ['av1', 'video/AV1'],
+  ] as const) {
+    it(`${codec.toUpperCase()}: the picture is the newest keyframe (its frame number read off the JPEG)`, async () => {
+      const dvr = await dvrWith(codec);
+      const result = await thumbnailFromDvr(dvr, { mimeType, clockRate: 90000 }, { width: 640 });
+      if (!result.ok) throw new Error(result.error);
+      expect(result.mimeType).toBe('image/jpeg');
+      const jpeg = join(dir, `thumb-${codec}.jpg`);
+      writeFileSync(jpeg, result.image);
+      expect((await ffprobe(jpeg)).streams[0]).toMatchObject({ width: 640, height: 360 });
+      expect(await framesOfFile(jpeg)).toEqual([90]); // the keyframe at 3 s
+      dvr.close();
+    });
+  }
+
   it('failures are results: nothing buffered, no ffmpeg, a hung decoder, an unsupported codec', async () => {
     const empty = new DvrBuffer({ windowMs: 10_000, maxBytes: 1 << 20 });
     expect(await thumbnailFromDvr(empty, H264)).toEqual({ ok: false, error: 'no keyframe buffered yet' });
@@ -116,7 +134,7 @@ describe('thumbnailFromDvr', () => {
       error: expect.stringContaining('timed out'),
     });
     expect(Date.now() - t0).toBeLessThan(2000);
-    expect(await thumbnailFromDvr(dvr, { mimeType: 'video/AV1', clockRate: 90000 })).toMatchObject({ ok: false });
+    expect(await thumbnailFromDvr(dvr, { mimeType: 'video/H265', clockRate: 90000 })).toMatchObject({ ok: false });
     dvr.close();
   });
 

@@ -10,7 +10,7 @@ import { avccToAnnexB } from './h264.ts';
 import { ivfFrame, ivfHeader } from './ivf.ts';
 import { runProgram } from './spawner.ts';
 import { createDepacketizer } from './timeline.ts';
-import { frameStartIndex, recordableCodec, type CodedFrame, type DvrSource, type ProgramCodec } from './types.ts';
+import { frameStartIndex, recordableCodec, type CodedFrame, type DvrSource, type ProgramCodec, type VideoCodecName } from './types.ts';
 
 export interface ThumbnailOptions {
   /** Output width in pixels; height keeps the aspect ratio (default 480). */
@@ -36,7 +36,7 @@ const MAX_KEYFRAME_PACKETS = 4096;
 /** Decodes the DVR buffer's newest video keyframe (or the one at `atMs`) to an image. */
 export async function thumbnailFromDvr(dvr: DvrSource, video: ProgramCodec, opts: ThumbnailOptions = {}): Promise<ThumbnailResult> {
   const codec = recordableCodec(video.mimeType);
-  if (codec !== 'h264' && codec !== 'vp8') return { ok: false, error: `cannot decode ${video.mimeType}` };
+  if (codec === null || codec === 'opus') return { ok: false, error: `cannot decode ${video.mimeType}` };
   const last = opts.atMs === undefined ? dvr.lastKeyframe() : dvr.keyframeAtOrBefore(opts.atMs);
   if (last === null) return { ok: false, error: 'no keyframe buffered yet' };
   const start = frameStartIndex(dvr, last);
@@ -52,10 +52,10 @@ export async function thumbnailFromDvr(dvr: DvrSource, video: ProgramCodec, opts
 }
 
 /** Decodes one keyframe (as a depacketizer produced it) to an image. */
-export async function keyframeToImage(codec: 'h264' | 'vp8', frame: CodedFrame, opts: ThumbnailOptions = {}): Promise<ThumbnailResult> {
+export async function keyframeToImage(codec: VideoCodecName, frame: CodedFrame, opts: ThumbnailOptions = {}): Promise<ThumbnailResult> {
   const width = Math.max(16, Math.round(opts.width ?? 480) & ~1);
   const format = opts.format ?? 'jpeg';
-  const input = codec === 'h264' ? avccToAnnexB(frame.data) : ivf(frame.config?.width ?? 0, frame.config?.height ?? 0, frame.data);
+  const input = codec === 'h264' ? avccToAnnexB(frame.data) : ivf(codec, frame.config?.width ?? 0, frame.config?.height ?? 0, frame.data);
   const args = [
     ...['-hide_banner', '-loglevel', 'error', '-nostdin', '-threads', '1'],
     ...['-f', codec === 'h264' ? 'h264' : 'ivf', '-i', 'pipe:0'],
@@ -68,9 +68,9 @@ export async function keyframeToImage(codec: 'h264' | 'vp8', frame: CodedFrame, 
   return { ok: true, image: result.stdout, mimeType: format === 'jpeg' ? 'image/jpeg' : 'image/webp', atMs: frame.arrivalMs };
 }
 
-/** A one-frame IVF file (what ffmpeg's `ivf` demuxer reads) for a VP8 frame. */
-function ivf(width: number, height: number, frame: Uint8Array): Buffer {
-  return Buffer.concat([ivfHeader(width, height, 30, 1), ivfFrame(frame, 0)]);
+/** A one-frame IVF file (what ffmpeg's `ivf` demuxer reads) for a VP8 or VP9 frame or an AV1 temporal unit. */
+function ivf(codec: 'vp8' | 'vp9' | 'av1', width: number, height: number, frame: Uint8Array): Buffer {
+  return Buffer.concat([ivfHeader(width, height, 30, 1, codec), ivfFrame(frame, 0)]);
 }
 
 async function runFfmpeg(

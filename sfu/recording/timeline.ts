@@ -8,11 +8,13 @@
  * timestamps by the wall-clock time that passed, so the gap appears in the
  * recording at its real length on every track.
  */
+import { Av1Depacketizer } from './av1.ts';
 import { Depacketizer } from './depacketizer.ts';
 import { H264Depacketizer } from './h264.ts';
 import { OpusDepacketizer } from './opus.ts';
 import type { CodedFrame, RecordableCodec } from './types.ts';
 import { Vp8Depacketizer } from './vp8.ts';
+import { Vp9Depacketizer } from './vp9.ts';
 
 export function createDepacketizer(codec: RecordableCodec): Depacketizer {
   switch (codec) {
@@ -20,6 +22,10 @@ export function createDepacketizer(codec: RecordableCodec): Depacketizer {
       return new H264Depacketizer();
     case 'vp8':
       return new Vp8Depacketizer();
+    case 'vp9':
+      return new Vp9Depacketizer();
+    case 'av1':
+      return new Av1Depacketizer();
     case 'opus':
       return new OpusDepacketizer();
   }

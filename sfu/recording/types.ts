@@ -3,7 +3,10 @@
 export type MediaKind = 'audio' | 'video';
 
 /** The codecs whipcast's program can carry (see sfu/codecs.ts); recording handles these. */
-export type RecordableCodec = 'opus' | 'h264' | 'vp8';
+export type RecordableCodec = 'opus' | VideoCodecName;
+
+/** The video codecs recording handles. */
+export type VideoCodecName = 'h264' | 'vp8' | 'vp9' | 'av1';
 
 /** Container a recording of a given video codec is written in. */
 export type Container = 'mp4' | 'webm';
@@ -14,9 +17,12 @@ export interface CodedFrame {
   rtpTimestamp: number;
   /** Arrival time of the frame's first packet, ms since the epoch. */
   arrivalMs: number;
-  /** A decoder can start here (H.264 IDR, VP8 key frame; every Opus packet). */
+  /** A decoder can start here (H.264 IDR, VP8/VP9 key frame, AV1 key frame with its sequence header; every Opus packet). */
   keyframe: boolean;
-  /** The frame as stored in a file: H.264 as length-prefixed NAL units (AVCC, 4-byte lengths); VP8 and Opus as sent. */
+  /**
+   * The frame as stored in a file: H.264 as length-prefixed NAL units (AVCC, 4-byte lengths); VP8, VP9 and Opus as
+   * sent (VP9 spatial layers of one picture as a superframe); AV1 as a temporal unit of OBUs with size fields.
+   */
   data: Uint8Array;
   /** Set on the first keyframe and whenever the stream's configuration (size, parameter sets) changes. */
   config?: VideoConfig;
@@ -24,10 +30,10 @@ export interface CodedFrame {
 
 /** What a depacketizer learned about the stream, needed for the container's sample entry. */
 export interface VideoConfig {
-  codec: 'h264' | 'vp8';
+  codec: VideoCodecName;
   width: number;
   height: number;
-  /** WebCodecs codec string, e.g. `avc1.42c01f`, `vp8`. */
+  /** WebCodecs codec string, e.g. `avc1.42c01f`, `vp8`, `vp09.00.21.08`, `av01.0.04M.08` (MP4 builds vpcC/av1C from it). */
   codecString: string;
   /** H.264: the AVCDecoderConfigurationRecord (avcC). */
   description?: Uint8Array;
@@ -105,13 +111,17 @@ export function recordableCodec(mimeType: string): RecordableCodec | null {
       return 'h264';
     case 'video/vp8':
       return 'vp8';
+    case 'video/vp9':
+      return 'vp9';
+    case 'video/av1':
+      return 'av1';
     default:
       return null;
   }
 }
 
 /**
- * The container for a video codec. H.264 goes in MP4, which every browser plays.
+ * The container for a video codec. H.264, VP9 and AV1 go in MP4, which every browser that decodes them plays.
  * VP8 goes in WebM: Chromium does not play VP8 in MP4 (`canPlayType('video/mp4; codecs="vp8"')`
  * is empty in Chromium 156, checked here), while every browser that publishes VP8 over WebRTC plays VP8 WebM.
  */

@@ -25,7 +25,10 @@ import {
 } from 'mediabunny';
 import { opusPacketSamples } from './opus.ts';
 import type { TimedFrame } from './timeline.ts';
-import type { Container, MediaKind, VideoConfig } from './types.ts';
+import type { Container, MediaKind, VideoCodecName, VideoConfig } from './types.ts';
+
+/** mediabunny's name of each video codec. */
+const MEDIABUNNY_CODEC = { h264: 'avc', vp8: 'vp8', vp9: 'vp9', av1: 'av1' } as const;
 
 export interface MediaWriterOptions {
   /** Container to write (see `containerFor`). */
@@ -35,7 +38,7 @@ export interface MediaWriterOptions {
   /** Where the bytes go. */
   target: Target;
   /** Codec of the video track; none = no video track. */
-  video?: 'h264' | 'vp8';
+  video?: VideoCodecName;
   /** Opus audio track; none = no audio track. */
   audio?: { channels: number; sampleRate: number };
   /** Live layout: shortest fragment (or WebM cluster) in seconds; fragments start at keyframes (default 0.5). */
@@ -111,7 +114,7 @@ export class MediaWriter {
     this.#finalizeMs = opts.finalizeTimeoutMs ?? 30_000;
     this.#output = new Output({ format, target: opts.target });
     if (opts.video) {
-      const source = new EncodedVideoPacketSource(opts.video === 'h264' ? 'avc' : 'vp8');
+      const source = new EncodedVideoPacketSource(MEDIABUNNY_CODEC[opts.video]);
       this.#output.addVideoTrack(source);
       this.#tracks.set('video', { kind: 'video', source, pending: null, started: false, lastDuration: 1 / 30 });
     }

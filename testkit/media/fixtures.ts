@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { accessUnits, splitAnnexB, type AccessUnit } from '../rtp/h264.ts';
 import { opusPacketsFromOgg } from '../rtp/ogg.ts';
+import { isAv1Keyframe } from '../rtp/av1.ts';
 import { isVp8Keyframe, ivfFrames, type Vp8Frame } from '../rtp/vp8.ts';
+import { isVp9Keyframe } from '../rtp/vp9.ts';
 import { frameNumberFilter, MAX_FRAME_NUMBER } from './frame-number.ts';
 
 const run = promisify(execFile);
@@ -189,6 +191,53 @@ export function numberedVp8Fixture(opts: Partial<H264Options> = {}): Promise<Vp8
       return { options: o, frames };
     })();
     vp8Cache.set(key, p);
+  }
+  return p;
+}
+
+const ivfCache = new Map<string, Promise<Vp8Fixture>>();
+
+/** Encoder arguments of the browser-like (realtime, no look-ahead) VP9 and AV1 fixtures. */
+const ENCODERS = {
+  vp9: (o: H264Options) => [
+    ...['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-threads', '2'],
+    ...['-b:v', `${o.kbps}k`, '-minrate', `${o.kbps}k`, '-maxrate', `${o.kbps}k`],
+    ...['-auto-alt-ref', '0', '-lag-in-frames', '0', '-error-resilient', '1'],
+  ],
+  av1: (o: H264Options) => [
+    ...['-c:v', 'libaom-av1', '-usage', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-threads', '2'],
+    ...['-b:v', `${o.kbps}k`, '-lag-in-frames', '0'],
+  ],
+};
+
+/**
+ * VP9 (libvpx realtime, no alt-ref: what a browser sends) or AV1 (libaom
+ * realtime; each frame an IVF temporal unit of OBUs with size fields, a
+ * sequence header on every key frame) of the frame-numbered test picture.
+ * Same defaults as `numberedH264Fixture`.
+ */
+export function numberedIvfFixture(codec: 'vp9' | 'av1', opts: Partial<H264Options> = {}): Promise<Vp8Fixture> {
+  const o = numberedOptions(opts);
+  const key = JSON.stringify([codec, o]);
+  let p = ivfCache.get(key);
+  if (!p) {
+    p = (async () => {
+      const gop = Math.max(1, Math.round(o.fps * o.keyframeInterval));
+      const data = await cached(`${codec}-numbered-v1`, o, (out) =>
+        ffmpeg([
+          ...testSource(o),
+          ...['-vf', frameNumberFilter(o.width, o.height)],
+          ...ENCODERS[codec](o),
+          ...['-g', String(gop), '-keyint_min', String(gop)],
+          ...['-f', 'ivf', out],
+        ]),
+      );
+      const isKey = codec === 'vp9' ? isVp9Keyframe : isAv1Keyframe;
+      const frames = ivfFrames(data).map((d) => ({ data: d, keyframe: isKey(d) }));
+      if (!frames[0]?.keyframe) throw new Error('fixture does not start with a keyframe');
+      return { options: o, frames };
+    })();
+    ivfCache.set(key, p);
   }
   return p;
 }
