@@ -317,7 +317,7 @@ export const SETTINGS = {
     'THUMBNAIL_INTERVAL_SECONDS',
     '30',
     int(1, 3600),
-    "How often each live channel's thumbnail (`GET /api/live/streams/:id/thumbnail`) is made again from its newest keyframe; one ffmpeg runs at a time per node.",
+    "How often each live channel's thumbnail (`GET /api/live/streams/:id/thumbnail`) is made again from its newest keyframe; one ffmpeg runs at a time per node, at a lower priority than the media (nice +10), and the node's pictures are spread over the interval.",
   ),
   clipsPerUserPerHour: setting(
     'Recordings',
