@@ -15,7 +15,10 @@ import {
   impairPage,
   launchChromium,
   ObsPublisher,
+  pageInboundRtp,
+  recordPeerConnections,
   registerStreamer,
+  summedVideo,
   waitLive,
   type Browser,
 } from '@whipcast/testkit';
@@ -50,23 +53,8 @@ function ladderCpuSeconds(): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
 }
 
-/** The page's decoding video receivers, summed (the player's peer connections, recorded by an init script). */
-const videoStats = (page: Page) =>
-  page.evaluate(async () => {
-    const out = { framesDecoded: 0, freezeCount: 0, totalFreezesDuration: 0, frameWidth: 0, frameHeight: 0 };
-    for (const pc of (window as Window & { __pcs?: RTCPeerConnection[] }).__pcs ?? []) {
-      if (pc.connectionState === 'closed') continue;
-      for (const s of (await pc.getStats()).values())
-        if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded ?? 0) > 0) {
-          out.framesDecoded += s.framesDecoded ?? 0;
-          out.freezeCount += s.freezeCount ?? 0;
-          out.totalFreezesDuration += s.totalFreezesDuration ?? 0;
-          out.frameWidth = Math.max(out.frameWidth, s.frameWidth ?? 0);
-          out.frameHeight = Math.max(out.frameHeight, s.frameHeight ?? 0);
-        }
-    }
-    return out;
-  });
+/** The page's video receivers, summed; the picture size of the one decoding fastest (see `summedVideo`). */
+const videoStats = async (page: Page) => summedVideo(await pageInboundRtp(page));
 
 it(
   'a player capped at 1 Mbit/s plays the 360p layer the ladder encodes from a 720p 2.5 Mbit/s publisher',
@@ -85,17 +73,7 @@ it(
       await pub.connected();
       await waitLive(server.url, streamer.id);
       await impairPage(page, peer);
-      await page.addInitScript(() => {
-        const pcs: RTCPeerConnection[] = [];
-        Object.assign(window, { __pcs: pcs });
-        const Native = window.RTCPeerConnection;
-        window.RTCPeerConnection = class extends Native {
-          constructor(config?: RTCConfiguration) {
-            super(config);
-            pcs.push(this);
-          }
-        };
-      });
+      await recordPeerConnections(page);
       await page.goto(`${server.url}/live/${streamer.id}`);
 
       // the consumer settles on the layer the link carries: the ladder's 640×360

@@ -16,6 +16,7 @@ export * from './rtp/av1.ts';
 export * from './media/frame-number.ts';
 export * from './media/decode.ts';
 export * from './page-viewer.ts';
+export * from './page-stats.ts';
 export * from './streamer.ts';
 export * from './net/link.ts';
 export * from './net/udp-relay.ts';

@@ -7,7 +7,17 @@
  *   decode, freezes stay short, and the player shows no problem.
  */
 import { fileURLToPath } from 'node:url';
-import { ImpairedPeer, impairPage, launchChromium, ObsPublisher, type Browser, type LinkImpairment } from '@whipcast/testkit';
+import {
+  ImpairedPeer,
+  impairPage,
+  launchChromium,
+  ObsPublisher,
+  pageInboundRtp as inbound,
+  recordPeerConnections,
+  sumInbound as sum,
+  type Browser,
+  type LinkImpairment,
+} from '@whipcast/testkit';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSfuMedia } from '../../signaling/sfu-adapter.ts';
@@ -33,15 +43,6 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface Inbound {
-  kind: string;
-  framesDecoded: number;
-  packetsReceived: number;
-  freezeCount: number;
-  totalFreezesDuration: number;
-  nackCount: number;
-}
-
 /** A live channel and a player page for it behind `link`, its peer connections' stats readable. */
 async function watch(link: ImpairedPeer): Promise<{ page: Page; pub: ObsPublisher; channelId: string }> {
   const user = await server.register();
@@ -51,42 +52,10 @@ async function watch(link: ImpairedPeer): Promise<{ page: Page; pub: ObsPublishe
   await pub.connected();
   const page = await browser.context.newPage();
   await impairPage(page, link);
-  await page.addInitScript(() => {
-    const pcs: RTCPeerConnection[] = [];
-    Object.assign(window, { __pcs: pcs });
-    const Native = window.RTCPeerConnection;
-    window.RTCPeerConnection = class extends Native {
-      constructor(config?: RTCConfiguration) {
-        super(config);
-        pcs.push(this);
-      }
-    };
-  });
+  await recordPeerConnections(page);
   await page.goto(`${server.url}/live/${me.id}`);
   return { page, pub, channelId: me.id };
 }
-
-const inbound = (page: Page): Promise<Inbound[]> =>
-  page.evaluate(async () => {
-    const out: Inbound[] = [];
-    const pcs = (window as Window & { __pcs?: RTCPeerConnection[] }).__pcs ?? [];
-    for (const pc of pcs) {
-      if (pc.connectionState === 'closed') continue;
-      for (const s of (await pc.getStats()).values())
-        if (s.type === 'inbound-rtp')
-          out.push({
-            kind: s.kind,
-            framesDecoded: s.framesDecoded ?? 0,
-            packetsReceived: s.packetsReceived ?? 0,
-            freezeCount: s.freezeCount ?? 0,
-            totalFreezesDuration: s.totalFreezesDuration ?? 0,
-            nackCount: s.nackCount ?? 0,
-          });
-    }
-    return out;
-  });
-const sum = (list: Inbound[], kind: string, key: Exclude<keyof Inbound, 'kind'>) =>
-  list.filter((s) => s.kind === kind).reduce((n, s) => n + s[key], 0);
 
 function link(toPeer: LinkImpairment, toServer: LinkImpairment = {}): ImpairedPeer {
   return new ImpairedPeer({ toPeer, toServer });

@@ -12,7 +12,17 @@
  *   layers, each fed, with three picture sizes.
  */
 import { fileURLToPath } from 'node:url';
-import { ImpairedPeer, impairPage, launchChromium, ObsPublisher, type Browser } from '@whipcast/testkit';
+import {
+  ImpairedPeer,
+  impairPage,
+  launchChromium,
+  ObsPublisher,
+  pageInboundRtp,
+  recordPeerConnections,
+  summedVideo,
+  type Browser,
+  type InboundRtp,
+} from '@whipcast/testkit';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSfuTestServer, type SfuTestServer } from '../../signaling/testing.ts';
@@ -40,15 +50,6 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface VideoIn {
-  framesDecoded: number;
-  freezeCount: number;
-  totalFreezesDuration: number;
-  framesPerSecond: number;
-  frameWidth: number;
-  frameHeight: number;
-}
-
 /** A live 3-layer channel and a player page for it (behind `link` when given), its peer connections' stats readable. */
 async function watch(link?: ImpairedPeer): Promise<{ page: Page; pub: ObsPublisher; channelId: string }> {
   const user = await server.register();
@@ -64,42 +65,13 @@ async function watch(link?: ImpairedPeer): Promise<{ page: Page; pub: ObsPublish
   await pub.connected();
   const page = await browser.context.newPage();
   if (link) await impairPage(page, link);
-  await page.addInitScript(() => {
-    const pcs: RTCPeerConnection[] = [];
-    Object.assign(window, { __pcs: pcs });
-    const Native = window.RTCPeerConnection;
-    window.RTCPeerConnection = class extends Native {
-      constructor(config?: RTCConfiguration) {
-        super(config);
-        pcs.push(this);
-      }
-    };
-  });
+  await recordPeerConnections(page);
   await page.goto(`${server.url}/live/${me.id}`);
   return { page, pub, channelId: me.id };
 }
 
-/** The video the page receives, summed over its receivers (sizes and rate: of the one decoding). */
-const videoIn = (page: Page): Promise<VideoIn> =>
-  page.evaluate(async () => {
-    const out = { framesDecoded: 0, freezeCount: 0, totalFreezesDuration: 0, framesPerSecond: 0, frameWidth: 0, frameHeight: 0 };
-    const pcs = (window as Window & { __pcs?: RTCPeerConnection[] }).__pcs ?? [];
-    for (const pc of pcs) {
-      if (pc.connectionState === 'closed') continue;
-      for (const s of (await pc.getStats()).values()) {
-        if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
-        out.framesDecoded += s.framesDecoded ?? 0;
-        out.freezeCount += s.freezeCount ?? 0;
-        out.totalFreezesDuration += s.totalFreezesDuration ?? 0;
-        if ((s.framesPerSecond ?? 0) > out.framesPerSecond) {
-          out.framesPerSecond = s.framesPerSecond ?? 0;
-          out.frameWidth = s.frameWidth ?? 0;
-          out.frameHeight = s.frameHeight ?? 0;
-        }
-      }
-    }
-    return out;
-  });
+/** The video the page receives, summed over its receivers (sizes and rate: of the one decoding fastest). */
+const videoIn = async (page: Page): Promise<InboundRtp> => summedVideo(await pageInboundRtp(page));
 
 /** Polls the page's video every 250 ms for `ms`: the longest time no new frame decoded, and the sizes seen. */
 async function observe(page: Page, ms: number): Promise<{ first: VideoIn; last: VideoIn; longestStallMs: number; widths: Set<number> }> {
