@@ -179,7 +179,8 @@ export class SocketViewer extends Viewer {
     if (spatialLayer !== null && (count < 2 || spatialLayer >= count))
       throw new SfuError('not_found', `No video layer ${spatialLayer} (the stream has ${count})`);
     this.#preferredLayer = spatialLayer;
-    await Promise.all(this.currentConsumers().map((c) => this.#applyLayer(c)));
+    // the standby ones too: a catch-up (instant start after a reconnect, back to live) switches to them
+    await Promise.all([...this.currentConsumers(), ...this.#shift.standbyConsumers()].map((c) => this.#applyLayer(c)));
     return this.layers();
   }
 

@@ -126,6 +126,11 @@ export class TimeShift {
     return !!this.#standby && [...this.#standby.values()].includes(consumer);
   }
 
+  /** The standby consumers (catching up), if any. */
+  standbyConsumers(): types.Consumer[] {
+    return [...(this.#standby?.values() ?? [])];
+  }
+
   /** A standby consumer by id. */
   standbyConsumer(id: string): types.Consumer | undefined {
     return [...(this.#standby?.values() ?? [])].find((c) => c.id === id);

@@ -13,12 +13,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import {
+  frameNumberInPage,
   ImpairedPeer,
   impairPage,
   launchChromium,
   ObsPublisher,
   pageInboundRtp,
   recordPeerConnections,
+  shownVideoRtp,
   summedVideo,
   type Browser,
   type InboundRtp,
@@ -66,6 +68,17 @@ async function watch(link?: ImpairedPeer): Promise<{ page: Page; pub: ObsPublish
   const page = await browser.context.newPage();
   if (link) await impairPage(page, link);
   await recordPeerConnections(page);
+  // the app's sockets, so a test can drop one (the player rebuilds on the reconnect)
+  await page.addInitScript(`(() => {
+    const sockets = (window.__sockets = []);
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        sockets.push(this);
+      }
+    };
+  })();`);
   await page.goto(`${server.url}/live/${me.id}`);
   return { page, pub, channelId: me.id };
 }
@@ -186,6 +199,64 @@ describe('simulcast in the player', () => {
         expect(box!.x).toBeGreaterThanOrEqual(0);
         expect(box!.x + box!.width).toBeLessThanOrEqual(PHONE.width);
         await page.screenshot({ path: fileURLToPath(new URL('../../artifacts/screenshots/player-quality-phone.png', import.meta.url)) });
+      } finally {
+        await page.close();
+        await pub.stop();
+      }
+    },
+  );
+
+  it(
+    'the quality choice holds: 360p after a DVR seek back, after returning to live, and after the socket reconnects',
+    { timeout: 120_000 },
+    async () => {
+      const { page, pub } = await watch();
+      try {
+        // the size of the picture on screen: the stats of the receiver behind the <video>'s track, not of one left behind
+        const shown = async () => {
+          const s = await shownVideoRtp(page);
+          return s && s.framesPerSecond > 0 ? `${s.frameWidth}x${s.frameHeight}` : 'none';
+        };
+        const behind = async () => pub.counters.frames - ((await frameNumberInPage(page, 'video').catch(() => null)) ?? -1e9);
+        /** The picture stays at 640x360 for `ms` (read every 250 ms). */
+        const holds360p = async (what: string, ms = 3000) => {
+          const seen = new Set<string>();
+          for (const end = performance.now() + ms; performance.now() < end; await page.waitForTimeout(250)) seen.add(await shown());
+          expect([...seen], what).toEqual(['640x360']);
+        };
+        await expect.poll(shown, { timeout: 20_000, interval: 250 }).toBe('1280x720');
+        const menu = page.getByLabel('Quality');
+        await menu.selectOption('1'); // 360p
+        await expect.poll(shown, { timeout: (KEYFRAME_INTERVAL_S + 5) * 1000, interval: 250 }).toBe('640x360');
+        await expect.poll(behind, { timeout: 10_000, interval: 250 }).toBeLessThan(30); // live
+
+        // back 10 s (once the window holds 15 s): the past plays (read off the picture), still at 360p
+        await expect.poll(() => pub.counters.frames, { timeout: 20_000, interval: 250 }).toBeGreaterThan(15 * 30);
+        await page.getByRole('button', { name: 'Back 10 seconds' }).click();
+        await expect.poll(behind, { timeout: 10_000, interval: 250 }).toBeGreaterThan(200);
+        await expect.poll(shown, { timeout: 5000, interval: 250 }).toBe('640x360');
+        await holds360p('after the seek');
+        expect(await behind()).toBeGreaterThan(200); // still in the past
+
+        // back to live: the catch-up from the GOP cache, then the live program at the next keyframe (1 s) — at 360p.
+        // (During the catch-up at 2x, which needs twice the bitrate, mediasoup may pick a lower layer for a moment:
+        // seen 320x180 for one reading. The choice must hold on the live program.)
+        await page.getByRole('button', { name: 'LIVE', exact: true }).click();
+        await expect.poll(behind, { timeout: 15_000, interval: 250 }).toBeLessThan(30);
+        await page.waitForTimeout(2000); // past the switch
+        await holds360p('back at live');
+
+        // the socket drops and reconnects: a new transport, and the choice is asked for again
+        const sockets = await page.evaluate(`(window.__sockets || []).filter((ws) => ws.readyState === 1).length`);
+        expect(sockets).toBeGreaterThan(0);
+        await page.evaluate(`(window.__sockets || []).forEach((ws) => ws.close())`);
+        const pcs = await page.evaluate(`window.__whipcastPcs.length`);
+        await expect.poll(() => page.evaluate(`window.__whipcastPcs.length`), { timeout: 10_000 }).toBeGreaterThan(Number(pcs));
+        await expect.poll(behind, { timeout: 15_000, interval: 250 }).toBeLessThan(30);
+        // a new transport's bandwidth estimate starts at 600 kbit/s, below this 360p layer: 180p until it grows
+        await expect.poll(shown, { timeout: 10_000, interval: 250 }).toBe('640x360');
+        await holds360p('after the reconnect');
+        expect(await menu.inputValue()).toBe('1');
       } finally {
         await page.close();
         await pub.stop();
