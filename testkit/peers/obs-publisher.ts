@@ -7,8 +7,9 @@
  *
  * The media is real: ffmpeg-encoded H.264 access units (each stamped with its
  * capture time in an SEI NAL unit) and Opus packets, paced in real time.
- * Beyond what OBS does, it can send frame-numbered video (`numbered`) and VP8
- * (`codec: 'VP8'`, always numbered; no SEI stamps in VP8).
+ * Beyond what OBS does, it can send frame-numbered video (`numbered`) and VP8,
+ * VP9 or AV1 (`codec: 'VP8' | 'VP9' | 'AV1'`, always numbered; no SEI stamps
+ * in them), packetized as browsers do (RFC 7741, RFC 9628, AV1 RTP).
  *
  * `simulcast` sends H.264 layers the way OBS 32.1 does: rids "0".."N-1" with
  * "0" the full picture, `a=simulcast:send 0;1;…`, header extension 1 = mid and
@@ -22,13 +23,16 @@ import {
   h264Fixture,
   numberedH264Fixture,
   numberedLayerFixtures,
+  numberedIvfFixture,
   numberedVp8Fixture,
   opusFixture,
   type H264Options,
 } from '../media/fixtures.ts';
 import { nowUs, packetizeH264, withStamp } from '../rtp/h264.ts';
 import { buildRtp, isRtcp, parseRtcp } from '../rtp/packet.ts';
+import { packetizeAv1 } from '../rtp/av1.ts';
 import { packetizeVp8 } from '../rtp/vp8.ts';
+import { packetizeVp9 } from '../rtp/vp9.ts';
 import { deleteSession, postSdp, stripCandidates, type SdpExchange } from './http.ts';
 
 export const OBS_H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
@@ -51,8 +55,8 @@ export interface ObsPublisherOptions {
    * when the publisher loops it, so keep a test shorter than the fixture.
    */
   numbered?: boolean;
-  /** Video codec: H.264 (what OBS sends, default) or VP8 (numbered, for Firefox viewers). */
-  codec?: 'H264' | 'VP8';
+  /** Video codec: H.264 (what OBS sends, default), or VP8/VP9/AV1 (numbered; VP8 for Firefox viewers). */
+  codec?: 'H264' | 'VP8' | 'VP9' | 'AV1';
   audio?: boolean;
   /** Start sending only when told (`startMedia()`), e.g. to test "live on first media". */
   deferMedia?: boolean;
@@ -102,7 +106,7 @@ export class ObsPublisher {
 
   private constructor(readonly opts: ObsPublisherOptions) {
     const lower = opts.simulcast === true ? [0.5, 0.25] : (opts.simulcast ?? []);
-    if (lower.length && opts.codec === 'VP8') throw new Error('simulcast layers are H.264 only');
+    if (lower.length && opts.codec && opts.codec !== 'H264') throw new Error('simulcast layers are H.264 only');
     if (lower.some((k) => !(k > 0 && k < 1))) throw new Error('simulcast scales must be between 0 and 1');
     this.layerScales = [1, ...lower];
     this.layerSsrcs = this.layerScales.map((_, i) => (i === 0 ? this.videoSsrc : (this.videoSsrc + i) >>> 0 || 1));
@@ -128,6 +132,8 @@ export class ObsPublisher {
     }
     const video = new nodeDataChannel.Video(VIDEO_MID, 'SendOnly');
     if (opts.codec === 'VP8') video.addVP8Codec(96);
+    else if (opts.codec === 'VP9') video.addVP9Codec(96);
+    else if (opts.codec === 'AV1') video.addAV1Codec(96);
     else video.addVideoCodec(96, 'H264', opts.fmtp ?? OBS_H264_FMTP);
     if (this.simulcast) {
       video.parseSdpLine(`a=extmap:${MID_EXT_ID} urn:ietf:params:rtp-hdrext:sdes:mid`);
@@ -266,6 +272,18 @@ export class ObsPublisher {
         frame: (i) => {
           const frame = f.frames[i % f.frames.length]!;
           return { layers: [packetizeVp8(frame.data, i & 0x7fff)], keyframe: frame.keyframe };
+        },
+      };
+    }
+    if (this.opts.codec === 'VP9' || this.opts.codec === 'AV1') {
+      const vp9 = this.opts.codec === 'VP9';
+      const f = await numberedIvfFixture(vp9 ? 'vp9' : 'av1', o);
+      const size = { width: f.options.width, height: f.options.height };
+      return {
+        fps: f.options.fps,
+        frame: (i) => {
+          const frame = f.frames[i % f.frames.length]!;
+          return { layers: [vp9 ? packetizeVp9(frame.data, i & 0x7fff, size) : packetizeAv1(frame.data)], keyframe: frame.keyframe };
         },
       };
     }
