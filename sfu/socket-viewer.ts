@@ -204,6 +204,15 @@ export class SocketViewer extends Viewer {
     if (c.kind === 'video') await c.requestKeyFrame();
   }
 
+  /**
+   * Starts what `consume()` gave without waiting for the client to resume each consumer (one-request watching):
+   * live consumers at once (mediasoup sends nothing before DTLS is up, and asks for a keyframe then), a
+   * catch-up replay's clock once DTLS is up. Standby consumers still wait for the switch.
+   */
+  async start(): Promise<void> {
+    await Promise.all(this.currentConsumers().map((c) => this.resumeConsumer(c.id)));
+  }
+
   async pauseConsumer(consumerId: string): Promise<void> {
     await this.#mustConsumer(consumerId).pause();
   }

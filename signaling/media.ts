@@ -11,6 +11,8 @@ import type { Recordings } from './recordings.ts';
 
 /** What the socket needs from the SFU for mediasoup-client viewers: it holds the `SocketViewer` objects and calls them. */
 export interface SocketMedia {
+  /** What a mediasoup-client Device loads: the same for every channel (sent in the socket's `hello`). */
+  readonly routerRtpCapabilities: RtpCapabilities;
   /** The router capabilities a mediasoup-client Device loads, and whether the channel is live here (an edge pulls it first). */
   capabilities(channelId: string): Promise<{ routerRtpCapabilities: RtpCapabilities; live: boolean }>;
   /** A viewer of the channel: a receive transport for the client to connect, then consume. */

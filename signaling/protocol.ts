@@ -18,8 +18,12 @@ import { decode, encode } from '@msgpack/msgpack';
 import { z } from 'zod';
 import { plainText } from './text.ts';
 
-/** Bumped when a change breaks older clients; the web app compares it with the `hello` frame. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Bumped when a change breaks older clients (or a client needs what an older server lacks); the web app
+ * compares it with the `hello` frame. 2: `dvr.recover`. 3: `hello` carries the router capabilities and the
+ * player uses `rtc.watch`.
+ */
+export const PROTOCOL_VERSION = 3;
 
 const id = z
   .number()
@@ -237,6 +241,18 @@ export const ClientFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('chat.unban'), id, room: uuid, userId: uuid }),
   z.object({ t: z.literal('chat.slowmode'), id, room: uuid, seconds: z.number().int().min(0).max(3600) }),
   /** Viewer WebRTC (mediasoup-client). */
+  /**
+   * Watch a channel in one round trip (the web player): a receive transport, connected at once when the
+   * client's `dtlsParameters` come along (its certificate made beforehand), and, when the channel is live, its
+   * consumers — started by the server as soon as DTLS is up: no `rtc.connect`, no `rtc.resume`.
+   */
+  z.object({
+    t: z.literal('rtc.watch'),
+    id,
+    streamId: uuid,
+    rtpCapabilities: RtpCapabilities,
+    dtlsParameters: DtlsParameters.optional(),
+  }),
   z.object({ t: z.literal('rtc.capabilities'), id, streamId: uuid }),
   z.object({ t: z.literal('rtc.transport'), id, streamId: uuid }),
   z.object({ t: z.literal('rtc.connect'), id, transportId: mediaId, dtlsParameters: DtlsParameters }),
@@ -311,6 +327,13 @@ const RESULT_SCHEMAS = {
   'chat.ban': empty,
   'chat.unban': empty,
   'chat.slowmode': z.object({ seconds: z.number().int() }),
+  /** `live: false`: a transport and no consumers yet; `rtc.consume` (and `rtc.resume`) once `stream.live` comes. */
+  'rtc.watch': z.object({
+    transport: TransportView,
+    live: z.boolean(),
+    consumers: z.array(ConsumerView),
+    unplayable: z.array(UnplayableTrack),
+  }),
   'rtc.capabilities': z.object({ routerRtpCapabilities: RouterRtpCapabilities, live: z.boolean() }),
   'rtc.transport': TransportView,
   'rtc.connect': empty,
@@ -351,7 +374,13 @@ export type ErrorCode = z.infer<typeof ErrorCode>;
 
 /** Pushes: server → client frames without an `id`. */
 export const Push = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('hello'), version: z.number().int(), maxPayload: z.number().int() }),
+  z.object({
+    t: z.literal('hello'),
+    version: z.number().int(),
+    maxPayload: z.number().int(),
+    /** What a mediasoup-client `Device` loads to watch any channel here (the same for every channel); absent without media. */
+    routerRtpCapabilities: RouterRtpCapabilities.optional(),
+  }),
   z.object({ t: z.literal('chat.message'), room: uuid, message: ChatMessageView }),
   z.object({ t: z.literal('chat.deleted'), room: uuid, messageId: z.number().int() }),
   z.object({

@@ -75,6 +75,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   sfu.on('recording', (channel, recording) => recordings?.track(channel, recording));
 
   const socketViewers: SocketMedia = {
+    routerRtpCapabilities: sfu.capabilities,
     async capabilities(channelId) {
       await sync.ensure(channelId);
       return { routerRtpCapabilities: sfu.capabilities, live: sfu.channel(channelId)?.live ?? false };

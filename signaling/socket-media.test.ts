@@ -5,6 +5,7 @@
  */
 import { nowUs, ObsPublisher, SocketClient, SocketError, SocketViewer, waitUntil } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseResult } from './protocol.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
 
@@ -29,6 +30,16 @@ describe('socket viewers', () => {
     const offline = await early.request({ t: 'rtc.transport', streamId: me.id });
     const err = await early.request({ t: 'rtc.consume', transportId: offline.id, rtpCapabilities: {} }).catch((e: unknown) => e);
     expect((err as SocketError).code).toBe('stream_offline');
+    // the web player's one request: offline, a transport and no consumers yet (it consumes at stream.live)
+    const watched = await early.request({ t: 'rtc.watch', streamId: me.id, rtpCapabilities: {} });
+    expect(parseResult('rtc.watch', watched).ok).toBe(true);
+    expect(watched.live).toBe(false);
+    expect(watched.consumers).toEqual([]);
+    expect(watched.transport.iceCandidates.length).toBeGreaterThan(0);
+    const unknown = await early
+      .request({ t: 'rtc.watch', streamId: '00000000-0000-4000-8000-000000000000', rtpCapabilities: {} })
+      .catch((e: unknown) => e);
+    expect((unknown as SocketError).code).toBe('not_found');
 
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey });
     await pub.connected();

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser as PlaywrightBrowser, type BrowserContext } from 'playwright-core';
 import puppeteer, { type Browser as PuppeteerBrowser, type Page as PuppeteerPage } from 'puppeteer-core';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -61,6 +61,20 @@ export async function launchChromium(opts: ChromiumOptions = {}): Promise<Browse
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Headless Chromium without a persistent profile, for tests that want a fresh context per visit
+ * (`browser.newContext()`: no cache, cookies or storage shared between them).
+ */
+export async function launchChromiumBrowser(opts: ChromiumOptions = {}): Promise<PlaywrightBrowser> {
+  if (!existsSync(CHROMIUM_PATH))
+    throw new Error(`Chromium not found at ${CHROMIUM_PATH}: the test command installs Debian's chromium package`);
+  return chromium.launch({
+    executablePath: opts.executablePath ?? CHROMIUM_PATH,
+    headless: true,
+    args: [...CHROMIUM_ARGS, ...(opts.args ?? []), ...(process.env.CHROMIUM_EXTRA_ARGS?.split(' ').filter(Boolean) ?? [])],
+  });
 }
 
 export const FIREFOX_PATH = process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr';

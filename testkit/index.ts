@@ -17,6 +17,7 @@ export * from './media/frame-number.ts';
 export * from './media/decode.ts';
 export * from './page-viewer.ts';
 export * from './page-stats.ts';
+export * from './click-to-picture.ts';
 export * from './streamer.ts';
 export * from './net/link.ts';
 export * from './net/udp-relay.ts';

@@ -85,6 +85,7 @@ export function createHub(opts: HubOptions): Hub {
     },
     onDrain: (s) => rooms.drained(s),
     logger: opts.logger,
+    ...(opts.media?.socketViewers ? { routerRtpCapabilities: opts.media.socketViewers.routerRtpCapabilities } : {}),
     ...(opts.onFrame ? { onFrame: opts.onFrame } : {}),
   });
 

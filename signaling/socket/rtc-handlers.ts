@@ -5,11 +5,15 @@
  * before the SFU is asked) and calls them directly; a viewer the server ends
  * (its worker was lost, its channel closed) is dropped and its client told
  * (`rtc.closed`). Viewers watching the past get `dvr.position` once a second.
+ *
+ * The web player watches with one request, `rtc.watch` (transport, DTLS, consumers, started by the server);
+ * the step-by-step requests (`rtc.transport`, `rtc.connect`, `rtc.consume`, `rtc.resume`) remain for other
+ * clients, for a channel that goes live later, and for a browser that cannot name its certificate beforehand.
  */
-import type { SocketViewer } from '@whipcast/sfu';
+import { SfuError, type RtpCapabilities, type SocketViewer } from '@whipcast/sfu';
 import { DomainError } from '../errors.ts';
 import type { MediaLayer, SocketMedia } from '../media.ts';
-import type { ServerFrame } from '../protocol.ts';
+import type { Results, ServerFrame } from '../protocol.ts';
 import type { Channels } from '../channels.ts';
 import type { Handlers, Socket } from './sockets.ts';
 
@@ -18,6 +22,7 @@ export const MAX_TRANSPORTS_PER_SOCKET = 4;
 const POSITION_INTERVAL_MS = 1000;
 
 export type RtcRequest =
+  | 'rtc.watch'
   | 'rtc.capabilities'
   | 'rtc.transport'
   | 'rtc.connect'
@@ -95,6 +100,30 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     if (!(await opts.channels.get(channelId))) throw new DomainError('not_found', 'No such channel');
   }
 
+  /** A new viewer of the channel, held by the socket (within the caps). */
+  async function newViewer(s: Socket, channelId: string): Promise<SocketViewer> {
+    const media = viewers();
+    reserve(s);
+    let viewer: SocketViewer | undefined;
+    try {
+      viewer = await media.createViewer(channelId);
+    } finally {
+      s.data.rtc.pending--;
+      if (!viewer) unreserve(s.data.address);
+    }
+    hold(s, viewer);
+    if (s.closed) viewer.close();
+    return viewer;
+  }
+
+  /** Consumers of the channel for the device (none, and what it cannot play, when it can play none of it). */
+  async function consume(viewer: SocketViewer, rtpCapabilities: RtpCapabilities): Promise<Results['rtc.consume']> {
+    const unplayable = viewer.unplayable(rtpCapabilities);
+    // nothing it can decode: no consumers (and not counted as watching); the player tells the viewer why
+    if (unplayable.length > 0 && unplayable.length === viewer.channel.programTracks().length) return { consumers: [], unplayable };
+    return { consumers: await viewer.consume(rtpCapabilities), unplayable };
+  }
+
   function own(s: Socket, transportId: string): SocketViewer {
     const v = s.data.rtc.viewers.get(transportId);
     if (!v) throw new DomainError('not_found', 'No such transport on this socket');
@@ -116,24 +145,39 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
   positionTimer.unref();
 
   const handlers: Handlers<RtcRequest> = {
+    async 'rtc.watch'(s, f) {
+      const media = viewers();
+      await Promise.all([assertChannel(f.streamId), media.ensure(f.streamId)]);
+      const viewer = await newViewer(s, f.streamId);
+      try {
+        // the DTLS parameters and the consumers are independent: asked of the worker together
+        const [, watched] = await Promise.all([
+          f.dtlsParameters ? viewer.connect(f.dtlsParameters) : null,
+          viewer.channel.live
+            ? consume(viewer, f.rtpCapabilities).catch((err: unknown) => {
+                // it went offline just now: as if it were offline (the player waits for `stream.live`)
+                if (err instanceof SfuError && err.code === 'stream_offline') return null;
+                throw err;
+              })
+            : null,
+        ]);
+        if (!watched) return { transport: viewer.view, live: false, consumers: [], unplayable: [] };
+        // started here, not by `rtc.resume`: media flows as soon as the client's DTLS is up
+        if (watched.consumers.length) void viewer.start().catch(() => {}); // closed meanwhile
+        return { transport: viewer.view, live: true, ...watched };
+      } catch (err) {
+        viewer.close();
+        throw err;
+      }
+    },
     async 'rtc.capabilities'(_s, f) {
       await assertChannel(f.streamId);
       return viewers().capabilities(f.streamId);
     },
     async 'rtc.transport'(s, f) {
-      const media = viewers();
+      viewers();
       await assertChannel(f.streamId);
-      reserve(s);
-      let viewer: SocketViewer | undefined;
-      try {
-        viewer = await media.createViewer(f.streamId);
-      } finally {
-        s.data.rtc.pending--;
-        if (!viewer) unreserve(s.data.address);
-      }
-      hold(s, viewer);
-      if (s.closed) viewer.close();
-      return viewer.view;
+      return (await newViewer(s, f.streamId)).view;
     },
     async 'rtc.connect'(s, f) {
       await own(s, f.transportId).connect(f.dtlsParameters);
@@ -142,10 +186,7 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     async 'rtc.consume'(s, f) {
       const viewer = own(s, f.transportId);
       await viewers().ensure(viewer.channel.id);
-      const unplayable = viewer.unplayable(f.rtpCapabilities);
-      // nothing it can decode: no consumers (and not counted as watching); the player tells the viewer why
-      if (unplayable.length > 0 && unplayable.length === viewer.channel.programTracks().length) return { consumers: [], unplayable };
-      return { consumers: await viewer.consume(f.rtpCapabilities), unplayable };
+      return consume(viewer, f.rtpCapabilities);
     },
     async 'rtc.resume'(s, f) {
       await ownerOf(s, f.consumerId).resumeConsumer(f.consumerId);

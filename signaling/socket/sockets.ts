@@ -56,6 +56,8 @@ export interface SocketEndpointOptions {
   logger: Logger;
   /** Counts a socket metric. */
   onFrame?(type: string, ok: boolean): void;
+  /** Router capabilities sent in every `hello`, so a player can load its device before it asks for anything. */
+  routerRtpCapabilities?: Extract<ServerFrame, { t: 'hello' }>['routerRtpCapabilities'];
 }
 
 export interface SocketEndpoint {
@@ -78,6 +80,13 @@ export function send(s: Socket, frame: ServerFrame): void {
 export function createSocketEndpoint(opts: SocketEndpointOptions): SocketEndpoint {
   const { limits, handlers, logger } = opts;
   const sockets = new Set<Socket>();
+  // the same for every socket: encoded once
+  const hello = encodeFrame({
+    t: 'hello',
+    version: PROTOCOL_VERSION,
+    maxPayload: limits.maxPayloadBytes,
+    ...(opts.routerRtpCapabilities ? { routerRtpCapabilities: opts.routerRtpCapabilities } : {}),
+  });
   const perAddress = new Map<string, number>();
   let nextId = 1;
 
@@ -166,7 +175,7 @@ export function createSocketEndpoint(opts: SocketEndpointOptions): SocketEndpoin
       perAddress.set(s.data.address, n + 1);
       s.data.limits.counted = true;
       sockets.add(s);
-      send(s, { t: 'hello', version: PROTOCOL_VERSION, maxPayload: limits.maxPayloadBytes });
+      s.send(hello);
     },
     message(s, data, isBinary) {
       if (!s.data.limits.counted) return;

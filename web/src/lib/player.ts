@@ -1,13 +1,19 @@
 /**
- * Watches a channel over WebRTC with mediasoup-client on the app socket:
- * load the router capabilities, open one receive transport, consume, resume.
- * Survives the publisher leaving and coming back (the server keeps the same
- * consumers), re-consumes when told to, and rebuilds after a reconnect.
+ * Watches a channel over WebRTC with mediasoup-client on the app socket, in
+ * one round trip: the device is loaded from the server's hello and the DTLS
+ * certificate made beforehand (`viewer-device.ts`), so a single `rtc.watch`
+ * returns the receive transport (already connected to the certificate) and
+ * the consumers (started by the server once DTLS is up); the client sets them
+ * all up in one SDP exchange. Survives the publisher leaving and coming back
+ * (the server keeps the same consumers), re-consumes when told to, and
+ * rebuilds after a reconnect.
  */
-import { Device, type types } from 'mediasoup-client';
+import type { Device, types } from 'mediasoup-client';
 import type { ConsumerView, LayerChoice, UnplayableTrack } from '$shared/protocol.ts';
-import { consumerParameters, deviceCapabilities } from './rtc-params.ts';
+import { consumerParameters } from './rtc-params.ts';
+import { markOnce } from './marks.ts';
 import { socket } from './socket.svelte.ts';
+import { namesCertificate, viewerCertificate, viewerDevice } from './viewer-device.ts';
 
 /** `unplayable`: live, but this browser can decode nothing the channel sends (see `ChannelPlayer.unplayable`). */
 export type PlayerState = 'connecting' | 'playing' | 'offline' | 'error' | 'unplayable';
@@ -65,7 +71,8 @@ export class ChannelPlayer {
             if (this.videoOff) await this.setVideo(false);
           });
         // keyframe recovery: the video alone is caught up from the server's GOP cache (the audio stays)
-        if (f.t === 'dvr.recover' && f.transportId === this.#transport?.id) void this.#replace(f.consumers, true).catch(() => {});
+        if (f.t === 'dvr.recover' && f.transportId === this.#transport?.id)
+          void this.#replace(f.consumers, { partial: true }).catch(() => {});
         // the server lost the media worker under this transport
         if (f.t === 'rtc.closed' && f.transportId === this.#transport?.id) void this.#rebuild();
         if (f.t === 'dvr.position' && f.transportId === this.#transport?.id) {
@@ -84,19 +91,30 @@ export class ChannelPlayer {
     this.#transport = null;
     this.onState('connecting');
     try {
-      const caps = await socket.request({ t: 'rtc.capabilities', streamId: this.channelId });
-      if (!this.#device) {
-        this.#device = new Device();
-        await this.#device.load({ routerRtpCapabilities: deviceCapabilities(caps.routerRtpCapabilities) });
+      const [device, cert] = await Promise.all([viewerDevice(), viewerCertificate()]);
+      this.#device = device;
+      if (this.#closed) return;
+      const w = await socket.request({
+        t: 'rtc.watch',
+        streamId: this.channelId,
+        rtpCapabilities: device.rtpCapabilities,
+        ...(cert ? { dtlsParameters: cert.dtlsParameters } : {}),
+      });
+      if (this.#closed) {
+        void socket.request({ t: 'rtc.close', transportId: w.transport.id }).catch(() => {});
+        return;
       }
-      const t = await socket.request({ t: 'rtc.transport', streamId: this.channelId });
-      const transport = this.#device.createRecvTransport({
+      const t = w.transport;
+      const transport = device.createRecvTransport({
         id: t.id,
         iceParameters: t.iceParameters,
         iceCandidates: t.iceCandidates,
         dtlsParameters: t.dtlsParameters,
+        ...(cert ? { additionalSettings: { certificates: [cert.certificate] } } : {}),
       });
       transport.on('connect', ({ dtlsParameters }, callback, errback) => {
+        // the server connected the transport with the watch request: nothing to wait for
+        if (cert && namesCertificate(dtlsParameters, cert)) return callback();
         socket.request({ t: 'rtc.connect', transportId: t.id, dtlsParameters }).then(callback, errback);
       });
       transport.on('connectionstatechange', (state) => {
@@ -110,13 +128,15 @@ export class ChannelPlayer {
       // several times a second for as long as the viewer watches (issue #13 item 7).
       Object.assign(transport, { _probatorConsumerCreated: true });
       this.#transport = transport;
-      if (caps.live) await this.#consume();
+      if (w.live) await this.#watch(w.consumers, w.unplayable, true);
       else this.onState('offline');
     } catch (e) {
-      this.onState('error', (e as Error).message);
+      const code = (e as { code?: string }).code;
+      this.onState(code === 'stream_offline' ? 'offline' : 'error', (e as Error).message);
     }
   }
 
+  /** The channel went live (or changed codecs) after the transport was made: consume on it. */
   async #consume(): Promise<void> {
     const transport = this.#transport;
     if (!transport || !this.#device || this.#closed) return;
@@ -126,22 +146,30 @@ export class ChannelPlayer {
         transportId: transport.id,
         rtpCapabilities: this.#device.rtpCapabilities,
       });
-      this.unplayable = unplayable;
-      if (consumers.length === 0) {
-        this.onState('unplayable');
-        return;
-      }
-      await this.#replace(consumers);
-      // a new transport (reconnect) starts at Auto on the server: ask for the viewer's choice again
-      if (this.#preferredLayer !== null)
-        await socket.request({ t: 'rtc.preferLayer', transportId: transport.id, spatialLayer: this.#preferredLayer }).catch(() => {});
-      this.dvr = { ...this.dvr, live: true, behindLiveMs: 0, paused: false };
-      this.onDvr(this.dvr);
-      this.onState('playing');
+      await this.#watch(consumers, unplayable, false);
     } catch (e) {
       const code = (e as { code?: string }).code;
       this.onState(code === 'stream_offline' ? 'offline' : 'error', (e as Error).message);
     }
+  }
+
+  /** Shows what the server gave (`started`: it starts the consumers itself) and says so. */
+  async #watch(consumers: ConsumerView[], unplayable: UnplayableTrack[], started: boolean): Promise<void> {
+    const transport = this.#transport;
+    if (!transport) return;
+    this.unplayable = unplayable;
+    if (consumers.length === 0) {
+      this.onState('unplayable');
+      return;
+    }
+    await this.#replace(consumers, { started });
+    markOnce('whipcast:consumed');
+    // a new transport (reconnect) starts at Auto on the server: ask for the viewer's choice again
+    if (this.#preferredLayer !== null)
+      await socket.request({ t: 'rtc.preferLayer', transportId: transport.id, spatialLayer: this.#preferredLayer }).catch(() => {});
+    this.dvr = { ...this.dvr, live: true, behindLiveMs: 0, paused: false };
+    this.onDvr(this.dvr);
+    this.onState('playing');
   }
 
   /** Runs `fn` after the consumer changes before it. */
@@ -152,35 +180,42 @@ export class ChannelPlayer {
   }
 
   /**
-   * Creates client consumers for what the server gave, shows the non-standby ones, resumes them.
+   * Creates client consumers for what the server gave (all in one SDP exchange), shows the non-standby ones,
+   * and resumes them on the server unless it `started` them itself (`rtc.watch`).
    * `partial`: they replace only the consumers of their kinds (keyframe recovery), not all.
    */
-  #replace(consumers: ConsumerView[], partial = false): Promise<void> {
-    return this.#inTurn(() => this.#replaceNow(consumers, partial));
+  #replace(consumers: ConsumerView[], opts: { partial?: boolean; started?: boolean } = {}): Promise<void> {
+    return this.#inTurn(() => this.#replaceNow(consumers, opts.partial ?? false, opts.started ?? false));
   }
 
-  async #replaceNow(consumers: ConsumerView[], partial: boolean): Promise<void> {
+  async #replaceNow(consumers: ConsumerView[], partial: boolean, started: boolean): Promise<void> {
     const transport = this.#transport;
     if (!transport) return;
-    const shown: types.Consumer[] = [];
-    const standby: types.Consumer[] = [];
-    for (const info of consumers) {
-      const consumer = await transport.consume({
-        id: info.id,
-        producerId: info.producerId,
-        kind: info.kind,
-        rtpParameters: consumerParameters(info.rtpParameters),
-      });
-      (info.standby ? standby : shown).push(consumer);
-    }
+    // consume() calls made together are set up in one renegotiation (mediasoup-client batches them)
+    const made = await Promise.all(
+      consumers.map((info) =>
+        transport.consume({
+          id: info.id,
+          producerId: info.producerId,
+          kind: info.kind,
+          rtpParameters: consumerParameters(info.rtpParameters),
+        }),
+      ),
+    );
+    const shown = made.filter((_, i) => !consumers[i]!.standby);
+    const standby = made.filter((_, i) => consumers[i]!.standby);
     for (const c of this.#standby) c.close();
     this.#standby = standby;
     this.#standbyPartial = partial;
     this.#show(shown, false, partial);
-    for (const c of [...shown, ...standby]) {
-      if (this.videoOff && c.kind === 'video') c.pause();
-      else await socket.request({ t: 'rtc.resume', consumerId: c.id });
-    }
+    await Promise.all(
+      [...shown, ...standby].map(async (c) => {
+        if (this.videoOff && c.kind === 'video') {
+          c.pause();
+          if (started) await socket.request({ t: 'rtc.pause', consumerId: c.id });
+        } else if (!started) await socket.request({ t: 'rtc.resume', consumerId: c.id });
+      }),
+    );
   }
 
   /** The channel's video layers (named by their sizes, from the server) and the viewer's choice; null before a transport. */

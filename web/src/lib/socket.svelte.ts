@@ -8,6 +8,10 @@
  * match is dropped and logged. When the server speaks another protocol
  * version (it was updated since this page loaded), the socket stops and
  * `outdated` asks the user to reload.
+ *
+ * The app shell opens it at start (`open()`), before any page asks for
+ * anything: by the time a player mounts, the server has said hello and sent
+ * the router capabilities its device loads (`routerRtpCapabilities()`).
  */
 import {
   encodeRequest,
@@ -19,6 +23,10 @@ import {
   type Push,
   type Results,
 } from '$shared/protocol.ts';
+import { markOnce } from './marks.ts';
+
+/** What a mediasoup-client Device loads, as the server's hello carries it. */
+export type RouterRtpCapabilities = NonNullable<Extract<Push, { t: 'hello' }>['routerRtpCapabilities']>;
 
 const OUTDATED_MESSAGE = 'whipcast was updated on the server: reload the page to continue.';
 
@@ -53,6 +61,23 @@ class AppSocket {
   #everConnected = false;
   /** This connection's server said hello with our protocol version: requests may go out. */
   #ready = false;
+  /** The router capabilities of the last hello (null: the server has no media), undefined before one. */
+  #capabilities: RouterRtpCapabilities | null | undefined = undefined;
+  #capabilityWaiters: { resolve: (c: RouterRtpCapabilities) => void; reject: (e: Error) => void }[] = [];
+
+  /** Connects now (the app shell calls it at start), so the server's hello is in before pages ask for anything. */
+  open(): void {
+    this.#connect();
+  }
+
+  /** The router capabilities a player's device loads: from the server's hello (waits for it). */
+  routerRtpCapabilities(): Promise<RouterRtpCapabilities> {
+    if (this.outdated) return Promise.reject(new SocketRequestError('outdated', OUTDATED_MESSAGE));
+    this.#connect();
+    if (this.#capabilities === null) return Promise.reject(new SocketRequestError('unavailable', 'Media is not available on this server'));
+    if (this.#capabilities) return Promise.resolve(this.#capabilities);
+    return new Promise((resolve, reject) => this.#capabilityWaiters.push({ resolve, reject }));
+  }
 
   #connect(): void {
     if (typeof window === 'undefined' || this.#ws || this.outdated) return;
@@ -71,11 +96,15 @@ class AppSocket {
         return;
       }
       const frame = parsed.frame;
-      if (frame.t === 'hello') return this.#hello(ws, frame.version);
+      if (frame.t === 'hello') {
+        markOnce('whipcast:hello');
+        return this.#hello(ws, frame);
+      }
       if (frame.t === 'ok' || (frame.t === 'error' && frame.id !== null)) {
         const p = this.#pending.get(frame.id!);
         if (!p) return;
         this.#pending.delete(frame.id!);
+        markOnce(`whipcast:${p.t}`);
         if (frame.t === 'error') return p.reject(new SocketRequestError(frame.code, frame.message, frame.retryAfterMs));
         const result = parseResult(p.t, frame.r);
         if (result.ok) p.resolve(result.result);
@@ -99,13 +128,20 @@ class AppSocket {
   }
 
   /** The server said hello: same protocol → sign in, flush the queue, tell pages we are back; else stop. */
-  #hello(ws: WebSocket, version: number): void {
-    if (version !== PROTOCOL_VERSION) {
-      console.warn(`whipcast: the server speaks protocol ${version}, this page ${PROTOCOL_VERSION}`);
+  #hello(ws: WebSocket, frame: Extract<Push, { t: 'hello' }>): void {
+    const waiters = this.#capabilityWaiters.splice(0);
+    if (frame.version !== PROTOCOL_VERSION) {
+      console.warn(`whipcast: the server speaks protocol ${frame.version}, this page ${PROTOCOL_VERSION}`);
       this.outdated = true;
       this.#queue.length = 0;
       ws.close(1000, 'protocol version mismatch');
+      for (const w of waiters) w.reject(new SocketRequestError('outdated', OUTDATED_MESSAGE));
       return;
+    }
+    this.#capabilities = frame.routerRtpCapabilities ?? null;
+    for (const w of waiters) {
+      if (frame.routerRtpCapabilities) w.resolve(frame.routerRtpCapabilities);
+      else w.reject(new SocketRequestError('unavailable', 'Media is not available on this server'));
     }
     const reconnected = this.#everConnected;
     this.#everConnected = true;
