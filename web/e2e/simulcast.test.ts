@@ -53,7 +53,10 @@ afterAll(async () => {
 });
 
 /** A live 3-layer channel and a player page for it (behind `link` when given), its peer connections' stats readable. */
-async function watch(link?: ImpairedPeer): Promise<{ page: Page; pub: ObsPublisher; channelId: string }> {
+async function watch(
+  link?: ImpairedPeer,
+  opts: { signedIn?: boolean } = {},
+): Promise<{ page: Page; pub: ObsPublisher; channelId: string }> {
   const user = await server.register();
   const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
   const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
@@ -68,6 +71,8 @@ async function watch(link?: ImpairedPeer): Promise<{ page: Page; pub: ObsPublish
   const page = await browser.context.newPage();
   if (link) await impairPage(page, link);
   await recordPeerConnections(page);
+  // the streamer watching their own channel, signed in (the player then offers Clip)
+  if (opts.signedIn) await page.addInitScript((token) => localStorage.setItem('whipcast.token', token), user.token);
   // the app's sockets, so a test can drop one (the player rebuilds on the reconnect)
   await page.addInitScript(`(() => {
     const sockets = (window.__sockets = []);
@@ -257,6 +262,63 @@ describe('simulcast in the player', () => {
         await expect.poll(shown, { timeout: 10_000, interval: 250 }).toBe('640x360');
         await holds360p('after the reconnect');
         expect(await menu.inputValue()).toBe('1');
+      } finally {
+        await page.close();
+        await pub.stop();
+      }
+    },
+  );
+
+  it(
+    'at 390 px the control bar (quality menu, Clip, behind live) stays one row inside the player, light and dark',
+    { timeout: 90_000 },
+    async () => {
+      const { page, pub } = await watch(undefined, { signedIn: true });
+      try {
+        await page.setViewportSize(PHONE);
+        await page.getByLabel('Quality').waitFor({ timeout: 20_000 });
+        await expect.poll(() => pub.counters.frames, { timeout: 20_000, interval: 250 }).toBeGreaterThan(12 * 30);
+        // the widest state: signed in (Clip), behind live (the LIVE button and "-0:10 behind"), a layer chosen
+        await page.getByLabel('Quality').selectOption('1');
+        await page.getByRole('button', { name: 'Back 10 seconds' }).click();
+        await page.getByRole('button', { name: 'LIVE', exact: true }).waitFor({ timeout: 10_000 });
+        await page.getByRole('button', { name: 'Clip', exact: false }).first().waitFor({ timeout: 5000 });
+        for (const scheme of ['light', 'dark'] as const) {
+          await page.emulateMedia({ colorScheme: scheme });
+          await page.waitForTimeout(300);
+          const bar = await page.evaluate(`(() => {
+            const bar = document.querySelector('.player .controls');
+            const r = bar.getBoundingClientRect();
+            const items = [...bar.children].filter((c) => c.getBoundingClientRect().width > 0).map((c) => {
+              const b = c.getBoundingClientRect();
+              return { name: c.getAttribute('aria-label') || c.className || c.tagName, top: b.top, bottom: b.bottom, left: b.left, right: b.right };
+            });
+            return { left: r.left, right: r.right, scroll: bar.scrollWidth - bar.clientWidth, items, page: document.documentElement.scrollWidth - innerWidth };
+          })()`);
+          const b = bar as {
+            left: number;
+            right: number;
+            scroll: number;
+            page: number;
+            items: { name: string; top: number; bottom: number; left: number; right: number }[];
+          };
+          const rows = new Set(b.items.map((i) => Math.round(i.top + (i.bottom - i.top) / 2)));
+          const mid = (i: { top: number; bottom: number }) => (i.top + i.bottom) / 2;
+          const first = mid(b.items[0]!);
+          console.log(
+            `control bar at 390 px (${scheme}): ${b.items.map((i) => `${i.name}@${Math.round(i.left)}-${Math.round(i.right)}/${Math.round(mid(i))}`).join(' ')}`,
+          );
+          expect(b.page, 'page scrolls sideways').toBeLessThanOrEqual(0);
+          expect(b.scroll, 'bar overflows').toBeLessThanOrEqual(0);
+          for (const i of b.items) {
+            expect(Math.abs(mid(i) - first), `${i.name} on another row (${[...rows].join(', ')})`).toBeLessThan(8);
+            expect(i.left, `${i.name} left of the bar`).toBeGreaterThanOrEqual(b.left - 0.5);
+            expect(i.right, `${i.name} right of the bar`).toBeLessThanOrEqual(b.right + 0.5);
+          }
+          await page.screenshot({
+            path: fileURLToPath(new URL(`../../artifacts/screenshots/player-controls-phone-${scheme}.png`, import.meta.url)),
+          });
+        }
       } finally {
         await page.close();
         await pub.stop();
