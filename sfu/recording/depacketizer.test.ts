@@ -68,6 +68,18 @@ describe('H.264 depacketizer', () => {
     expect(seqOf(feed.packets[victim + 1]!)).toBe((seqOf(feed.packets[victim]!) + 1) & 0xffff);
   });
 
+  it('notices a delta frame lost whole (its neighbours intact) and waits for the next keyframe', async () => {
+    const feed = await programFeed({ seconds: 3, video: 'h264', audio: false });
+    const gone = parseRtpHeader(feed.packets.find((p) => p.info.arrivalMs === feed.frames[40]!.arrivalMs)!.packet)!.timestamp;
+    const d = new H264Depacketizer({ maxWaitMs: 100 });
+    const numbers = run(
+      d,
+      feed.packets.filter((p) => parseRtpHeader(p.packet)!.timestamp !== gone),
+    ).map(frameNumber);
+    // frames 41-59 reference the lost one: a decoder would show them damaged
+    expect(numbers).toEqual([...Array.from({ length: 40 }, (_, n) => n), ...Array.from({ length: 30 }, (_, n) => 60 + n)]);
+  });
+
   it('waits for a keyframe at the start (joining mid-GOP)', async () => {
     const feed = await programFeed({ seconds: 3, video: 'h264', audio: false });
     const fromFrame10 = feed.packets.filter((p) => p.info.arrivalMs >= feed.frames[10]!.arrivalMs);
@@ -115,6 +127,20 @@ describe('VP8 depacketizer', () => {
     );
     expect(kept).toHaveLength(90 - 15);
     expect(lossy.stats).toMatchObject({ lostPackets: 1, droppedFrames: 15 });
+  });
+});
+
+describe('VP8 depacketizer, a frame lost whole', () => {
+  it('drops the delta frames after it until the next key frame', async () => {
+    const feed = await programFeed({ seconds: 3, video: 'vp8', audio: false });
+    const gone = parseRtpHeader(feed.packets.find((p) => p.info.arrivalMs === feed.frames[45]!.arrivalMs)!.packet)!.timestamp;
+    const d = new Vp8Depacketizer({ maxWaitMs: 100 });
+    const kept = run(
+      d,
+      feed.packets.filter((p) => parseRtpHeader(p.packet)!.timestamp !== gone),
+    );
+    expect(kept).toHaveLength(90 - 15);
+    expect(kept.filter((f) => f.keyframe)).toHaveLength(3);
   });
 });
 

@@ -60,8 +60,10 @@ export abstract class Depacketizer {
     }
     if (lostBefore > 0) {
       this.stats.lostPackets += lostBefore;
-      // the lost packets may have been the head of this frame unless this packet provably starts it
+      // the lost packets may have been the head of this frame unless this packet provably starts it;
+      // if it does, they were a whole frame of their own, which later delta frames may reference
       if (this.#ts !== null || !this.startsFrame(rtp.payload)) this.#damaged = true;
+      else if (this.needsKeyframe) this.#waiting = true;
     }
     if (this.#ts === null) this.#arrivalMs = arrivalMs;
     this.#ts = rtp.timestamp;
