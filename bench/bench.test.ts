@@ -185,7 +185,7 @@ describe('bench (smoke)', () => {
       soak: [part],
       notes: [],
     };
-    expect(table(report)).toMatch(/one node\s+2\s+4\/4\s+\d+\s+every viewer continuous/);
+    expect(table(report)).toMatch(/one node\s+2\s+on\s+4\/4\s+\d+\s+every viewer continuous/);
     expect(table({ ...report, soak: [{ ...part, ok: false, failures: ['c1-v0@node: no video frame for 1500 ms'] }] })).toMatch(
       /1 FAILED[\s\S]*one node: c1-v0@node: no video frame for 1500 ms/,
     );
