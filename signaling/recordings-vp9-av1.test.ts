@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiRecording, ApiRecordingList } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
+import { topLevelBoxes } from '../sfu/recording/testing.ts';
 
 const run = promisify(execFile);
 const recordingsDir = mkdtempSync(join(tmpdir(), 'whipcast-rec-vp9av1-'));
@@ -55,18 +56,6 @@ async function download(url: string, name: string): Promise<{ path: string; data
   return { path, data, type: res.headers.get('content-type') };
 }
 
-function boxes(data: Buffer): string[] {
-  const out: string[] = [];
-  for (let off = 0; off + 8 <= data.length;) {
-    let size = data.readUInt32BE(off);
-    if (size === 1) size = Number(data.readBigUInt64BE(off + 8));
-    out.push(data.toString('latin1', off + 4, off + 8));
-    if (size < 8) break;
-    off += size;
-  }
-  return out;
-}
-
 async function probe(path: string): Promise<{ format: { duration?: string }; streams: { codec_type: string; codec_name: string }[] }> {
   const { stdout } = await run('ffprobe', ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', path]);
   return JSON.parse(stdout) as { format: { duration?: string }; streams: { codec_type: string; codec_name: string }[] };
@@ -98,7 +87,7 @@ describe('recording VP9 and AV1 channels', () => {
         const clip = (await res.json()) as { downloadUrl: string };
         const file = await download(clip.downloadUrl, 'clip.mp4');
         expect(file.type).toBe('video/mp4');
-        expect(boxes(file.data).indexOf('moov')).toBeLessThan(boxes(file.data).indexOf('mdat'));
+        expect(topLevelBoxes(file.data).indexOf('moov')).toBeLessThan(topLevelBoxes(file.data).indexOf('mdat'));
         const frames = await framesOfFile(file.path);
         expect(inOrder(frames)).toBe(true);
         // the last 5 s, from the keyframe at or before its start (keyframe every second): 150–180 frames
@@ -117,7 +106,7 @@ describe('recording VP9 and AV1 channels', () => {
 
       const dl = await download(done!.downloadUrl, `${name}.mp4`);
       expect(dl.type).toBe('video/mp4');
-      const top = boxes(dl.data);
+      const top = topLevelBoxes(dl.data);
       expect(top.indexOf('moov')).toBeLessThan(top.indexOf('mdat'));
       const p = await probe(dl.path);
       expect(p.streams.map((s) => `${s.codec_type}:${s.codec_name}`).sort()).toEqual(['audio:opus', `video:${name}`]);

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiRecording, ApiRecordingList, ApiStream } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
+import { topLevelBoxes } from '../sfu/recording/testing.ts';
 
 const run = promisify(execFile);
 const recordingsDir = mkdtempSync(join(tmpdir(), 'whipcast-recordings-'));
@@ -86,19 +87,6 @@ async function ffprobe(path: string): Promise<Probe> {
   return JSON.parse(stdout) as Probe;
 }
 
-/** Top-level MP4 box types in order. */
-function boxes(data: Buffer): string[] {
-  const out: string[] = [];
-  for (let off = 0; off + 8 <= data.length;) {
-    let size = data.readUInt32BE(off);
-    if (size === 1) size = Number(data.readBigUInt64BE(off + 8));
-    out.push(data.toString('latin1', off + 4, off + 8));
-    if (size < 8) break;
-    off += size;
-  }
-  return out;
-}
-
 /** The numbers must rise one by one except at most `gaps` jumps (a reconnect). */
 function jumps(frames: (number | null)[]): number[] {
   const nums = frames.filter((n): n is number => n !== null);
@@ -120,8 +108,8 @@ describe('recording a live session', () => {
     expect((await server.api(live.downloadUrl)).status).toBe(409);
     const growing = await fetchFile(live.playbackUrl, 'growing.mp4');
     expect(growing.res.status).toBe(200);
-    expect(boxes(growing.data).slice(0, 2)).toEqual(['ftyp', 'moov']);
-    expect(boxes(growing.data).at(-1)).toBe('mdat'); // ends at a complete fragment
+    expect(topLevelBoxes(growing.data).slice(0, 2)).toEqual(['ftyp', 'moov']);
+    expect(topLevelBoxes(growing.data).at(-1)).toBe('mdat'); // ends at a complete fragment
     const growingFrames = await framesOfFile(growing.path);
     expect(growingFrames.length).toBeGreaterThanOrEqual(30);
     expect(jumps(growingFrames)).toEqual([]);
@@ -147,7 +135,7 @@ describe('recording a live session', () => {
     expect(dl.res.headers.get('content-type')).toBe('video/mp4');
     expect(dl.res.headers.get('accept-ranges')).toBe('bytes');
     expect(dl.res.headers.get('content-disposition')).toMatch(/^attachment; filename=".+\.mp4"$/);
-    const top = boxes(dl.data);
+    const top = topLevelBoxes(dl.data);
     expect(top.indexOf('moov')).toBeGreaterThanOrEqual(0);
     expect(top.indexOf('moov')).toBeLessThan(top.indexOf('mdat'));
     // it plays before it is fully downloaded: the first quarter, streamed through a pipe (no seeking to an index
