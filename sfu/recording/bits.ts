@@ -1,4 +1,4 @@
-/** Bit-level reading of codec headers (VP9 uncompressed header, AV1 sequence header) and AV1's LEB128. */
+/** Bit-level reading of codec headers (H.264 SPS, VP9 uncompressed header, AV1 sequence header) and AV1's LEB128. */
 
 /** Reads big-endian bit fields; throws a RangeError past the end (callers catch it as "malformed"). */
 export class BitReader {
@@ -15,6 +15,19 @@ export class BitReader {
     let v = 0;
     for (let i = 0; i < n; i++) v = v * 2 + this.bit();
     return v;
+  }
+
+  /** H.264 ue(v), unsigned Exp-Golomb (§9.1). */
+  ue(): number {
+    let zeros = 0;
+    while (this.bit() === 0) if (++zeros > 31) throw new RangeError('bad Exp-Golomb code');
+    return 2 ** zeros - 1 + this.bits(zeros);
+  }
+
+  /** H.264 se(v), signed Exp-Golomb (§9.1.1). */
+  se(): number {
+    const v = this.ue();
+    return v & 1 ? (v + 1) / 2 : -v / 2;
   }
 
   /** AV1 uvlc() (§4.10.3). */

@@ -5,6 +5,7 @@
  * also collected into the avcC sample description; a new SPS (a publisher
  * that reconnects at another resolution) yields a new config.
  */
+import { BitReader } from './bits.ts';
 import { Depacketizer, type AssembledFrame } from './depacketizer.ts';
 import type { VideoConfig } from './types.ts';
 
@@ -159,30 +160,6 @@ function unescapeRbsp(nal: Uint8Array): Uint8Array {
     zeros = b === 0 ? zeros + 1 : 0;
   }
   return out.subarray(0, n);
-}
-
-class BitReader {
-  #pos = 0;
-  constructor(private readonly data: Uint8Array) {}
-  bit(): number {
-    const byte = this.data[this.#pos >> 3];
-    if (byte === undefined) throw new RangeError('SPS truncated');
-    return (byte >> (7 - (this.#pos++ & 7))) & 1;
-  }
-  bits(n: number): number {
-    let v = 0;
-    for (let i = 0; i < n; i++) v = v * 2 + this.bit();
-    return v;
-  }
-  ue(): number {
-    let zeros = 0;
-    while (this.bit() === 0) if (++zeros > 31) throw new RangeError('bad Exp-Golomb code');
-    return 2 ** zeros - 1 + this.bits(zeros);
-  }
-  se(): number {
-    const v = this.ue();
-    return v & 1 ? (v + 1) / 2 : -v / 2;
-  }
 }
 
 export interface SpsInfo {
