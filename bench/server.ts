@@ -5,7 +5,11 @@ export type BenchServer = WhipcastProcess;
 
 /** `env.NODE_URL = 'self'` is replaced by the server's own URL (a cluster node). */
 export function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
-  return startWhipcastProcess({ WHIP_RATE_LIMIT_PER_MINUTE: '100000', REGISTER_RATE_PER_HOUR: '100000', ...env }, { inherit: true });
+  // every bot joins from 127.0.0.1: the per-address caps meant for the public would refuse the audience
+  return startWhipcastProcess(
+    { WHIP_RATE_LIMIT_PER_MINUTE: '100000', REGISTER_RATE_PER_HOUR: '100000', WS_MAX_TRANSPORTS_PER_ADDRESS: '100000', ...env },
+    { inherit: true },
+  );
 }
 
 /** Registers a user and returns its channel id, stream key and session token. */
