@@ -8,14 +8,14 @@
  * channel (on the real disk) keeps recording to the end.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { ObsPublisher, waitLive, WhepViewer } from '@whipcast/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ApiRecording, ApiRecordingList, ApiStream } from './api.ts';
+import type { ApiRecording, ApiStream } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
 
@@ -44,9 +44,7 @@ afterAll(async () => {
 });
 
 async function recordingOf(channelId: string): Promise<ApiRecording | undefined> {
-  const res = await server.api(`/api/live/streams/${channelId}/recordings`);
-  expect(res.status).toBe(200);
-  return ((await res.json()) as ApiRecordingList).recordings[0];
+  return (await server.recordings(channelId))[0];
 }
 
 /** Polls an async value every 100 ms until `ok` holds. */
@@ -118,10 +116,8 @@ it('a full disk stops that recording only: logged, counted, still playable; the 
   );
 
   // the full one plays as far as it got (its download file could not be built on the full disk: playback serves the live file)
-  const res = await server.api(doneFull!.playbackUrl);
-  expect(res.status).toBe(200);
   const path = join(scratch, 'full.mp4');
-  writeFileSync(path, Buffer.from(await res.arrayBuffer()));
+  expect((await server.saveFile(doneFull!.playbackUrl, path)).res.status).toBe(200);
   const { stdout, stderr } = await run('ffmpeg', ['-v', 'error', '-i', path, '-f', 'null', '-']);
   expect(stdout + stderr).toBe('');
   const { stdout: dur } = await run('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', path]);

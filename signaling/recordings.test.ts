@@ -9,13 +9,13 @@
  * answer 401/403/404 as documented.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { framesOfFile, numberedH264Fixture, ObsPublisher, waitUntil } from '@whipcast/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiRecording, ApiRecordingList, ApiStream } from './api.ts';
+import type { ApiRecording, ApiStream } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 import { startTestServer, type TestServer } from './testing.ts';
 import { topLevelBoxes } from '../sfu/recording/testing.ts';
@@ -42,17 +42,11 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-async function list(channelId: string): Promise<ApiRecording[]> {
-  const res = await server.api(`/api/live/streams/${channelId}/recordings`);
-  expect(res.status).toBe(200);
-  return ((await res.json()) as ApiRecordingList).recordings;
-}
-
 async function waitFinished(channelId: string, timeoutMs = 30_000): Promise<ApiRecording> {
   let found: ApiRecording | undefined;
   await eventually(
     async () => {
-      found = (await list(channelId))[0];
+      found = (await server.recordings(channelId))[0];
       return !!found?.endedAt;
     },
     timeoutMs,
@@ -62,11 +56,8 @@ async function waitFinished(channelId: string, timeoutMs = 30_000): Promise<ApiR
 }
 
 async function fetchFile(url: string, name: string, init: RequestInit = {}): Promise<{ path: string; res: Response; data: Buffer }> {
-  const res = await server.api(url, init);
-  const data = Buffer.from(await res.arrayBuffer());
   const path = join(scratch, name);
-  writeFileSync(path, data);
-  return { path, res, data };
+  return { path, ...(await server.saveFile(url, path, init)) };
 }
 
 /** Polls an async check every 100 ms. */
@@ -101,8 +92,8 @@ describe('recording a live session', () => {
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, numbered: true, video: VIDEO });
     await pub.connected();
     // while live: listed, not ended, and the growing file plays up to its last complete fragment
-    await eventually(async () => ((await list(channelId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'two seconds recorded');
-    const live = (await list(channelId))[0]!;
+    await eventually(async () => ((await server.recordings(channelId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'two seconds recorded');
+    const live = (await server.recordings(channelId))[0]!;
     expect(live.endedAt).toBeNull();
     expect(live.playbackUrl).toBe(`/api/recordings/${live.id}/playback`);
     expect((await server.api(live.downloadUrl)).status).toBe(409);
@@ -185,7 +176,7 @@ describe('recording a live session', () => {
     const { channelId, streamKey } = await server.streamer();
     const first = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, numbered: true, video: VIDEO });
     await first.connected();
-    await eventually(async () => ((await list(channelId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'recording');
+    await eventually(async () => ((await server.recordings(channelId))[0]?.durationMs ?? 0) >= 2000, 15_000, 'recording');
     // OBS's reconnect: the connection drops and a fresh POST replaces the half-dead session
     first.drop();
     await new Promise((r) => setTimeout(r, 1000));
@@ -194,7 +185,7 @@ describe('recording a live session', () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect(await second.stop()).toBe(200);
     const done = await waitFinished(channelId);
-    expect(await list(channelId)).toHaveLength(1);
+    expect(await server.recordings(channelId)).toHaveLength(1);
     const dl = await fetchFile(done.downloadUrl, 'reconnect.mp4');
     const frames = await framesOfFile(dl.path);
     // the second publisher's numbers start again at 0: one jump, everything else in order
@@ -219,7 +210,7 @@ describe('recording a live session', () => {
     await waitUntil(() => pub.counters.keyframes >= 3, 10_000, 'three keyframes sent');
     expect(await pub.stop()).toBe(200);
     await new Promise((r) => setTimeout(r, 500));
-    expect(await list(channelId)).toEqual([]);
+    expect(await server.recordings(channelId)).toEqual([]);
     expect(readdirSync(recordingsDir)).not.toContain(channelId);
   }, 30_000);
 

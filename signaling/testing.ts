@@ -4,7 +4,7 @@
  * document (status documented, body matching its schema).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -16,7 +16,7 @@ import { buildOpenApiDocument } from './http/openapi.ts';
 import type { Route } from './http/types.ts';
 import { startWhipcast, type StartOptions, type Whipcast } from './server.ts';
 import type { Sfu } from '@whipcast/sfu';
-import type { ApiAuthResult, ApiStream } from './api.ts';
+import type { ApiAuthResult, ApiRecording, ApiRecordingList, ApiStream } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 
 export interface TestServer {
@@ -28,6 +28,10 @@ export interface TestServer {
   register(username?: string): Promise<ApiAuthResult & { auth: { authorization: string } }>;
   /** Registers a fresh user and returns its channel and stream key as well (all through the checked API). */
   streamer(username?: string): Promise<TestStreamer>;
+  /** A channel's past broadcasts, newest first (`GET /api/live/streams/:id/recordings`, expected 200). */
+  recordings(channelId: string): Promise<ApiRecording[]>;
+  /** Fetches `path` (checked like `api`) and writes the body to the file `to`. */
+  saveFile(path: string, to: string, init?: RequestInit): Promise<{ res: Response; data: Buffer }>;
   close(): Promise<void>;
 }
 
@@ -123,6 +127,17 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       const channel = (await (await api('/api/live/streams/me', { headers: auth })).json()) as ApiStream;
       const { streamKey } = (await (await api('/api/live/streams/me/key', { headers: auth })).json()) as { streamKey: string };
       return { channelId: channel.id, streamKey, channel, auth };
+    },
+    async recordings(channelId) {
+      const res = await api(`/api/live/streams/${channelId}/recordings`);
+      if (res.status !== 200) throw new Error(`recordings of ${channelId}: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as ApiRecordingList).recordings;
+    },
+    async saveFile(path, to, init) {
+      const res = await api(path, init);
+      const data = Buffer.from(await res.arrayBuffer());
+      writeFileSync(to, data);
+      return { res, data };
     },
     async close() {
       await app.close();
