@@ -23,6 +23,10 @@ export interface InboundRtp {
   packetsReceived: number;
   packetsLost: number;
   framesDecoded: number;
+  /** Complete frames the jitter buffer got, and those it dropped (too late or undecodable) before decoding. */
+  framesReceived: number;
+  framesDropped: number;
+  keyFramesDecoded: number;
   framesPerSecond: number;
   frameWidth: number;
   frameHeight: number;
@@ -38,6 +42,9 @@ const COUNTERS = [
   'packetsReceived',
   'packetsLost',
   'framesDecoded',
+  'framesReceived',
+  'framesDropped',
+  'keyFramesDecoded',
   'framesPerSecond',
   'frameWidth',
   'frameHeight',
@@ -166,6 +173,9 @@ function toInbound(v: unknown): InboundRtp {
     packetsReceived: n('packetsReceived'),
     packetsLost: n('packetsLost'),
     framesDecoded: n('framesDecoded'),
+    framesReceived: n('framesReceived'),
+    framesDropped: n('framesDropped'),
+    keyFramesDecoded: n('keyFramesDecoded'),
     framesPerSecond: n('framesPerSecond'),
     frameWidth: n('frameWidth'),
     frameHeight: n('frameHeight'),

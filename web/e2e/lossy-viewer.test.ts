@@ -14,8 +14,10 @@ import {
   ObsPublisher,
   pageInboundRtp as inbound,
   recordPeerConnections,
+  shownVideoRtp,
   sumInbound as sum,
   type Browser,
+  type InboundRtp,
   type LinkImpairment,
 } from '@whipcast/testkit';
 import type { Page } from 'playwright-core';
@@ -26,8 +28,8 @@ import { startTestServer, type TestServer } from '../../signaling/testing.ts';
 const WEB_DIR = fileURLToPath(new URL('../build', import.meta.url));
 /** The publisher's frame rate. */
 const FPS = 30;
-/** How long the lossy viewer is measured (the full 30 s run is `npm run bench`-sized; 15 s keeps CI short). */
-const LOSSY_WATCH_MS = 15_000;
+/** How long the lossy viewer is measured (issue #13: 30 s). */
+const LOSSY_WATCH_MS = 30_000;
 
 let server: TestServer;
 let browser: Browser;
@@ -99,32 +101,53 @@ describe('the player on a bad link', () => {
   );
 
   it(
-    `5 % loss, 40 ± 10 ms jitter: ≥ 95 % of frames decode over ${LOSSY_WATCH_MS / 1000} s, under 2.5 s frozen, no problem shown`,
+    `5 % loss, 40 ± 10 ms jitter: ≥ 95 % of frames decode over ${LOSSY_WATCH_MS / 1000} s, under 4 s frozen, no problem shown`,
     { timeout: 90_000 },
     async () => {
       const peer = link({ loss: 0.05, delayMs: 40, jitterMs: 10 }, { delayMs: 40, jitterMs: 10 });
       const { page, pub, channelId } = await watch(peer);
       try {
+        // measured on the stream the picture shows, once it is the live one: a new viewer's instant start hands
+        // over from a catch-up stream (whose stats go with it) within a few seconds
         await expect.poll(async () => sum(await inbound(page), 'video', 'framesDecoded'), { timeout: 20_000 }).toBeGreaterThan(0);
-        await page.waitForTimeout(3000); // past the instant-start switch to live
-        const a = await inbound(page);
+        await page.waitForTimeout(3000);
+        const live = async (): Promise<InboundRtp> => {
+          let s: InboundRtp | null = null;
+          await expect
+            .poll(
+              async () => {
+                const before = await shownVideoRtp(page);
+                await page.waitForTimeout(1000);
+                s = await shownVideoRtp(page);
+                return !!before && !!s && s.ssrc === before.ssrc && s.framesDecoded > before.framesDecoded;
+              },
+              { timeout: 20_000, interval: 0 },
+            )
+            .toBe(true);
+          return s!;
+        };
+        const a = await live();
         const lostBefore = (await peer.counters()).toPeer.lost;
         await page.waitForTimeout(LOSSY_WATCH_MS);
-        const b = await inbound(page);
+        const b = await shownVideoRtp(page);
         const lost = (await peer.counters()).toPeer.lost - lostBefore;
-        const decoded = sum(b, 'video', 'framesDecoded') - sum(a, 'video', 'framesDecoded');
-        const freezes = sum(b, 'video', 'freezeCount') - sum(a, 'video', 'freezeCount');
-        const frozenS = sum(b, 'video', 'totalFreezesDuration') - sum(a, 'video', 'totalFreezesDuration');
-        const nacks = sum(b, 'video', 'nackCount') - sum(a, 'video', 'nackCount');
+        expect(b?.ssrc, 'the picture came from one stream throughout').toBe(a.ssrc);
+        const delta = (k: Exclude<keyof InboundRtp, 'kind' | 'ssrc'>) => b![k] - a[k];
+        const decoded = delta('framesDecoded');
+        const frozenS = delta('totalFreezesDuration');
+        const nacks = delta('nackCount');
         console.log(
-          `lossy viewer: ${decoded} frames decoded of ${(LOSSY_WATCH_MS / 1000) * FPS} sent in ${LOSSY_WATCH_MS / 1000} s; ` +
-            `${lost} packets dropped by the relay, ${nacks} NACKs; ${freezes} freezes, ${frozenS.toFixed(2)} s frozen`,
+          `lossy viewer: ${decoded} frames decoded of ${(LOSSY_WATCH_MS / 1000) * FPS} sent in ${LOSSY_WATCH_MS / 1000} s ` +
+            `(${delta('framesReceived')} received, ${delta('framesDropped')} dropped, ${delta('keyFramesDecoded')} keyframes); ` +
+            `${lost} packets dropped by the relay, ${delta('packetsLost')} still lost after retransmission, ${nacks} NACKs, ` +
+            `${delta('pliCount')} PLIs; ${delta('freezeCount')} freezes, ${frozenS.toFixed(2)} s frozen`,
         );
-        expect(lost).toBeGreaterThan(50); // the link really lost packets
+        expect(lost).toBeGreaterThan(100); // the link really lost packets
         expect(nacks).toBeGreaterThan(lost / 4); // and the browser asked for them again
         expect(decoded).toBeGreaterThanOrEqual(0.95 * (LOSSY_WATCH_MS / 1000) * FPS);
-        // runs here: 0.2–1.2 s frozen of 15 s; without NACK/RTX 9 s. Chromium counts a freeze at a gap > 150 ms + the mean
-        expect(frozenS).toBeLessThan(2.5);
+        // Chromium counts a freeze at a gap > 150 ms + the mean frame interval. Runs here (30 s): 0–2.3 s frozen;
+        // without NACK/RTX 9 s in 15 s
+        expect(frozenS).toBeLessThan(4);
         expect(await page.locator('[data-testid="playback-problem"]').count()).toBe(0);
         // /metrics counts this viewer's NACKs and the packets resent to it (RTX), per channel
         const metrics = await (await server.api('/metrics')).text();
