@@ -237,6 +237,84 @@ describe('bench (smoke)', () => {
     },
   );
 
+  it(
+    'simulcast: the bots report their layer; a capped bot gets a lower one, a clean one the top (whipcast and baseline)',
+    { timeout: 120_000 },
+    async () => {
+      // OBS's 3-layer ladder of 640x360 at 1200 kbit/s: 640x360 1200, 426x240 800, 212x120 400; one bot of two
+      // behind 700 kbit/s, where only the lowest layer fits
+      const sim: SfuBenchOptions = {
+        ...opts,
+        kbps: 1200,
+        width: 640,
+        height: 360,
+        simulcast: 3,
+        seconds: 4,
+        sampleEvery: 1,
+        drainSeconds: 0,
+        impaired: parseMixed('1/2:kbps=700'),
+      };
+      const server = await startServer({});
+      let whipcastRun;
+      try {
+        const ch = await prepareChannel(server.url);
+        whipcastRun = await runSfuBench(
+          {
+            name: 'whipcast',
+            url: server.url,
+            streamId: ch.streamId,
+            key: ch.key,
+            via: 'socket',
+            mainPids: server.pid ? [server.pid] : [],
+            workerPids: () => children(server.pid!, /mediasoup/),
+          },
+          sim,
+        );
+      } finally {
+        await server.stop();
+      }
+      const base = await startBaseline();
+      let baselineRun;
+      try {
+        baselineRun = await runSfuBench(
+          { name: 'baseline', url: base.url, streamId: 'x', mainPids: [], workerPids: () => [base.workerPid] },
+          { ...sim, steps: [2] },
+        );
+      } finally {
+        await base.stop();
+      }
+      for (const step of [whipcastRun.steps[0]!, baselineRun.steps[0]!]) {
+        const [capped, clean] = step.groups!;
+        console.log(
+          `simulcast smoke: layers ${JSON.stringify(step.layers)}, capped ${capped!.kbpsPerViewer.toFixed(0)} kbit/s, clean ${clean!.kbpsPerViewer.toFixed(0)} kbit/s`,
+        );
+        // the capped bot on the lowest layer; the clean one above it (the estimate grows from mediasoup's 600 kbit/s
+        // start, and the top layer may come a keyframe or two after the few seconds measured)
+        expect(capped).toMatchObject({ name: 'impaired (kbps=700)', layers: { '120p': 1 } });
+        expect(clean).toMatchObject({ name: 'unimpaired', viewers: 1 });
+        expect(['360p', '240p']).toContain(Object.keys(clean!.layers ?? {})[0]);
+        expect(capped!.kbpsPerViewer).toBeLessThan(700);
+        expect(clean!.kbpsPerViewer).toBeGreaterThan(700);
+      }
+      const report: BenchReport = {
+        command: 'test',
+        date: new Date().toISOString(),
+        machine: { cores: 2, node: process.version },
+        options: { simulcast: 3 },
+        whipcast: whipcastRun.steps,
+        baseline: baselineRun.steps,
+        capacity: { whipcast: capacity(whipcastRun.steps, 400), baseline: capacity(baselineRun.steps, 400) },
+        chat: [],
+        dvr: null,
+        notes: [],
+      };
+      const text = table(report);
+      expect(text).toMatch(/whipcast\s+2\s+.*\s(360|240)p:1 120p:1$/m);
+      expect(text).toMatch(/impaired \(kbps=700\)\s+1\s+.*\s120p:1$/m);
+      expect(text).toMatch(/layers = viewers per simulcast layer/);
+    },
+  );
+
   it('refuses a capacity figure when the bots were saturated at or before the knee', () => {
     const step = (viewers: number, bots: number, lossPct = 0): StepResult => ({
       viewers,

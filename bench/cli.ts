@@ -32,6 +32,10 @@ usage: npm run bench -- [options]
   --kbps <n>            publisher video bitrate (default 2500)
   --size <WxH>          publisher resolution (default 1280x720)
   --keyframe <s>        publisher keyframe interval (default 2)
+  --simulcast <n>       the publisher sends n simulcast layers as OBS 32.1 does (sizes and bitrates in
+                        steps of 1/n of --size and --kbps; 3 at 720p: 2500 + 1666 + 833 kbps); the bots
+                        send congestion control feedback like a browser and report the layer they get
+                        (default 1)
   --target-ms <ms>      p95 latency target for the capacity figure (default 400)
   --via <whep|socket>   how whipcast's bots join (default whep; the baseline always uses WHEP)
   --sample <k>          1 bot in k reassembles frames (latency, TTFF); the rest only count
@@ -95,6 +99,7 @@ const { values } = parseArgs({
     kbps: { type: 'string', default: '2500' },
     size: { type: 'string', default: '1280x720' },
     keyframe: { type: 'string', default: '2' },
+    simulcast: { type: 'string', default: '1' },
     sample: { type: 'string', default: '10' },
     drain: { type: 'string', default: '5' },
     impair: { type: 'string' },
@@ -157,6 +162,7 @@ const opts: SfuBenchOptions = {
   width,
   height,
   keyframeInterval: Number(values.keyframe),
+  simulcast: Number(values.simulcast),
   latencyTargetMs: Number(values['target-ms']),
   sampleEvery: Number(values.sample),
   drainSeconds: Number(values.drain),
@@ -164,6 +170,8 @@ const opts: SfuBenchOptions = {
 };
 if (!(opts.sampleEvery! >= 1)) throw new Error('--sample is a whole number ≥ 1');
 if (!(opts.drainSeconds! >= 0)) throw new Error('--drain is seconds ≥ 0');
+if (!(Number.isInteger(opts.simulcast) && opts.simulcast! >= 1 && opts.simulcast! <= 4))
+  throw new Error('--simulcast is 1 to 4 layers (OBS 32.1 sends up to 4)');
 if (values.impair && values.mixed) throw new Error('--impair (every bot) or --mixed (a share), not both');
 if (values.impair) opts.impaired = { num: 1, den: 1, impairment: parseImpairment(values.impair) };
 if (values.mixed) opts.impaired = parseMixed(values.mixed);
@@ -297,7 +305,7 @@ const report: BenchReport = {
 
 const sfu = modes.has('sfu');
 console.error(
-  `[bench] ${[...modes].join(' + ')}${sfu ? ` · steps ${opts.steps.join(', ')} · ${opts.seconds} s each · ${opts.kbps} kbps ${values.size} · keyframe ${opts.keyframeInterval} s · bots via ${via}` : ''}`,
+  `[bench] ${[...modes].join(' + ')}${sfu ? ` · steps ${opts.steps.join(', ')} · ${opts.seconds} s each · ${opts.kbps} kbps ${values.size}${opts.simulcast! > 1 ? ` in ${opts.simulcast} simulcast layers` : ''} · keyframe ${opts.keyframeInterval} s · bots via ${via}` : ''}`,
 );
 
 const dvrRun = async (url: string, streamId: string, key: string) => {

@@ -172,13 +172,7 @@ function sfuTable(r: BenchReport): string[] {
         f(s.latencyMs.p99, 1),
         f(s.ttffMs.p50),
         f(s.ttffMs.p95),
-        ...(withLayers
-          ? [
-              Object.entries(s.layers ?? {})
-                .map(([layer, n]) => `${layer}:${n}`)
-                .join(' ') || '–',
-            ]
-          : []),
+        ...(withLayers ? [layerText(s.layers)] : []),
       ]);
     }
   }
@@ -200,6 +194,11 @@ function sfuTable(r: BenchReport): string[] {
         ? ` Latency and TTFF from ${sampled.sampledBots} of ${sampled.joined} bots (1 in ${String(r.options['sampleEvery'] ?? 1)} reassembles frames); loss, kbps and freezes from all.`
         : ''),
     'frozen = viewers with a gap of more than 1 s between frames in the measured seconds.',
+    ...(withLayers
+      ? [
+          `layers = viewers per simulcast layer at the end of the measured seconds, named by the picture height in the SPS each bot last received (${String(r.options['simulcast'])} layers sent, as OBS 32.1; the bots send transport-wide congestion control feedback as a browser does, and the server picks each one's layer).`,
+        ]
+      : []),
     `capacity (<1% loss, p95 under target, no join failures; largest step tried: ${Math.max(...r.whipcast.map((s) => s.viewers))}):`,
     `  whipcast: ${r.capacity.whipcast.text}`,
     ...(r.baseline.length ? [`  baseline: ${r.capacity.baseline.text}`] : []),
@@ -210,11 +209,19 @@ function sfuTable(r: BenchReport): string[] {
   ];
 }
 
+/** `720p:4 240p:2`: viewers per layer. */
+const layerText = (layers: Record<string, number> | undefined): string =>
+  Object.entries(layers ?? {})
+    .map(([layer, n]) => `${layer}:${n}`)
+    .join(' ') || '–';
+
 /** Impaired and unimpaired bots side by side, per step. */
 function groupLines(r: BenchReport): string[] {
   const rows = [
     ['target', 'viewers', 'bots', 'n', 'kbps/viewer', 'link drop %', 'loss %', 'frozen', 'frozen time', 'p50 ms', 'p95 ms', 'TTFF p50'],
   ];
+  const withLayers = [...r.whipcast, ...r.baseline].some((s) => s.groups?.some((g) => g.layers));
+  if (withLayers) rows[0]!.push('layers (viewers)');
   for (const [name, results] of [
     ['whipcast', r.whipcast],
     ['baseline', r.baseline],
@@ -234,6 +241,7 @@ function groupLines(r: BenchReport): string[] {
           f(g.latencyMs.p50, 1),
           f(g.latencyMs.p95, 1),
           f(g.ttffMs.p50),
+          ...(withLayers ? [layerText(g.layers)] : []),
         ]);
   if (rows.length === 1) return [];
   return ['', 'impaired links (latency and TTFF from the sampled bots of each group):', ...columns(rows)];

@@ -4,6 +4,7 @@
  * whipcast and against the bare-mediasoup baseline. Bots parse RTP and read
  * the stamps: latency is measured, not guessed.
  */
+import { packetPictureSize } from '@whipcast/sfu';
 import { FREEZE_MS, ImpairedPeer, ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
 import { isImpaired, type ImpairedShare } from './impair.ts';
 import { children, cpuShare, sample, type ProcSample } from './proc.ts';
@@ -19,6 +20,12 @@ export interface SfuBenchOptions {
   width: number;
   height: number;
   keyframeInterval: number;
+  /**
+   * Simulcast layers the publisher sends, as OBS 32.1 does with "Simulcast Layers" n (sizes and bitrates in steps
+   * of 1/n of `width`×`height` and `kbps`); the bots then send transport-wide congestion control feedback as a
+   * browser does, so the server picks each bot's layer, and report the layer they get (default 1: one layer).
+   */
+  simulcast?: number;
   /** p95 glass-to-glass target, ms. */
   latencyTargetMs: number;
   /**
@@ -57,7 +64,7 @@ export interface StepResult {
   ttffMs: { p50: number; p95: number };
   /** Gaps of more than 1 s between frames during the measured seconds: bots that had one, how many, and the share of viewer-time frozen. */
   freezes: { viewers: number; count: number; frozenPct: number };
-  /** Viewers per simulcast layer (absent while a channel carries one layer: no figure is made up). */
+  /** Viewers per simulcast layer at the end of the measured seconds, by the height of the picture they got (`720p`; `none`: no keyframe yet). */
   layers?: Record<string, number>;
   /** With impaired bots: the same figures for the impaired and the unimpaired ones apart. */
   groups?: GroupResult[];
@@ -78,6 +85,8 @@ export interface GroupResult {
   latencyMs: { p50: number; p95: number };
   ttffMs: { p50: number };
   freezes: { viewers: number; count: number; frozenPct: number };
+  /** Viewers per simulcast layer (with `simulcast`). */
+  layers?: Record<string, number>;
 }
 
 export interface MemoryResult {
@@ -128,11 +137,18 @@ interface Bot {
   close(): void;
 }
 
-async function join(target: Target, full: boolean, link: ImpairedPeer | null): Promise<Bot> {
+/** What a bot needs to follow simulcast: congestion control feedback, and the picture size read off its SPS. */
+const SIMULCAST_BOT = { congestionControl: true, pictureSize: (p: Uint8Array) => packetPictureSize('h264', p) } as const;
+
+async function join(target: Target, full: boolean, link: ImpairedPeer | null, simulcast: boolean): Promise<Bot> {
   const rewrite = link ? { rewrite: (sdp: string) => link.rewriteSdp(sdp) } : null;
   if (target.via === 'socket') {
     const socket = await SocketClient.connect(target.url);
-    const v = new SocketViewer(socket, target.streamId, { frames: full, ...(rewrite ? { rewriteOffer: rewrite.rewrite } : {}) });
+    const v = new SocketViewer(socket, target.streamId, {
+      frames: full,
+      ...(rewrite ? { rewriteOffer: rewrite.rewrite } : {}),
+      ...(simulcast ? SIMULCAST_BOT : {}),
+    });
     const close = () => {
       v.close();
       socket.close();
@@ -148,6 +164,7 @@ async function join(target: Target, full: boolean, link: ImpairedPeer | null): P
     url: `${target.url}/whep/${target.streamId}`,
     frames: full,
     ...(rewrite ? { rewriteAnswer: rewrite.rewrite } : {}),
+    ...(simulcast ? SIMULCAST_BOT : {}),
   }).catch((err: unknown) => {
     void link?.close();
     throw err;
@@ -224,6 +241,7 @@ function figures(bots: Bot[], before: Map<Bot, Snapshot>, ttffOf: Map<Bot, numbe
     freezes.frozenMs += Math.min(frozen, span);
   }
   return {
+    layers: layersOf(bots),
     kbpsPerViewer: (bytes * 8) / span / Math.max(1, bots.length),
     lossPct: packets + lost ? (100 * lost) / (packets + lost) : 0,
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
@@ -234,6 +252,16 @@ function figures(bots: Bot[], before: Map<Bot, Snapshot>, ttffOf: Map<Bot, numbe
       frozenPct: bots.length ? (100 * freezes.frozenMs) / (bots.length * span) : 0,
     },
   };
+}
+
+/** Bots per layer they receive now, by picture height (`720p`), the highest first; `none` before their first keyframe. */
+function layersOf(bots: Bot[]): Record<string, number> {
+  const heights = new Map<number, number>();
+  for (const v of bots) {
+    const h = v.receiver.video.size?.height ?? 0;
+    heights.set(h, (heights.get(h) ?? 0) + 1);
+  }
+  return Object.fromEntries([...heights].sort((a, b) => b[0] - a[0]).map(([h, n]) => [h ? `${h}p` : 'none', n]));
 }
 
 /** The server's own viewer count (Prometheus `whipcast_viewers`), or null (the baseline has none). */
@@ -262,6 +290,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
   const sampleEvery = Math.max(1, Math.round(opts.sampleEvery ?? 10));
   const botCores = Math.max(1, opts.botCores ?? 1);
   const drainSeconds = opts.drainSeconds ?? 5;
+  const layers = Math.max(1, Math.round(opts.simulcast ?? 1));
   const publisher = await ObsPublisher.publish({
     url: `${target.publishUrl ?? target.url}/whip`,
     ...(target.key ? { token: target.key } : {}),
@@ -273,6 +302,8 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       seconds: Math.max(4, opts.keyframeInterval * 2),
       profile: 'baseline',
     },
+    // as OBS does; mediasoup needs them to move a viewer between layers (a single-layer run stays as it was)
+    ...(layers > 1 ? { simulcast: { layers }, senderReports: true } : {}),
   });
   await publisher.connected();
   await sleep(1500);
@@ -304,7 +335,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
           ? new ImpairedPeer({ toPeer: opts.impaired!.impairment.toPeer, toServer: opts.impaired!.impairment.toServer })
           : null;
         joins.push(
-          join(target, full, link)
+          join(target, full, link, layers > 1)
             .then(async (v) => {
               viewers.push(v);
               const video = v.receiver.video;
@@ -359,6 +390,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         latencyMs: all.latencyMs,
         ttffMs: all.ttffMs,
         freezes: all.freezes,
+        ...(layers > 1 ? { layers: all.layers } : {}),
         ...(opts.impaired
           ? {
               groups: [true, false]
@@ -384,6 +416,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
                     latencyMs: { p50: g.latencyMs.p50, p95: g.latencyMs.p95 },
                     ttffMs: { p50: g.ttffMs.p50 },
                     freezes: g.freezes,
+                    ...(layers > 1 ? { layers: g.layers } : {}),
                   };
                 })
                 .filter((g) => g.viewers > 0),

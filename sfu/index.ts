@@ -41,6 +41,7 @@ export { parseOffer, type ParsedOffer, type OfferedMedia, type MediaKind } from 
 export { buildAnswer, remoteDtlsRole } from './sdp/answer.ts';
 export { planIngest, planEgress } from './sdp/plan.ts';
 export { MEDIA_CODECS } from './codecs.ts';
+export { pictureSize, packetPictureSize, type PictureSize } from './layer-size.ts';
 export { resolveWorkerBin, cachedWorkerPath } from './worker-bin.ts';
 export type { SfuLogger } from './logger.ts';
 export {

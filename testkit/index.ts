@@ -22,3 +22,4 @@ export * from './streamer.ts';
 export * from './net/link.ts';
 export * from './net/udp-relay.ts';
 export * from './net/impaired-peer.ts';
+export * from './rtp/transport-cc.ts';

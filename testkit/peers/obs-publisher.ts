@@ -29,7 +29,7 @@ import {
   type H264Options,
 } from '../media/fixtures.ts';
 import { nowUs, packetizeH264, withStamp } from '../rtp/h264.ts';
-import { buildRtp, isRtcp, parseRtcp } from '../rtp/packet.ts';
+import { buildRtp, buildSenderReport, isRtcp, parseRtcp } from '../rtp/packet.ts';
 import { packetizeAv1 } from '../rtp/av1.ts';
 import { packetizeVp8 } from '../rtp/vp8.ts';
 import { packetizeVp9 } from '../rtp/vp9.ts';
@@ -65,9 +65,18 @@ export interface ObsPublisherOptions {
   /**
    * Send simulcast layers like OBS 32.1: the scales of the layers below the full picture, rid "1", "2", …
    * in that order (`true`: ½ and ¼, e.g. 1280x720 + 640x360 + 320x180). Each layer's bitrate scales with its
-   * area (at least 100 kbit/s). H.264 only.
+   * area (at least 100 kbit/s). `{ layers: n }`: OBS 32.1's own ladder for "Simulcast Layers" n — sizes and
+   * bitrates in steps of 1/n of the full picture's (n = 3 at 1280x720 2500 kbit/s: + 852x480 1666 + 426x240 833).
+   * H.264 only.
    */
-  simulcast?: true | readonly number[];
+  simulcast?: true | readonly number[] | { layers: number };
+  /**
+   * Send an RTCP Sender Report per stream (each layer, audio) every second, as OBS does (libdatachannel's
+   * RtcpSrReporter). mediasoup switches a viewer between simulcast layers only once it can map every layer's
+   * timestamps to capture time, which it learns from these: without them a bare mediasoup keeps each viewer on
+   * the first layer it got.
+   */
+  senderReports?: boolean;
   /** Rewrites the server's answer before it is applied (e.g. `ImpairedPeer.rewriteSdp`: publish through a bad link). */
   rewriteAnswer?: (sdp: string) => string | Promise<string>;
 }
@@ -103,9 +112,22 @@ export class ObsPublisher {
   #seq = { audio: randomInt(0, 0xffff) };
   /** Next sequence number per video layer (layers start far apart: the NACK responder keys its buffer by sequence number alone). */
   #videoSeq: number[];
+  /** Per SSRC: packets and payload octets sent, and when the last Sender Report went (`senderReports`). */
+  readonly #sent = new Map<number, { packets: number; octets: number; reportedAt: number }>();
+  /** The layers follow OBS's ladder (`simulcast: { layers }`), not the area-scaled one. */
+  readonly #obsLadder: boolean;
 
   private constructor(readonly opts: ObsPublisherOptions) {
-    const lower = opts.simulcast === true ? [0.5, 0.25] : (opts.simulcast ?? []);
+    const obs = typeof opts.simulcast === 'object' && 'layers' in opts.simulcast ? opts.simulcast.layers : null;
+    if (obs !== null && !(Number.isInteger(obs) && obs >= 1 && obs <= 4)) throw new Error('OBS sends 1 to 4 simulcast layers');
+    if (obs !== null && opts.numbered) throw new Error("OBS's simulcast ladder is not available with the numbered fixture");
+    const lower =
+      obs !== null
+        ? Array.from({ length: obs - 1 }, (_, i) => (obs - 1 - i) / obs)
+        : opts.simulcast === true
+          ? [0.5, 0.25]
+          : ((opts.simulcast as readonly number[] | undefined) ?? []);
+    this.#obsLadder = obs !== null;
     if (lower.length && opts.codec && opts.codec !== 'H264') throw new Error('simulcast layers are H.264 only');
     if (lower.some((k) => !(k > 0 && k < 1))) throw new Error('simulcast scales must be between 0 and 1');
     this.layerScales = [1, ...lower];
@@ -237,6 +259,7 @@ export class ObsPublisher {
             payload,
           );
           this.#send(this.#audio!, rtp);
+          this.#report(this.#audio!, this.audioSsrc, (ats0 + i * 960) >>> 0, payload.length);
           this.counters.audioPackets++;
           i++;
         }
@@ -252,7 +275,12 @@ export class ObsPublisher {
       const lower = this.layerScales.slice(1);
       const layers = this.opts.numbered
         ? await numberedLayerFixtures(o, lower)
-        : await Promise.all(this.layerScales.map((k) => h264Fixture(scaledOptions({ ...DEFAULT_H264, ...o }, k))));
+        : await Promise.all(
+            (this.#obsLadder
+              ? obsLadder({ ...DEFAULT_H264, ...o }, this.layerScales.length)
+              : this.layerScales.map((k) => scaledOptions({ ...DEFAULT_H264, ...o }, k))
+            ).map((layer) => h264Fixture(layer)),
+          );
       return {
         fps: layers[0]!.options.fps,
         frame: (i) => {
@@ -323,12 +351,26 @@ export class ObsPublisher {
           payload,
         );
         this.#send(this.#video, rtp);
+        this.#report(this.#video, this.layerSsrcs[layer]!, ts, payload.length);
         this.counters.videoPackets++;
         this.counters.layerPackets[layer]!++;
       });
     });
     this.counters.frames++;
     if (keyframe) this.counters.keyframes++;
+  }
+
+  /** Counts a packet sent on `ssrc` (media time `rtpTs` now) and, with `senderReports`, sends a report once a second. */
+  #report(track: Track, ssrc: number, rtpTs: number, payloadBytes: number): void {
+    if (!this.opts.senderReports) return;
+    let s = this.#sent.get(ssrc);
+    if (!s) this.#sent.set(ssrc, (s = { packets: 0, octets: 0, reportedAt: 0 }));
+    s.packets++;
+    s.octets += payloadBytes;
+    const now = Date.now();
+    if (now - s.reportedAt < 1000) return;
+    s.reportedAt = now;
+    this.#send(track, buildSenderReport(ssrc, now, rtpTs, s.packets, s.octets));
   }
 
   /** Sends unless the track closed under us (the server ended the session): then stops like OBS does. */
@@ -381,6 +423,18 @@ interface VideoSource {
 function scaledOptions(o: H264Options, k: number): H264Options {
   const even = (v: number) => Math.max(2, 2 * Math.round(v / 2));
   return { ...o, width: even(o.width * k), height: even(o.height * k), kbps: Math.max(100, Math.round(o.kbps * k * k)) };
+}
+
+/**
+ * OBS 32.1's simulcast ladder for `n` layers, the full picture first: width, height and bitrate of layer i
+ * (counting down from the full picture) are (n − i) steps of 1/n of the output's, sizes rounded down to even.
+ */
+export function obsLadder(o: H264Options, n: number): H264Options[] {
+  const step = { width: Math.floor(o.width / n), height: Math.floor(o.height / n), kbps: Math.floor(o.kbps / n) };
+  const even = (v: number) => v - (v % 2);
+  return Array.from({ length: n }, (_, i) =>
+    i === 0 ? o : { ...o, width: even(step.width * (n - i)), height: even(step.height * (n - i)), kbps: step.kbps * (n - i) },
+  );
 }
 
 export class WhipRefused extends Error {

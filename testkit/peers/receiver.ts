@@ -5,6 +5,7 @@
  */
 import { H264Depacketizer, nowUs, type CaptureStamp, type ReceivedFrame } from '../rtp/h264.ts';
 import { isRtcp, parseRtp } from '../rtp/packet.ts';
+import { MEDIASOUP_PROBATION_SSRC } from '../rtp/transport-cc.ts';
 
 export interface StreamStats {
   packets: number;
@@ -33,7 +34,17 @@ export interface VideoStats extends StreamStats {
   /** Gaps longer than 1 s between frames, and their total length (ms). */
   freezes: number;
   frozenMs: number;
+  /** The picture size the last packet that announced one carried (an SPS: each keyframe), with a `pictureSize` reader. */
+  size: PictureSize | null;
 }
+
+export interface PictureSize {
+  width: number;
+  height: number;
+}
+
+/** Reads the picture size a video RTP packet announces (an H.264 SPS, a VP8 keyframe header), or null. */
+export type PictureSizeReader = (packet: Uint8Array) => PictureSize | null;
 
 /** A gap between frames longer than this is a freeze (what a viewer sees as a stall). */
 export const FREEZE_MS = 1000;
@@ -58,6 +69,7 @@ export class MediaReceiver {
     lastFrameAt: null,
     freezes: 0,
     frozenMs: 0,
+    size: null,
   };
   startedAt = performance.now();
   readonly #lastSeq = new Map<number, number>();
@@ -66,18 +78,24 @@ export class MediaReceiver {
   readonly #packetListeners = new Set<PacketListener>();
   #keepLatencies: number;
   readonly #frames: boolean;
+  readonly #pictureSize: PictureSizeReader | null;
 
   /**
    * `kinds` tells which payload types are Opus and H.264 (others count as packets only).
    * `frames: false` only counts (packets, bytes, sequence gaps, frame ends from the marker bit):
    * no parsing, reassembly, stamps or latency — a cheaper bot for large benchmarks.
    */
+  /**
+   * `pictureSize` reads the size video packets announce into `video.size` (which simulcast layer a viewer gets).
+   * Probes of the link's bandwidth (mediasoup's probation SSRC, padding-only packets) carry no media and are not counted.
+   */
   constructor(
     readonly kinds: { audio: Set<number>; h264: Set<number> },
-    opts: { maxLatencySamples?: number; frames?: boolean } = {},
+    opts: { maxLatencySamples?: number; frames?: boolean; pictureSize?: PictureSizeReader } = {},
   ) {
     this.#keepLatencies = opts.maxLatencySamples ?? 100_000;
     this.#frames = opts.frames ?? true;
+    this.#pictureSize = opts.pictureSize ?? null;
   }
 
   onFrame(cb: (f: ReceivedFrame) => void): () => void {
@@ -102,7 +120,7 @@ export class MediaReceiver {
     if (!this.#frames) return this.#count(buf);
     if (isRtcp(buf)) return;
     const p = parseRtp(buf);
-    if (!p) return;
+    if (!p || p.ssrc === MEDIASOUP_PROBATION_SSRC || (p.payload.length === 0 && buf[0]! & 0x20)) return;
     const isAudio = this.kinds.audio.has(p.payloadType);
     const s: StreamStats = isAudio ? this.audio : this.video;
     this.#arrived(isAudio ? 'audio' : 'video', p.ssrc, p.sequenceNumber, p.marker);
@@ -120,6 +138,7 @@ export class MediaReceiver {
         s.lost--; // a late (reordered or retransmitted) packet filled a gap
       }
     } else this.#lastSeq.set(p.ssrc, p.sequenceNumber);
+    if (!isAudio && this.#pictureSize) this.video.size = this.#pictureSize(buf) ?? this.video.size;
     if (!isAudio && this.kinds.h264.has(p.payloadType)) {
       let d = this.#depacketizers.get(p.ssrc);
       if (!d) {
@@ -132,9 +151,10 @@ export class MediaReceiver {
 
   /** The counting-only path: reads the RTP header bytes it needs, nothing else. */
   #count(buf: Uint8Array): void {
-    if (buf.length < 12 || buf[0]! >> 6 !== 2 || isRtcp(buf)) return;
+    if (buf.length < 12 || buf[0]! >> 6 !== 2 || isRtcp(buf) || notMedia(buf)) return;
     const pt = buf[1]! & 0x7f;
     const isAudio = this.kinds.audio.has(pt);
+    if (!isAudio && this.#pictureSize) this.video.size = this.#pictureSize(buf) ?? this.video.size;
     const s: StreamStats = isAudio ? this.audio : this.video;
     s.packets++;
     s.bytes += buf.length;
@@ -189,6 +209,15 @@ export class MediaReceiver {
     }
     for (const cb of this.#frameListeners) cb(f);
   }
+}
+
+/** Not media: mediasoup's bandwidth probes (their own SSRC), or a packet whose payload is all padding (RFC 3550 P bit). */
+function notMedia(buf: Uint8Array): boolean {
+  if (((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0 === MEDIASOUP_PROBATION_SSRC) return true;
+  if (!(buf[0]! & 0x20)) return false;
+  let header = 12 + (buf[0]! & 0x0f) * 4;
+  if (buf[0]! & 0x10 && buf.length >= header + 4) header += 4 + ((buf[header + 2]! << 8) | buf[header + 3]!) * 4;
+  return buf.length - header <= buf[buf.length - 1]!;
 }
 
 /** Resolves when `check()` is true, polling; rejects with `what` after `timeoutMs`. */

@@ -7,7 +7,8 @@
  */
 import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
 import type { ConsumerView, RtpCapabilities, TransportView } from '@whipcast/signaling/protocol';
-import { MediaReceiver } from './receiver.ts';
+import { MediaReceiver, type PictureSizeReader } from './receiver.ts';
+import { MEDIASOUP_PROBATION_SSRC, TRANSPORT_CC_URI, TransportCcReceiver } from '../rtp/transport-cc.ts';
 import type { SocketClient } from '../socket-client.ts';
 
 interface Codec {
@@ -35,7 +36,19 @@ export const BOT_RTP_CAPABILITIES: RtpCapabilities = {
   headerExtensions: [],
 };
 
-export function recvOffer(t: TransportView, consumers: ConsumerView[]): string {
+/** The same with transport-wide congestion control (the bot sends its feedback): mediasoup estimates the bot's bandwidth. */
+export const BOT_RTP_CAPABILITIES_CC: RtpCapabilities = {
+  codecs: BOT_RTP_CAPABILITIES.codecs!.map((c) =>
+    c.kind === 'video' ? { ...c, rtcpFeedback: [...(c.rtcpFeedback ?? []), { type: 'transport-cc' }] } : c,
+  ),
+  headerExtensions: [{ kind: 'video', uri: TRANSPORT_CC_URI, preferredId: 5, direction: 'sendrecv' }],
+};
+
+/**
+ * The server's side as a remote offer for libdatachannel. `sendrecv`: the m-lines say sendrecv, so libdatachannel
+ * lets the bot send its own RTCP on them (mediasoup never reads the answer's directions).
+ */
+export function recvOffer(t: TransportView, consumers: ConsumerView[], opts: { sendrecv?: boolean } = {}): string {
   const ice = t.iceParameters as { usernameFragment: string; password: string };
   const fp = (t.dtlsParameters as { fingerprints: { algorithm: string; value: string }[] }).fingerprints.find(
     (f) => f.algorithm === 'sha-256',
@@ -64,7 +77,12 @@ export function recvOffer(t: TransportView, consumers: ConsumerView[]): string {
   for (const c of consumers) {
     const p = c.rtpParameters as { mid: string; codecs: Codec[]; encodings: { ssrc: number }[]; rtcp?: { cname?: string } };
     const codec = p.codecs[0]!;
-    lines.push(`m=${c.kind} 9 UDP/TLS/RTP/SAVPF ${codec.payloadType}`, 'c=IN IP4 0.0.0.0', `a=mid:${p.mid}`, 'a=sendonly');
+    lines.push(
+      `m=${c.kind} 9 UDP/TLS/RTP/SAVPF ${codec.payloadType}`,
+      'c=IN IP4 0.0.0.0',
+      `a=mid:${p.mid}`,
+      opts.sendrecv ? 'a=sendrecv' : 'a=sendonly',
+    );
     lines.push(
       `a=ice-ufrag:${ice.usernameFragment}`,
       `a=ice-pwd:${ice.password}`,
@@ -83,6 +101,9 @@ export function recvOffer(t: TransportView, consumers: ConsumerView[]): string {
       lines.push(`a=rtcp-fb:${codec.payloadType} ${fb.type}${fb.parameter ? ` ${fb.parameter}` : ''}`);
     const ssrc = p.encodings[0]!.ssrc;
     lines.push(`a=ssrc:${ssrc} cname:${p.rtcp?.cname ?? 'whipcast'}`, `a=msid:whipcast ${c.kind}`);
+    // mediasoup's bandwidth probes (padding on an SSRC no SDP names) reach the bot only if named
+    if (opts.sendrecv && c.kind === 'video' && c === consumers.find((x) => x.kind === 'video'))
+      lines.push(`a=ssrc:${MEDIASOUP_PROBATION_SSRC} cname:probator`);
     lines.push(...cands, 'a=end-of-candidates');
   }
   return lines.join('\r\n') + '\r\n';
@@ -100,18 +121,32 @@ export class SocketViewer {
   consumers: ConsumerView[] = [];
 
   readonly #rewriteOffer: ((sdp: string) => string | Promise<string>) | undefined;
+  readonly #congestionControl: boolean;
+  /** Sends transport-wide feedback when the video consumer carries the extension (`congestionControl`). */
+  transportCc: TransportCcReceiver | null = null;
 
   /**
    * `opts.frames: false` only counts packets (see MediaReceiver): a cheaper benchmark bot.
    * `opts.rewriteOffer` rewrites the server's side before it is applied (e.g. `ImpairedPeer.rewriteSdp`).
+   * `opts.congestionControl` asks for transport-wide congestion control and sends its feedback, as a browser does.
+   * `opts.pictureSize` reads the picture size video packets announce (see MediaReceiver).
    */
   constructor(
     readonly socket: SocketClient,
     readonly streamId: string,
-    opts: { frames?: boolean; rewriteOffer?: (sdp: string) => string | Promise<string> } = {},
+    opts: {
+      frames?: boolean;
+      rewriteOffer?: (sdp: string) => string | Promise<string>;
+      congestionControl?: boolean;
+      pictureSize?: PictureSizeReader;
+    } = {},
   ) {
     this.#rewriteOffer = opts.rewriteOffer;
-    this.receiver = new MediaReceiver({ audio: new Set(), h264: new Set() }, { frames: opts.frames ?? true });
+    this.#congestionControl = opts.congestionControl ?? false;
+    this.receiver = new MediaReceiver(
+      { audio: new Set(), h264: new Set() },
+      { frames: opts.frames ?? true, ...(opts.pictureSize ? { pictureSize: opts.pictureSize } : {}) },
+    );
   }
 
   async start(): Promise<void> {
@@ -127,16 +162,25 @@ export class SocketViewer {
     const { consumers } = await this.socket.request({
       t: 'rtc.consume',
       transportId: this.transportId,
-      rtpCapabilities: BOT_RTP_CAPABILITIES,
+      rtpCapabilities: this.#congestionControl ? BOT_RTP_CAPABILITIES_CC : BOT_RTP_CAPABILITIES,
     });
     this.#adopt(consumers);
     if (!t) return;
     const pc = new nodeDataChannel.PeerConnection('socket-viewer', { iceServers: [] });
     this.#pc = pc;
+    const video = consumers.find((c) => c.kind === 'video')?.rtpParameters as
+      { headerExtensions?: { uri: string; id: number }[] } | undefined;
+    const ccId = video?.headerExtensions?.find((e) => e.uri === TRANSPORT_CC_URI)?.id;
     pc.onTrack((track) => {
       this.#tracks.push(track);
       track.setMediaHandler(new nodeDataChannel.RtcpReceivingSession());
-      track.onMessage((m) => this.receiver.push(m));
+      // the sequence is transport-wide: every track's packets are reported, through the first track
+      if (this.#congestionControl && ccId !== undefined && !this.transportCc)
+        this.transportCc = new TransportCcReceiver({ extensionId: ccId, send: (rtcp) => track.sendMessageBinary(rtcp) });
+      track.onMessage((m) => {
+        this.transportCc?.received(m);
+        this.receiver.push(m);
+      });
     });
     pc.setRemoteDescription(await this.#offer(t), 'offer');
     const answer = pc.localDescription();
@@ -174,7 +218,7 @@ export class SocketViewer {
   }
 
   async #offer(t: TransportView): Promise<string> {
-    const sdp = recvOffer(t, this.#offered);
+    const sdp = recvOffer(t, this.#offered, { sendrecv: this.#congestionControl });
     return this.#rewriteOffer ? this.#rewriteOffer(sdp) : sdp;
   }
 
@@ -188,6 +232,7 @@ export class SocketViewer {
   }
 
   close(): void {
+    this.transportCc?.close();
     this.#pc?.close();
   }
 }

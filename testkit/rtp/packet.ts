@@ -119,6 +119,22 @@ export interface RtcpSummary {
   senderReports: { ssrc: number; ntpMs: number; rtpTimestamp: number }[];
 }
 
+/** An RTCP Sender Report (RFC 3550 §6.4.1) without report blocks: `rtpTimestamp` is the media time at `wallMs`. */
+export function buildSenderReport(ssrc: number, wallMs: number, rtpTimestamp: number, packets: number, octets: number): Buffer {
+  const buf = Buffer.alloc(28);
+  buf[0] = 0x80;
+  buf[1] = 200;
+  buf.writeUInt16BE(6, 2);
+  buf.writeUInt32BE(ssrc >>> 0, 4);
+  const seconds = Math.floor(wallMs / 1000);
+  buf.writeUInt32BE((seconds + 2_208_988_800) >>> 0, 8);
+  buf.writeUInt32BE(Math.floor(((wallMs - seconds * 1000) / 1000) * 2 ** 32) >>> 0, 12);
+  buf.writeUInt32BE(rtpTimestamp >>> 0, 16);
+  buf.writeUInt32BE(packets >>> 0, 20);
+  buf.writeUInt32BE(octets >>> 0, 24);
+  return buf;
+}
+
 /** Walks a compound RTCP packet and extracts what tests care about. */
 export function parseRtcp(buf: Uint8Array): RtcpSummary {
   const out: RtcpSummary = { types: [], keyframeRequests: [], nacks: [], senderReports: [] };
