@@ -21,7 +21,9 @@ import { DvrBuffer, type DvrBufferOptions } from './dvr/buffer.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
 import { SfuError } from './errors.ts';
 import { RelayIngest, WhipIngest, type Ingest } from './ingest.ts';
+import { vp8RungHeight } from './ladder/rungs.ts';
 import { LadderTranscoder, ladderSupports } from './ladder/transcoder.ts';
+import { Vp8Rung } from './ladder/vp8-rung.ts';
 import type { SfuLogger } from './logger.ts';
 import { hasKeyframeRequest, ProgramTrack } from './program.ts';
 import { Relay, type PipeConfig } from './relay.ts';
@@ -66,6 +68,8 @@ export interface LadderSettings {
   heights: number[];
   /** ffmpeg binary (default `ffmpeg` on the PATH). */
   ffmpegPath?: string;
+  /** An H.264 program also gets a VP8 copy for browsers without H.264, encoded while one watches (default true). */
+  vp8Rung?: boolean;
 }
 
 export interface ChannelEvents {
@@ -102,6 +106,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #recording: ChannelRecording | null = null;
   /** Encodes lower layers of a single-layer publisher's video (with `ladder`). */
   #ladder: LadderTranscoder | null = null;
+  /** A VP8 copy of an H.264 program's video for browsers without H.264 (with `ladder`). */
+  #vp8: Vp8Rung | null = null;
   /** Record the next publisher's session (the owner's "Save past broadcasts"); read when a publisher connects. */
   saveRecordings = false;
   #live = false;
@@ -201,6 +207,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return (['audio', 'video'] as const).map((k) => this.programTrack(k)).filter((t): t is ProgramTrack => !!t);
   }
 
+  /** The VP8 copy of its H.264 program video (with the transcoded ladder on), for browsers that cannot decode H.264. */
+  get vp8Rung(): Vp8Rung | undefined {
+    return this.#vp8 && !this.#vp8.track.producer.closed ? this.#vp8 : undefined;
+  }
+
   // ---- ingest ----
 
   /**
@@ -298,6 +309,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         continue;
       }
       current?.close();
+      if (kind === 'video') this.#closeVp8Rung();
       const ladder = kind === 'video' ? this.#ladderFor(producer) : [];
       const track = await ProgramTrack.create({
         kind,
@@ -308,7 +320,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
         injectedLayers: ladder.length,
       });
       this.#program[kind] = track;
-      if (kind === 'video') this.#startLadder(track, ladder);
+      if (kind === 'video') {
+        this.#startLadder(track, ladder);
+        await this.#openVp8Rung(track);
+      }
       this.#record(track);
       recreated = true;
     }
@@ -338,6 +353,27 @@ export class Channel extends EventEmitter<ChannelEvents> {
       ...(ffmpegPath ? { ffmpegPath } : {}),
       logger: this.#log.child({ channelId: this.id, component: 'ladder' }),
     });
+  }
+
+  /** With the ladder on, an H.264 program gets a VP8 copy (encoded while a viewer needs it). */
+  async #openVp8Rung(track: ProgramTrack): Promise<void> {
+    const { heights = [], ffmpegPath, vp8Rung = true } = this.#opts.ladder ?? {};
+    if (!vp8Rung || heights.length === 0 || codecOf(track.codec.mimeType) !== 'h264') return;
+    this.#vp8 = await Vp8Rung.create({
+      source: track,
+      height: vp8RungHeight(heights),
+      router: this.router,
+      tapTransport: this.tapTransport,
+      programTransport: this.programTransport,
+      ffmpegPath,
+      logger: this.#log.child({ channelId: this.id, component: 'vp8-rung' }),
+    });
+    if (this.#closed) this.#closeVp8Rung();
+  }
+
+  #closeVp8Rung(): void {
+    this.#vp8?.close();
+    this.#vp8 = null;
   }
 
   /**
@@ -491,6 +527,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     for (const r of [...this.#relays]) r.close();
     void this.#recording?.finish();
     this.#ladder?.close();
+    this.#closeVp8Rung();
     for (const p of Object.values(this.#program)) p.close();
     this.#audience.close();
     this.router.close();

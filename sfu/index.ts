@@ -1,6 +1,7 @@
 export { Sfu, type SfuOptions, type SfuEvents } from './sfu.ts';
 export { Channel, type ChannelEvents, type ChannelOptions, type LadderSettings } from './channel.ts';
 export { parseLadder } from './ladder/rungs.ts';
+export { Vp8Rung, type Vp8RungEvents } from './ladder/vp8-rung.ts';
 export {
   ChannelRecording,
   type ChannelRecordingEvents,
@@ -21,6 +22,7 @@ export type {
   LayerChoice,
   LayerInfo,
   UnplayableTrack,
+  TranscodedTrack,
   DtlsParameters,
   DvrPosition,
   IceCandidate,

@@ -97,6 +97,20 @@ export interface ProgramTrackOptions {
   injectedLayers?: number;
 }
 
+/** A program track with no publisher (`ProgramTrack.createFed`). */
+export interface FedProgramTrackOptions {
+  kind: MediaKind;
+  /** Its codec, e.g. `video/VP8`: one the router offers. */
+  mimeType: string;
+  router: types.Router;
+  /** Unused by a fed track (it has no publisher to tap); the channel's. */
+  tapTransport: types.DirectTransport;
+  /** Where its producer lives. */
+  programTransport: types.DirectTransport;
+  /** Its layers, all fed by `inject()` (default 1). */
+  layers?: number;
+}
+
 export class ProgramTrack {
   #tap: types.Consumer | null = null;
   #source: types.Producer | null = null;
@@ -132,22 +146,33 @@ export class ProgramTrack {
     // lowest first: injected layers, then the publisher's (its encodings are lowest first too)
     const layers = Array.from({ length: total }, (_, i) => new ProgramLayer(i, total - 1 - i, i < injected, tapCodec.clockRate));
     const sourceEncodings = opts.source.rtpParameters.encodings ?? [];
-    const producer = await opts.programTransport.produce({
-      kind: opts.kind,
-      rtpParameters: {
-        codecs: [tapCodec],
-        encodings: layers.map((l) => {
-          const scalabilityMode = l.injected ? undefined : sourceEncodings[l.index - injected]?.scalabilityMode;
-          return { ssrc: l.ssrc, ...(scalabilityMode ? { scalabilityMode } : {}) };
-        }),
-        headerExtensions: [],
-        rtcp: { cname: 'whipcast', reducedSize: true },
-      },
-      appData: { program: true },
-    });
+    const producer = await produce(opts.programTransport, opts.kind, tapCodec, layers, (l) =>
+      l.injected ? undefined : sourceEncodings[l.index - injected]?.scalabilityMode,
+    );
     const track = new ProgramTrack(opts.kind, producer, tapCodec, layers, opts.tapTransport, opts.router, opts.programTransport);
     await track.attach(opts.source);
     return track;
+  }
+
+  /**
+   * A program track whipcast feeds alone (`inject()` into each of its layers), no publisher: e.g. a VP8 copy of an
+   * H.264 program for viewers whose browser cannot decode H.264.
+   */
+  static async createFed(opts: FedProgramTrackOptions): Promise<ProgramTrack> {
+    const cap = opts.router.rtpCapabilities.codecs?.find((c) => c.kind === opts.kind && c.mimeType.toLowerCase() === opts.mimeType.toLowerCase());
+    if (!cap?.preferredPayloadType) throw new Error(`the router offers no ${opts.mimeType}`);
+    const codec: types.RtpCodecParameters = {
+      mimeType: cap.mimeType,
+      payloadType: cap.preferredPayloadType,
+      clockRate: cap.clockRate,
+      ...(cap.channels ? { channels: cap.channels } : {}),
+      parameters: cap.parameters ?? {},
+      rtcpFeedback: feedbackFor(opts.kind),
+    };
+    const total = opts.layers ?? 1;
+    const layers = Array.from({ length: total }, (_, i) => new ProgramLayer(i, total - 1 - i, true, codec.clockRate));
+    const producer = await produce(opts.programTransport, opts.kind, codec, layers, () => undefined);
+    return new ProgramTrack(opts.kind, producer, codec, layers, opts.tapTransport, opts.router, opts.programTransport);
   }
 
   /** The SSRC of its top layer. */
@@ -272,16 +297,44 @@ function consumableCodec(source: types.Producer, router: types.Router): types.Rt
     // Opus in-band FEC is signalled to every viewer even when a publisher's SDP left it out, so receivers use
     // the FEC a publisher's encoder puts in its packets (OBS does).
     parameters: src.mimeType.toLowerCase() === 'audio/opus' ? { ...src.parameters, useinbandfec: 1 } : (src.parameters ?? {}),
-    rtcpFeedback: [
-      { type: 'nack', parameter: '' },
-      ...(source.kind === 'video'
-        ? [
-            { type: 'nack', parameter: 'pli' },
-            { type: 'ccm', parameter: 'fir' },
-          ]
-        : []),
-    ],
+    rtcpFeedback: feedbackFor(source.kind),
   };
+}
+
+/** Retransmissions for every kind; keyframe requests for video. */
+function feedbackFor(kind: MediaKind): types.RtcpFeedback[] {
+  return [
+    { type: 'nack', parameter: '' },
+    ...(kind === 'video'
+      ? [
+          { type: 'nack', parameter: 'pli' },
+          { type: 'ccm', parameter: 'fir' },
+        ]
+      : []),
+  ];
+}
+
+/** The program producer: one encoding per layer, lowest first. */
+function produce(
+  transport: types.DirectTransport,
+  kind: MediaKind,
+  codec: types.RtpCodecParameters,
+  layers: readonly ProgramLayer[],
+  scalabilityModeOf: (layer: ProgramLayer) => string | undefined,
+): Promise<types.Producer> {
+  return transport.produce({
+    kind,
+    rtpParameters: {
+      codecs: [codec],
+      encodings: layers.map((l) => {
+        const scalabilityMode = scalabilityModeOf(l);
+        return { ssrc: l.ssrc, ...(scalabilityMode ? { scalabilityMode } : {}) };
+      }),
+      headerExtensions: [],
+      rtcp: { cname: 'whipcast', reducedSize: true },
+    },
+    appData: { program: true },
+  });
 }
 
 /** True when a (compound) RTCP packet holds a PLI or FIR. */

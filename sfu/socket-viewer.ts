@@ -11,10 +11,20 @@ import type { Channel } from './channel.ts';
 import { KeyframeRecovery } from './dvr/keyframe-recovery.ts';
 import { TimeShift, type ProgramConsumers } from './dvr/time-shift.ts';
 import { SfuError } from './errors.ts';
+import type { Vp8Rung } from './ladder/vp8-rung.ts';
 import type { ProgramTrack } from './program.ts';
 import type { MediaKind } from './sdp/offer.ts';
 import { transportView } from './transport.ts';
-import type { ConsumerInfo, DvrPosition, LayerChoice, SeekResult, SeekTarget, TransportView, UnplayableTrack } from './types.ts';
+import type {
+  ConsumerInfo,
+  DvrPosition,
+  LayerChoice,
+  SeekResult,
+  SeekTarget,
+  TranscodedTrack,
+  TransportView,
+  UnplayableTrack,
+} from './types.ts';
 import { Viewer } from './viewer.ts';
 
 export interface SocketViewerOptions {
@@ -35,6 +45,8 @@ export class SocketViewer extends Viewer {
   readonly #recovery: KeyframeRecovery;
   /** Moves in time (consume, live, seek, recovery) run one after another. */
   #moves: Promise<unknown> = Promise.resolve();
+  /** Its video is the channel's VP8 rung (its device cannot decode the program's H.264): live only, one layer. */
+  #onRung = false;
 
   private constructor(channel: Channel, transport: types.WebRtcTransport, router: types.Router, seat: Seat, opts: SocketViewerOptions) {
     super(transport.id, channel, transport, router, seat, {});
@@ -96,8 +108,29 @@ export class SocketViewer extends Viewer {
   unplayable(rtpCapabilities: types.RtpCapabilities): UnplayableTrack[] {
     return this.channel
       .programTracks()
-      .filter((t) => !this.channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities }))
+      .filter((t) => !this.#canConsume(t, rtpCapabilities) && !this.#rungFor(t, rtpCapabilities))
       .map((t) => ({ kind: t.kind, mimeType: t.codec.mimeType }));
+  }
+
+  /**
+   * The program tracks a device with `rtpCapabilities` gets as a transcoded copy instead (the VP8 rung of an
+   * H.264 channel, with the ladder on): live only, no DVR seek, the player says so.
+   */
+  transcoded(rtpCapabilities: types.RtpCapabilities): TranscodedTrack[] {
+    return this.channel.programTracks().flatMap((t) => {
+      const rung = this.#canConsume(t, rtpCapabilities) ? undefined : this.#rungFor(t, rtpCapabilities);
+      return rung ? [{ kind: t.kind, mimeType: t.codec.mimeType, as: rung.track.codec.mimeType, dvr: false }] : [];
+    });
+  }
+
+  #canConsume(track: ProgramTrack, rtpCapabilities: types.RtpCapabilities): boolean {
+    return this.channel.router.canConsume({ producerId: track.producer.id, rtpCapabilities });
+  }
+
+  /** The channel's VP8 rung, when it stands in for `track` on a device that can decode it. */
+  #rungFor(track: ProgramTrack, rtpCapabilities: types.RtpCapabilities): Vp8Rung | undefined {
+    const rung = track.kind === 'video' ? this.channel.vp8Rung : undefined;
+    return rung && this.#canConsume(rung.track, rtpCapabilities) ? rung : undefined;
   }
 
   /** Back to live: consumers on the program again (from the GOP cache, like a new viewer). */
@@ -119,6 +152,11 @@ export class SocketViewer extends Viewer {
   async seek(target: SeekTarget): Promise<SeekResult> {
     this.#assertOpen();
     if (!this.channel.isWatching(this)) throw new SfuError('not_found', 'Consume the stream first');
+    if (this.#onRung)
+      throw new SfuError(
+        'unavailable',
+        `Seeking back is not available in this browser: it cannot decode this channel's ${this.channel.programTrack('video')?.codec.mimeType.replace('video/', '') ?? 'video'}, so it plays a live-only copy`,
+      );
     return this.#move(() => this.#shift.seek(target, () => this.#live()));
   }
 
@@ -163,10 +201,12 @@ export class SocketViewer extends Viewer {
 
   /** The channel's video layers this viewer can choose from (named by their picture sizes), and its choice. */
   layers(): LayerChoice {
-    const track = this.channel.programTrack('video');
+    // on the VP8 rung: its one layer, named so the player shows what this viewer gets
+    const rung = this.#onRung ? this.channel.vp8Rung?.track : undefined;
+    const track = rung ?? this.channel.programTrack('video');
     const layers = (track?.layers ?? []).flatMap((l) => (l.size ? [{ spatialLayer: l.index, ...l.size }] : []));
     // one layer is no choice
-    return { layers: (track?.layers.length ?? 0) > 1 ? layers : [], preferred: this.#preferredLayer };
+    return { layers: (track?.layers.length ?? 0) > 1 || rung ? layers : [], preferred: rung ? null : this.#preferredLayer };
   }
 
   /**
@@ -175,7 +215,7 @@ export class SocketViewer extends Viewer {
    */
   async preferLayer(spatialLayer: number | null): Promise<LayerChoice> {
     this.#assertOpen();
-    const count = this.channel.programTrack('video')?.layers.length ?? 0;
+    const count = this.#onRung ? 1 : (this.channel.programTrack('video')?.layers.length ?? 0);
     if (spatialLayer !== null && (count < 2 || spatialLayer >= count))
       throw new SfuError('not_found', `No video layer ${spatialLayer} (the stream has ${count})`);
     this.#preferredLayer = spatialLayer;
@@ -266,13 +306,19 @@ export class SocketViewer extends Viewer {
   async #consumeProgram(standby: boolean, kinds?: readonly MediaKind[]): Promise<ProgramConsumers> {
     const out: ProgramConsumers = { infos: [], consumers: [] };
     const rtpCapabilities = this.rtpCapabilities;
-    for (const track of this.channel.programTracks() as ProgramTrack[]) {
-      if (kinds && !kinds.includes(track.kind)) continue;
+    for (const program of this.channel.programTracks()) {
+      if (kinds && !kinds.includes(program.kind)) continue;
+      // a device without the program's video codec gets the VP8 rung, if the channel has one
+      const rung = this.#canConsume(program, rtpCapabilities) ? undefined : this.#rungFor(program, rtpCapabilities);
+      if (!rung && !this.#canConsume(program, rtpCapabilities)) continue;
+      const track = rung?.track ?? program;
       const producer = track.producer;
-      if (!this.channel.router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
       const source = await this.seat.source(producer);
       if (this.closed) throw new SfuError('not_found', 'No such transport');
       const consumer = await this.transport.consume({ producerId: source.id, rtpCapabilities, paused: true });
+      if (track.kind === 'video' && !standby) this.#onRung = !!rung;
+      // encoded while this consumer lives
+      if (rung) consumer.observer.once('close', rung.hold());
       if (consumer.kind === 'video') await this.#watchKeyframeRequests(consumer);
       await this.#applyLayer(consumer);
       if (!standby) this.setConsumer(consumer);

@@ -30,6 +30,17 @@ export interface UnplayableTrack {
   mimeType: string;
 }
 
+/** A program track a viewer's device gets as a transcoded copy in another codec (the VP8 rung of an H.264 channel). */
+export interface TranscodedTrack {
+  kind: MediaKind;
+  /** The channel's codec, e.g. `video/H264`. */
+  mimeType: string;
+  /** The copy's codec, e.g. `video/VP8`. */
+  as: string;
+  /** Whether DVR seeking works on it (the rung is live only). */
+  dvr: boolean;
+}
+
 /** A simulcast layer of a channel's video, as a player names it (by its picture size). */
 export interface LayerInfo {
   /** mediasoup's spatial layer: 0 = the lowest. */

@@ -283,6 +283,13 @@ export const SETTINGS = {
     ladder,
     "Lower layers whipcast encodes for single-layer publishers, e.g. `360p` or `360p,720p` (empty: off). Each channel then runs one ffmpeg (x264 for H.264, libvpx for VP8) that decodes the program once and encodes every rung below the source's height; viewers get them like simulcast layers. Costs CPU per live channel: see docs/benchmarks.md.",
   ),
+  transcodeVp8Rung: setting(
+    'Media',
+    'TRANSCODE_VP8_RUNG',
+    'true',
+    bool,
+    "With `TRANSCODE_LADDER` on, an H.264 channel also gets a VP8 copy of its video (at the ladder's lowest rung of at least 360p) for browsers that cannot decode H.264 (Firefox without OpenH264): its own ffmpeg runs only while such a viewer watches, and stops 30 s after the last leaves. Live only (no DVR seek). `false`: those browsers get the audio and a message. See docs/player.md.",
+  ),
   // Recordings
   recordingsDir: setting(
     'Recordings',

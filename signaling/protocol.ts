@@ -199,6 +199,10 @@ export type LayerChoice = z.infer<typeof LayerChoice>;
 export const UnplayableTrack = z.object({ kind: MediaKind, mimeType: z.string().max(64) });
 export type UnplayableTrack = z.infer<typeof UnplayableTrack>;
 
+/** A program track this viewer gets as a transcoded copy (the VP8 rung of an H.264 channel): `dvr: false`, live only. */
+export const TranscodedTrack = z.object({ kind: MediaKind, mimeType: z.string().max(64), as: z.string().max(64), dvr: z.boolean() });
+export type TranscodedTrack = z.infer<typeof TranscodedTrack>;
+
 // ---- client → server ----
 
 /** Where a `dvr.seek` goes: `offsetMs` behind live, or `deltaMs` from the current position (exactly one). */
@@ -333,12 +337,20 @@ const RESULT_SCHEMAS = {
     live: z.boolean(),
     consumers: z.array(ConsumerView),
     unplayable: z.array(UnplayableTrack),
+    transcoded: z.array(TranscodedTrack).optional(),
   }),
   'rtc.capabilities': z.object({ routerRtpCapabilities: RouterRtpCapabilities, live: z.boolean() }),
   'rtc.transport': TransportView,
   'rtc.connect': empty,
-  /** `unplayable`: what the channel sends that this device cannot decode (not consumed; all of it: no consumers). */
-  'rtc.consume': z.object({ consumers: z.array(ConsumerView), unplayable: z.array(UnplayableTrack) }),
+  /**
+   * `unplayable`: what the channel sends that this device cannot decode (not consumed; all of it: no consumers).
+   * `transcoded`: what it gets as a transcoded copy instead (a VP8 rung of H.264 video: live only).
+   */
+  'rtc.consume': z.object({
+    consumers: z.array(ConsumerView),
+    unplayable: z.array(UnplayableTrack),
+    transcoded: z.array(TranscodedTrack).optional(),
+  }),
   'rtc.resume': empty,
   'rtc.pause': empty,
   'rtc.restartIce': z.object({ iceParameters: IceParameters }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kbpsFor, parseLadder, rungsFor } from './rungs.ts';
+import { kbpsFor, parseLadder, rungsFor, vp8RungHeight } from './rungs.ts';
 
 describe('ladder rungs', () => {
   it('parses TRANSCODE_LADDER: heights lowest first, duplicates once, empty = off', () => {
@@ -16,6 +16,18 @@ describe('ladder rungs', () => {
     ]);
     expect(rungsFor([360], { width: 1920, height: 1080 })[0]?.width).toBe(640);
     expect(rungsFor([360], { width: 480, height: 360 })).toEqual([null]);
+  });
+
+  it('a copy in another codec (the VP8 rung) is encoded at the source size when the source is no bigger', () => {
+    expect(rungsFor([360], { width: 480, height: 360 }, { upToSource: true })).toEqual([{ height: 360, width: 480, kbps: 600 }]);
+    expect(rungsFor([360], { width: 426, height: 240 }, { upToSource: true })).toEqual([{ height: 240, width: 426, kbps: 300 }]);
+    expect(rungsFor([360], { width: 1280, height: 720 }, { upToSource: true })[0]).toEqual({ height: 360, width: 640, kbps: 600 });
+  });
+
+  it('the VP8 rung is the lowest rung of at least 360p, else the highest', () => {
+    expect(vp8RungHeight([180, 360, 720])).toBe(360);
+    expect(vp8RungHeight([480, 720])).toBe(480);
+    expect(vp8RungHeight([180, 240])).toBe(240);
   });
 
   it('interpolates a bitrate between the table rows by pixel count', () => {

@@ -38,13 +38,30 @@ export function parseLadder(spec: string): number[] {
   return [...heights].sort((a, b) => a - b);
 }
 
-/** The rungs worth encoding from a source of this size: those below its height (the others stay unfed). */
-export function rungsFor(heights: readonly number[], source: { width: number; height: number }): (LadderRung | null)[] {
-  return heights.map((height) =>
-    height < source.height
+/**
+ * The rungs worth encoding from a source of this size: those below its height (the others stay unfed), or with
+ * `upToSource` those at or above it too, at the source's size (a copy in another codec is worth it at any size).
+ */
+export function rungsFor(
+  heights: readonly number[],
+  source: { width: number; height: number },
+  opts: { upToSource?: boolean } = {},
+): (LadderRung | null)[] {
+  return heights.map((wanted) => {
+    const height = opts.upToSource ? Math.min(wanted, source.height) : wanted;
+    return height < source.height || opts.upToSource
       ? { height, width: Math.max(2, Math.round((source.width * height) / source.height / 2) * 2), kbps: kbpsFor(height) }
-      : null,
-  );
+      : null;
+  });
+}
+
+/**
+ * The height of the VP8 rung an H.264 channel gets for browsers without an H.264 decoder: the ladder's lowest
+ * rung of at least 360p (else its highest). 360p is still watchable and what one core encodes with room to
+ * spare (docs/benchmarks.md); the rung is capped at the source's height when encoded.
+ */
+export function vp8RungHeight(heights: readonly number[]): number {
+  return heights.find((h) => h >= 360) ?? heights.at(-1) ?? 360;
 }
 
 /** Target bitrate for a layer of this height: the table's, interpolated by pixel count. */

@@ -33,10 +33,14 @@ const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
 const RESTART_DELAY_MS = 2000;
 
 export interface LadderTranscoderOptions {
-  /** The program's video track; `heights[i]` feeds its i-th injected layer (lowest first). */
+  /** The program's video track: its top layer is decoded; `heights[i]` feeds its i-th injected layer (lowest first). */
   track: ProgramTrack;
-  /** Rung heights, lowest first, one per injected layer of `track`. */
+  /** Where the rungs go, when not into `track` itself: another track's injected layers, encoded in its codec (a VP8 copy of an H.264 program). */
+  target?: ProgramTrack | undefined;
+  /** Rung heights, lowest first, one per injected layer of the target. */
   heights: readonly number[];
+  /** A rung at or above the source's height is encoded at the source's size instead of left unfed (a copy in another codec). */
+  upToSource?: boolean | undefined;
   /** ffmpeg binary (default `ffmpeg` on the PATH). */
   ffmpegPath?: string;
   logger: SfuLogger;
@@ -59,7 +63,11 @@ export function ladderSupports(mimeType: string): boolean {
 
 export class LadderTranscoder extends EventEmitter<LadderTranscoderEvents> {
   readonly #opts: LadderTranscoderOptions;
+  /** The codec it decodes (the source track's). */
   readonly #codec: 'h264' | 'vp8';
+  /** The codec it encodes (the target track's). */
+  readonly #encoder: 'h264' | 'vp8';
+  readonly #target: ProgramTrack;
   readonly #layers: ProgramLayer[];
   readonly #log: SfuLogger;
   #depacketizer: Depacketizer;
@@ -79,11 +87,16 @@ export class LadderTranscoder extends EventEmitter<LadderTranscoderEvents> {
   constructor(opts: LadderTranscoderOptions) {
     super();
     const codec = codecOf(opts.track.codec.mimeType);
+    const target = opts.target ?? opts.track;
+    const encoder = codecOf(target.codec.mimeType);
     if (codec !== 'h264' && codec !== 'vp8') throw new Error(`no ladder for ${opts.track.codec.mimeType}`);
-    const injected = opts.track.layers.filter((l) => l.injected);
+    if (encoder !== 'h264' && encoder !== 'vp8') throw new Error(`no ladder encoding ${target.codec.mimeType}`);
+    const injected = target.layers.filter((l) => l.injected);
     if (injected.length !== opts.heights.length) throw new Error('one injected layer per rung');
     this.#opts = opts;
     this.#codec = codec;
+    this.#encoder = encoder;
+    this.#target = target;
     this.#layers = injected;
     this.#log = opts.logger;
     this.#depacketizer = createDepacketizer(codec);
@@ -92,7 +105,7 @@ export class LadderTranscoder extends EventEmitter<LadderTranscoderEvents> {
       const socket = createSocket('udp4');
       socket.on('message', (msg) => {
         // RTP version 2 only (ffmpeg's RTCP is switched off); nothing from a stopped ffmpeg
-        if (this.#ffmpeg && msg.length >= 12 && msg[0]! >> 6 === 2) opts.track.inject(layer, msg);
+        if (this.#ffmpeg && msg.length >= 12 && msg[0]! >> 6 === 2) target.inject(layer, msg);
       });
       socket.on('error', (err) => this.#log.warn({ err }, 'transcoded ladder: socket error'));
       socket.once('listening', () => this.#listening.add(socket));
@@ -134,7 +147,7 @@ export class LadderTranscoder extends EventEmitter<LadderTranscoderEvents> {
   /** Starts ffmpeg for a source of this size; false when it cannot start yet or no rung is below the source. */
   #start(width: number, height: number): boolean {
     if (!this.#sockets.every((s) => this.#listening.has(s))) return false;
-    const rungs = rungsFor(this.#opts.heights, { width, height });
+    const rungs = rungsFor(this.#opts.heights, { width, height }, { upToSource: this.#opts.upToSource ?? false });
     const outputs = rungs.flatMap((rung, i) => {
       if (!rung) return [];
       this.#layers[i]!.rebase();
@@ -151,7 +164,7 @@ export class LadderTranscoder extends EventEmitter<LadderTranscoderEvents> {
   }
 
   #spawn(width: number, height: number, outputs: { rung: LadderRung; port: number }[]): void {
-    const args = ffmpegArgs(this.#codec, this.#opts.track.codec.payloadType, width, height, outputs);
+    const args = ffmpegArgs(this.#codec, this.#target.codec.payloadType, width, height, outputs, this.#encoder);
     const ffmpeg = spawn(this.#opts.ffmpegPath ?? 'ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe'] });
     this.#ffmpeg = ffmpeg;
     this.#waitKeyframe = true;
@@ -198,13 +211,14 @@ export class LadderTranscoder extends EventEmitter<LadderTranscoderEvents> {
   }
 }
 
-/** ffmpeg's arguments: raw frames on stdin, one RTP output per rung. */
+/** ffmpeg's arguments: raw frames of `codec` on stdin, one RTP output per rung encoded in `encoder` (default the same codec). */
 export function ffmpegArgs(
   codec: 'h264' | 'vp8',
   payloadType: number,
   width: number,
   height: number,
   outputs: { rung: LadderRung; port: number }[],
+  encoder: 'h264' | 'vp8' = codec,
 ): string[] {
   const split = outputs.length > 1 ? `split=${outputs.length}${outputs.map((_, i) => `[s${i}]`).join('')};` : '';
   const graph =
@@ -218,7 +232,7 @@ export function ffmpegArgs(
     ...['-filter_complex', graph],
     ...outputs.flatMap((o, i) => [
       ...['-map', `[v${i}]`, '-an', '-fps_mode', 'passthrough', '-threads', '1'],
-      ...(codec === 'h264'
+      ...(encoder === 'h264'
         ? ['-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-profile:v', 'baseline', '-pix_fmt', 'yuv420p']
         : [
             '-c:v',

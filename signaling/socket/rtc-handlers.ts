@@ -121,7 +121,8 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
     const unplayable = viewer.unplayable(rtpCapabilities);
     // nothing it can decode: no consumers (and not counted as watching); the player tells the viewer why
     if (unplayable.length > 0 && unplayable.length === viewer.channel.programTracks().length) return { consumers: [], unplayable };
-    return { consumers: await viewer.consume(rtpCapabilities), unplayable };
+    const consumers = await viewer.consume(rtpCapabilities);
+    return { consumers, unplayable, transcoded: viewer.transcoded(rtpCapabilities) };
   }
 
   function own(s: Socket, transportId: string): SocketViewer {

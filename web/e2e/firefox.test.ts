@@ -4,9 +4,15 @@
  * - An H.264 channel (what OBS sends): this Firefox has no H.264 decoder (no OpenH264 without
  *   internet), so the player says it cannot play the video and offers the audio — never a black
  *   LIVE — and no video frame is decoded.
+ * - The same with the transcoded ladder on: the player plays the channel's VP8 rung (640x360 from a
+ *   720p H.264 publisher), its frame numbers read off the picture advancing with the publisher's, and
+ *   says it is live only. The rung's ffmpeg runs only while the viewer watches. Run with
+ *   VP8_RUNG_OFF=1 (TRANSCODE_VP8_RUNG=false) to see it fail.
  * Firefox pairs no ICE candidates over loopback: the server's candidates are rewritten to a relay
  * on a test-created veth address (as testkit/browser-firefox-webrtc.test.ts does).
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   frameNumberInPage,
@@ -29,6 +35,8 @@ import { NetworkNamespace } from '../../testkit/net/netns.ts';
 const WEB_DIR = fileURLToPath(new URL('../build', import.meta.url));
 /** The numbered fixtures' frame rate. */
 const FPS = 30;
+/** A 720p publisher, as in signaling/ladder.test.ts (the same cached fixture). */
+const HD = { width: 1280, height: 720, kbps: 2500, keyframeInterval: 2, seconds: 60 };
 
 let server: TestServer;
 let firefox: FirefoxBrowser;
@@ -119,6 +127,21 @@ async function numbersFor(page: Page, ms: number): Promise<number[]> {
   return out;
 }
 
+/** The pid of the ffmpeg encoding VP8 (the rung: the only libvpx encoder these tests run), or null. */
+function vp8RungPid(): number | null {
+  try {
+    return Number(execFileSync('pgrep', ['-f', 'ffmpeg.*libvpx']).toString().trim().split('\n')[0]);
+  } catch {
+    return null; // pgrep exits 1 when nothing matches
+  }
+}
+
+/** CPU seconds a process has used (utime + stime, clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 describe('the player in Firefox', () => {
   it('plays a VP8 channel; a seek back 10 s shows frames from 10 s earlier', { timeout: 120_000 }, async () => {
     const streamer = await registerStreamer(server.url);
@@ -197,4 +220,81 @@ describe('the player in Firefox', () => {
       }
     },
   );
+
+  describe('with the transcoded ladder on', () => {
+    let ladderServer: TestServer;
+    beforeAll(async () => {
+      await numberedH264Fixture(HD); // encoded once and cached (the ladder test uses the same)
+      ladderServer = await startTestServer({
+        media: createSfuMedia,
+        env: { MEDIA_WORKERS: '1', WEB_DIR, TRANSCODE_LADDER: '360p', TRANSCODE_VP8_RUNG: process.env.VP8_RUNG_OFF ? 'false' : 'true' },
+      });
+    }, 300_000);
+    afterAll(async () => {
+      await ladderServer?.close();
+    });
+
+    it('an H.264 channel plays its VP8 rung: frame numbers off the picture advance, 640x360 VP8, live only', { timeout: 120_000 }, async () => {
+      const streamer = await registerStreamer(ladderServer.url);
+      const pub = await ObsPublisher.publish({ url: streamer.whipUrl, token: streamer.streamKey, numbered: true, video: HD });
+      const link = new ImpairedPeer({ listenAddress: ns.hostAddress });
+      const page = await playerPage(link);
+      try {
+        await pub.connected();
+        await waitLive(ladderServer.url, streamer.id);
+        await new Promise((r) => setTimeout(r, 1000));
+        expect(vp8RungPid(), 'no VP8 encoder before a viewer needs it').toBeNull();
+        const opened = Date.now();
+        await page.goto(`${ladderServer.url}/live/${streamer.id}`);
+        const first = await firstNumber(page, 20_000);
+        const firstAfterMs = Date.now() - opened;
+        expect(first, 'a numbered picture on screen').not.toBeNull();
+        const pid = vp8RungPid();
+        expect(pid, 'the VP8 rung encodes while the viewer watches').not.toBeNull();
+        const cpuA = cpuSeconds(pid!);
+        const framesA = sum(await inbound(page), 'video', 'framesDecoded');
+        const live = await numbersFor(page, 10_000);
+        const cpu = (cpuSeconds(pid!) - cpuA) / 10;
+        const framesB = sum(await inbound(page), 'video', 'framesDecoded');
+        const sent = pub.counters.frames;
+        const video = await page.evaluate(async () => {
+          for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+            if (pc.connectionState === 'closed') continue;
+            const stats = [...(await pc.getStats()).values()];
+            const rtp = stats.find((s) => s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded ?? 0) > 0);
+            if (rtp) return { width: rtp.frameWidth, height: rtp.frameHeight, codec: stats.find((c) => c.id === rtp.codecId)?.mimeType };
+          }
+          return null;
+        });
+        console.log(
+          `VP8 rung in Firefox: first numbered picture ${firstAfterMs} ms after opening the page, ${video?.width}x${video?.height} ${video?.codec}, ` +
+            `${framesB - framesA} frames decoded in 10 s, picture ${live[0]} → ${live.at(-1)} (publisher at ${sent}); ` +
+            `the rung's ffmpeg used ${(cpu * 100).toFixed(0)} % of a core`,
+        );
+        expect(video).toEqual({ width: 640, height: 360, codec: 'video/VP8' });
+        expect(live.length, `numbers read: ${live.join(' ')}`).toBeGreaterThan(20);
+        for (let i = 1; i < live.length; i++) expect(live[i]!).toBeGreaterThanOrEqual(live[i - 1]!);
+        expect(live.at(-1)! - live[0]!).toBeGreaterThan(8 * FPS); // moving in real time
+        expect(sent - live.at(-1)!).toBeLessThan(3 * FPS); // and live
+        expect(framesB - framesA).toBeGreaterThan(8 * FPS);
+        // it says what it plays: no codec problem, a live-only note, the one quality it gets, no seek controls
+        expect(await page.$('[data-testid="playback-problem"]')).toBeNull();
+        const note = await page.$eval('[data-testid="live-only"]', (el) => el.textContent ?? '');
+        expect(note.replace(/\s+/g, ' ')).toMatch(/can't decode H\.264: it plays a VP8 copy at 360p, live only/);
+        expect(await page.$eval('[data-testid="quality"]', (el) => (el as HTMLSelectElement).selectedOptions[0]?.textContent)).toBe('360p');
+        expect(await page.$('button[aria-label="Back 10 seconds"]')).toBeNull();
+        expect(await page.$eval('[data-testid="dvr-position"]', (el) => el.textContent)).toBe('LIVE');
+
+        // nobody needs it any more: the encoder stops 30 s later
+        await page.close();
+        const left = Date.now();
+        await expect.poll(() => vp8RungPid(), { timeout: 45_000, interval: 1000 }).toBeNull();
+        console.log(`VP8 rung stopped ${Date.now() - left} ms after its viewer left`);
+      } finally {
+        if (!page.isClosed()) await page.close();
+        await link.close();
+        await pub.stop();
+      }
+    });
+  });
 });

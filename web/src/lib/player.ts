@@ -9,7 +9,7 @@
  * rebuilds after a reconnect.
  */
 import type { Device, types } from 'mediasoup-client';
-import type { ConsumerView, LayerChoice, UnplayableTrack } from '$shared/protocol.ts';
+import type { ConsumerView, LayerChoice, TranscodedTrack, UnplayableTrack } from '$shared/protocol.ts';
 import { consumerParameters } from './rtc-params.ts';
 import { markOnce } from './marks.ts';
 import { socket } from './socket.svelte.ts';
@@ -34,6 +34,8 @@ export class ChannelPlayer {
   onDvr: (dvr: DvrState) => void = () => {};
   /** What the channel sends that this browser cannot decode (not consumed), as the server said at the last consume. */
   unplayable: UnplayableTrack[] = [];
+  /** What this browser gets as a transcoded copy instead (the VP8 rung of an H.264 channel: live only), as the server said. */
+  transcoded: TranscodedTrack[] = [];
   /** Audio only: the server holds this viewer's video (the link cannot carry it); see `setVideo`. */
   videoOff = false;
   #device: Device | null = null;
@@ -128,7 +130,7 @@ export class ChannelPlayer {
       // several times a second for as long as the viewer watches (issue #13 item 7).
       Object.assign(transport, { _probatorConsumerCreated: true });
       this.#transport = transport;
-      if (w.live) await this.#watch(w.consumers, w.unplayable, true);
+      if (w.live) await this.#watch(w.consumers, w.unplayable, w.transcoded ?? [], true);
       else this.onState('offline');
     } catch (e) {
       const code = (e as { code?: string }).code;
@@ -141,12 +143,12 @@ export class ChannelPlayer {
     const transport = this.#transport;
     if (!transport || !this.#device || this.#closed) return;
     try {
-      const { consumers, unplayable } = await socket.request({
+      const { consumers, unplayable, transcoded } = await socket.request({
         t: 'rtc.consume',
         transportId: transport.id,
         rtpCapabilities: this.#device.rtpCapabilities,
       });
-      await this.#watch(consumers, unplayable, false);
+      await this.#watch(consumers, unplayable, transcoded ?? [], false);
     } catch (e) {
       const code = (e as { code?: string }).code;
       this.onState(code === 'stream_offline' ? 'offline' : 'error', (e as Error).message);
@@ -154,10 +156,11 @@ export class ChannelPlayer {
   }
 
   /** Shows what the server gave (`started`: it starts the consumers itself) and says so. */
-  async #watch(consumers: ConsumerView[], unplayable: UnplayableTrack[], started: boolean): Promise<void> {
+  async #watch(consumers: ConsumerView[], unplayable: UnplayableTrack[], transcoded: TranscodedTrack[], started: boolean): Promise<void> {
     const transport = this.#transport;
     if (!transport) return;
     this.unplayable = unplayable;
+    this.transcoded = transcoded;
     if (consumers.length === 0) {
       this.onState('unplayable');
       return;
