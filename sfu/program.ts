@@ -159,7 +159,9 @@ export class ProgramTrack {
    * H.264 program for viewers whose browser cannot decode H.264.
    */
   static async createFed(opts: FedProgramTrackOptions): Promise<ProgramTrack> {
-    const cap = opts.router.rtpCapabilities.codecs?.find((c) => c.kind === opts.kind && c.mimeType.toLowerCase() === opts.mimeType.toLowerCase());
+    const cap = opts.router.rtpCapabilities.codecs?.find(
+      (c) => c.kind === opts.kind && c.mimeType.toLowerCase() === opts.mimeType.toLowerCase(),
+    );
     if (!cap?.preferredPayloadType) throw new Error(`the router offers no ${opts.mimeType}`);
     const codec: types.RtpCodecParameters = {
       mimeType: cap.mimeType,

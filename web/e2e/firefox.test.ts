@@ -234,67 +234,73 @@ describe('the player in Firefox', () => {
       await ladderServer?.close();
     });
 
-    it('an H.264 channel plays its VP8 rung: frame numbers off the picture advance, 640x360 VP8, live only', { timeout: 120_000 }, async () => {
-      const streamer = await registerStreamer(ladderServer.url);
-      const pub = await ObsPublisher.publish({ url: streamer.whipUrl, token: streamer.streamKey, numbered: true, video: HD });
-      const link = new ImpairedPeer({ listenAddress: ns.hostAddress });
-      const page = await playerPage(link);
-      try {
-        await pub.connected();
-        await waitLive(ladderServer.url, streamer.id);
-        await new Promise((r) => setTimeout(r, 1000));
-        expect(vp8RungPid(), 'no VP8 encoder before a viewer needs it').toBeNull();
-        const opened = Date.now();
-        await page.goto(`${ladderServer.url}/live/${streamer.id}`);
-        const first = await firstNumber(page, 20_000);
-        const firstAfterMs = Date.now() - opened;
-        expect(first, 'a numbered picture on screen').not.toBeNull();
-        const pid = vp8RungPid();
-        expect(pid, 'the VP8 rung encodes while the viewer watches').not.toBeNull();
-        const cpuA = cpuSeconds(pid!);
-        const framesA = sum(await inbound(page), 'video', 'framesDecoded');
-        const live = await numbersFor(page, 10_000);
-        const cpu = (cpuSeconds(pid!) - cpuA) / 10;
-        const framesB = sum(await inbound(page), 'video', 'framesDecoded');
-        const sent = pub.counters.frames;
-        const video = await page.evaluate(async () => {
-          for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
-            if (pc.connectionState === 'closed') continue;
-            const stats = [...(await pc.getStats()).values()];
-            const rtp = stats.find((s) => s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded ?? 0) > 0);
-            if (rtp) return { width: rtp.frameWidth, height: rtp.frameHeight, codec: stats.find((c) => c.id === rtp.codecId)?.mimeType };
-          }
-          return null;
-        });
-        console.log(
-          `VP8 rung in Firefox: first numbered picture ${firstAfterMs} ms after opening the page, ${video?.width}x${video?.height} ${video?.codec}, ` +
-            `${framesB - framesA} frames decoded in 10 s, picture ${live[0]} → ${live.at(-1)} (publisher at ${sent}); ` +
-            `the rung's ffmpeg used ${(cpu * 100).toFixed(0)} % of a core`,
-        );
-        expect(video).toEqual({ width: 640, height: 360, codec: 'video/VP8' });
-        expect(live.length, `numbers read: ${live.join(' ')}`).toBeGreaterThan(20);
-        for (let i = 1; i < live.length; i++) expect(live[i]!).toBeGreaterThanOrEqual(live[i - 1]!);
-        expect(live.at(-1)! - live[0]!).toBeGreaterThan(8 * FPS); // moving in real time
-        expect(sent - live.at(-1)!).toBeLessThan(3 * FPS); // and live
-        expect(framesB - framesA).toBeGreaterThan(8 * FPS);
-        // it says what it plays: no codec problem, a live-only note, the one quality it gets, no seek controls
-        expect(await page.$('[data-testid="playback-problem"]')).toBeNull();
-        const note = await page.$eval('[data-testid="live-only"]', (el) => el.textContent ?? '');
-        expect(note.replace(/\s+/g, ' ')).toMatch(/can't decode H\.264: it plays a VP8 copy at 360p, live only/);
-        expect(await page.$eval('[data-testid="quality"]', (el) => (el as HTMLSelectElement).selectedOptions[0]?.textContent)).toBe('360p');
-        expect(await page.$('button[aria-label="Back 10 seconds"]')).toBeNull();
-        expect(await page.$eval('[data-testid="dvr-position"]', (el) => el.textContent)).toBe('LIVE');
+    it(
+      'an H.264 channel plays its VP8 rung: frame numbers off the picture advance, 640x360 VP8, live only',
+      { timeout: 120_000 },
+      async () => {
+        const streamer = await registerStreamer(ladderServer.url);
+        const pub = await ObsPublisher.publish({ url: streamer.whipUrl, token: streamer.streamKey, numbered: true, video: HD });
+        const link = new ImpairedPeer({ listenAddress: ns.hostAddress });
+        const page = await playerPage(link);
+        try {
+          await pub.connected();
+          await waitLive(ladderServer.url, streamer.id);
+          await new Promise((r) => setTimeout(r, 1000));
+          expect(vp8RungPid(), 'no VP8 encoder before a viewer needs it').toBeNull();
+          const opened = Date.now();
+          await page.goto(`${ladderServer.url}/live/${streamer.id}`);
+          const first = await firstNumber(page, 20_000);
+          const firstAfterMs = Date.now() - opened;
+          expect(first, 'a numbered picture on screen').not.toBeNull();
+          const pid = vp8RungPid();
+          expect(pid, 'the VP8 rung encodes while the viewer watches').not.toBeNull();
+          const cpuA = cpuSeconds(pid!);
+          const framesA = sum(await inbound(page), 'video', 'framesDecoded');
+          const live = await numbersFor(page, 10_000);
+          const cpu = (cpuSeconds(pid!) - cpuA) / 10;
+          const framesB = sum(await inbound(page), 'video', 'framesDecoded');
+          const sent = pub.counters.frames;
+          const video = await page.evaluate(async () => {
+            for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+              if (pc.connectionState === 'closed') continue;
+              const stats = [...(await pc.getStats()).values()];
+              const rtp = stats.find((s) => s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded ?? 0) > 0);
+              if (rtp) return { width: rtp.frameWidth, height: rtp.frameHeight, codec: stats.find((c) => c.id === rtp.codecId)?.mimeType };
+            }
+            return null;
+          });
+          console.log(
+            `VP8 rung in Firefox: first numbered picture ${firstAfterMs} ms after opening the page, ${video?.width}x${video?.height} ${video?.codec}, ` +
+              `${framesB - framesA} frames decoded in 10 s, picture ${live[0]} → ${live.at(-1)} (publisher at ${sent}); ` +
+              `the rung's ffmpeg used ${(cpu * 100).toFixed(0)} % of a core`,
+          );
+          expect(video).toEqual({ width: 640, height: 360, codec: 'video/VP8' });
+          expect(live.length, `numbers read: ${live.join(' ')}`).toBeGreaterThan(20);
+          for (let i = 1; i < live.length; i++) expect(live[i]!).toBeGreaterThanOrEqual(live[i - 1]!);
+          expect(live.at(-1)! - live[0]!).toBeGreaterThan(8 * FPS); // moving in real time
+          expect(sent - live.at(-1)!).toBeLessThan(3 * FPS); // and live
+          expect(framesB - framesA).toBeGreaterThan(8 * FPS);
+          // it says what it plays: no codec problem, a live-only note, the one quality it gets, no seek controls
+          expect(await page.$('[data-testid="playback-problem"]')).toBeNull();
+          const note = await page.$eval('[data-testid="live-only"]', (el) => el.textContent ?? '');
+          expect(note.replace(/\s+/g, ' ')).toMatch(/can't decode H\.264: it plays a VP8 copy at 360p, live only/);
+          expect(await page.$eval('[data-testid="quality"]', (el) => (el as HTMLSelectElement).selectedOptions[0]?.textContent)).toBe(
+            '360p',
+          );
+          expect(await page.$('button[aria-label="Back 10 seconds"]')).toBeNull();
+          expect(await page.$eval('[data-testid="dvr-position"]', (el) => el.textContent)).toBe('LIVE');
 
-        // nobody needs it any more: the encoder stops 30 s later
-        await page.close();
-        const left = Date.now();
-        await expect.poll(() => vp8RungPid(), { timeout: 45_000, interval: 1000 }).toBeNull();
-        console.log(`VP8 rung stopped ${Date.now() - left} ms after its viewer left`);
-      } finally {
-        if (!page.isClosed()) await page.close();
-        await link.close();
-        await pub.stop();
-      }
-    });
+          // nobody needs it any more: the encoder stops 30 s later
+          await page.close();
+          const left = Date.now();
+          await expect.poll(() => vp8RungPid(), { timeout: 45_000, interval: 1000 }).toBeNull();
+          console.log(`VP8 rung stopped ${Date.now() - left} ms after its viewer left`);
+        } finally {
+          if (!page.isClosed()) await page.close();
+          await link.close();
+          await pub.stop();
+        }
+      },
+    );
   });
 });
