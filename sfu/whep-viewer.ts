@@ -9,12 +9,15 @@ import type { Seat } from './audience.ts';
 import type { Channel } from './channel.ts';
 import { SfuError } from './errors.ts';
 import type { SfuLogger } from './logger.ts';
+import { LossBasedLayers } from './loss-based-layers.ts';
 import { buildAnswer } from './sdp/answer.ts';
 import type { MediaKind, ParsedOffer } from './sdp/offer.ts';
 import type { EgressPlan } from './sdp/plan.ts';
 import { connectOffer, createWebRtcTransport, newSessionId, transportInfo } from './transport.ts';
 import type { IceRestartResult } from './types.ts';
 import { Viewer } from './viewer.ts';
+
+const TRANSPORT_CC = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
 
 export class WhepViewer extends Viewer {
   /** The m-line (mid) each kind is delivered on. */
@@ -23,6 +26,7 @@ export class WhepViewer extends Viewer {
   readonly #plan: EgressPlan;
   readonly #log: SfuLogger;
   #remoteIceUfrag: string;
+  #layers: LossBasedLayers | null = null;
   #answer = '';
 
   private constructor(
@@ -112,13 +116,35 @@ export class WhepViewer extends Viewer {
         const source = await this.seat.source(producer);
         if (this.closed || producer.closed) return;
         this.consumers.get(kind)?.close();
-        this.setConsumer(
-          await this.transport.consume({ producerId: source.id, rtpCapabilities: this.rtpCapabilities, mid, paused: false }),
-        );
+        const consumer = await this.transport.consume({ producerId: source.id, rtpCapabilities: this.rtpCapabilities, mid, paused: false });
+        this.setConsumer(consumer);
+        this.#steerLayers(consumer);
       } catch (err) {
         this.#log.warn({ err, channelId: this.channel.id, viewer: this.id, kind }, 'could not deliver track to viewer');
       }
     }
+  }
+
+  /**
+   * A simulcast consumer mediasoup cannot estimate the bandwidth of (the player's transport-wide-cc id is not the
+   * router's, see `planEgress`) gets its layer from the loss the player reports instead.
+   */
+  #steerLayers(consumer: types.Consumer): void {
+    if (consumer.kind !== 'video') return;
+    this.#layers?.close();
+    this.#layers = null;
+    const estimated = consumer.rtpParameters.headerExtensions?.some((h) => h.uri === TRANSPORT_CC);
+    if (consumer.type !== 'simulcast' || estimated) return;
+    this.#layers = new LossBasedLayers({ consumer, layers: () => this.channel.programTrack('video')?.layers.length ?? 1 });
+  }
+
+  /** The layer steering of its video, when mediasoup has no bandwidth estimate for it (tests). */
+  get lossBasedLayers(): LossBasedLayers | null {
+    return this.#layers;
+  }
+
+  protected override onClose(): void {
+    this.#layers?.close();
   }
 
   /** ICE restart (WHEP PATCH): new server credentials for the player's new ones. */
