@@ -31,7 +31,7 @@ import { parseOffer, type MediaKind } from './sdp/offer.ts';
 import { egressRouterKey, planEgress, planIngest, type SourceCodecs } from './sdp/plan.ts';
 import { SocketViewer } from './socket-viewer.ts';
 import type { AudiencePlacement, IngestSource, PipeEndpoint, RelayOffer } from './types.ts';
-import type { Viewer } from './viewer.ts';
+import type { RecoveryPosition, Viewer } from './viewer.ts';
 import { WhepViewer } from './whep-viewer.ts';
 import type { PooledWorker, WorkerPool } from './workers.ts';
 
@@ -85,6 +85,8 @@ export interface ChannelEvents {
   close: [reason: string];
   /** A publisher's session started being recorded (it emits `progress`, `error` and `finish`). */
   recording: [recording: ChannelRecording];
+  /** One of its viewers lost a keyframe and was served one from the buffer (metrics). */
+  keyframerecovery: [viewer: Viewer, position: RecoveryPosition];
 }
 
 export class Channel extends EventEmitter<ChannelEvents> {
@@ -467,6 +469,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       throw new SfuError('unavailable', 'The channel closed');
     }
     this.#viewers.add(viewer);
+    viewer.observer.on('keyframerecovery', (position) => this.emit('keyframerecovery', viewer, position));
     viewer.once('close', (reason) => {
       this.#log.debug({ channelId: this.id, viewer: viewer.id, reason }, 'viewer left');
       this.#viewers.delete(viewer);

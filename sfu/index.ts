@@ -11,7 +11,7 @@ export {
   type RecordingSettings,
 } from './channel-recording.ts';
 export { Ingest, WhipIngest, RelayIngest, type IngestEvents, type IngestOptions } from './ingest.ts';
-export { Viewer, type ViewerEvents } from './viewer.ts';
+export { Viewer, type RecoveryPosition, type ViewerClient, type ViewerEvents } from './viewer.ts';
 export { WhepViewer } from './whep-viewer.ts';
 export { SocketViewer, type SocketViewerOptions } from './socket-viewer.ts';
 export { Relay, type RelayEvents } from './relay.ts';

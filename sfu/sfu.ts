@@ -19,6 +19,7 @@ import { WhipIngest } from './ingest.ts';
 import { silentLogger, type SfuLogger } from './logger.ts';
 import type { PipeConfig, Relay } from './relay.ts';
 import type { IngestSource } from './types.ts';
+import type { RecoveryPosition, Viewer } from './viewer.ts';
 import { WhepViewer } from './whep-viewer.ts';
 import { WorkerPool } from './workers.ts';
 
@@ -72,6 +73,8 @@ export interface SfuEvents {
   reconsume: [channel: Channel];
   /** A channel's publisher session started being recorded. */
   recording: [channel: Channel, recording: ChannelRecording];
+  /** A viewer lost a keyframe and was served one from the channel's buffer. */
+  keyframerecovery: [channel: Channel, viewer: Viewer, position: RecoveryPosition];
 }
 
 export class Sfu extends EventEmitter<SfuEvents> {
@@ -175,6 +178,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     ch.on('viewers', (count) => this.emit('viewers', ch, count));
     ch.on('reconsume', () => this.emit('reconsume', ch));
     ch.on('recording', (r) => this.emit('recording', ch, r));
+    ch.on('keyframerecovery', (viewer, position) => this.emit('keyframerecovery', ch, viewer, position));
     ch.once('close', () => {
       if (this.#channels.get(ch.id) === ch) this.#channels.delete(ch.id);
     });

@@ -38,11 +38,14 @@ export interface SocketViewerOptions {
 }
 
 export class SocketViewer extends Viewer {
+  readonly client = 'player';
   readonly #shift: TimeShift;
   readonly #instantStart: boolean;
   /** The video layer the viewer chose (a spatial layer), or null for Auto (the best its bandwidth allows). */
   #preferredLayer: number | null = null;
   readonly #recovery: KeyframeRecovery;
+  /** Keyframe recovery while watching the past (its replay's keyframes answer requests, not the publisher's). */
+  readonly #dvrRecovery: KeyframeRecovery;
   /** Moves in time (consume, live, seek, recovery) run one after another. */
   #moves: Promise<unknown> = Promise.resolve();
   /** Its video is the channel's VP8 rung (its device cannot decode the program's H.264): live only, one layer. */
@@ -63,10 +66,13 @@ export class SocketViewer extends Viewer {
         this.setConsumer(c, ms);
         void this.#applyLayer(c);
       },
+      replayConsumer: (c) => void this.#watchReplayKeyframeRequests(c),
+      replayKeyframe: () => this.#dvrRecovery.onKeyframe(),
       watching: () => channel.watching(this),
       switched: () => this.emit('switch'),
     });
     this.#recovery = new KeyframeRecovery({ intervalMs: opts.keyframeRecoveryMs, recover: () => this.#recover() });
+    this.#dvrRecovery = new KeyframeRecovery({ intervalMs: opts.keyframeRecoveryMs, recover: () => this.#recoverDvr() });
   }
 
   /** @internal Made by `Channel.createSocketViewer()`: a transport on its seat's router, not yet connected. */
@@ -143,6 +149,7 @@ export class SocketViewer extends Viewer {
     this.#assertOpen();
     if (!this.channel.live) throw new SfuError('stream_offline', 'The stream is not live');
     this.#recovery.onKeyframe(); // a request pending from the old consumers is answered by this
+    this.#dvrRecovery.onKeyframe();
     this.#shift.stop();
     const caughtUp = this.#instantStart ? await this.#shift.catchUp() : null;
     return caughtUp ?? (await this.#consumeProgram(false)).infos;
@@ -157,7 +164,10 @@ export class SocketViewer extends Viewer {
         'unavailable',
         `Seeking back is not available in this browser: it cannot decode this channel's ${this.channel.programTrack('video')?.codec.mimeType.replace('video/', '') ?? 'video'}, so it plays a live-only copy`,
       );
-    return this.#move(() => this.#shift.seek(target, () => this.#live()));
+    return this.#move(() => {
+      this.#dvrRecovery.onKeyframe(); // a seek starts at a keyframe: a request pending from the old replay is answered
+      return this.#shift.seek(target, () => this.#live());
+    });
   }
 
   /** Runs a move in time after the ones before it (a recovery must not interleave with a seek). */
@@ -179,12 +189,31 @@ export class SocketViewer extends Viewer {
       if (this.closed || !this.channel.live || !this.#shift.idle || !video || video.paused) return null;
       return this.#shift.catchUp(['video']);
     });
-    if (infos && !this.closed) this.emit('recover', infos);
+    if (infos && !this.closed) {
+      this.observer.emit('keyframerecovery', 'live');
+      this.emit('recover', infos);
+    }
   }
 
-  /** Keyframe recoveries this viewer had (tests, metrics). */
+  /**
+   * DVR keyframe recovery: the replayed video lost a keyframe and the replay sent none within 0.5 s, so it is
+   * replayed again from the keyframe before where the viewer is, quickly back to that point (`TimeShift`).
+   */
+  async #recoverDvr(): Promise<void> {
+    const infos = await this.#move(async () => {
+      const video = this.consumers.get('video');
+      if (this.closed || !video || video.paused) return null;
+      return this.#shift.recoverKeyframe();
+    });
+    if (infos?.length && !this.closed) {
+      this.observer.emit('keyframerecovery', 'dvr');
+      this.emit('recover', infos);
+    }
+  }
+
+  /** Keyframe recoveries this viewer had, live and in the past (tests). */
   get recoveries(): number {
-    return this.#recovery.count;
+    return this.#recovery.count + this.#dvrRecovery.count;
   }
 
   /** Holds the picture (DVR only: live playback cannot be held). */
@@ -273,6 +302,7 @@ export class SocketViewer extends Viewer {
 
   protected override onClose(): void {
     this.#recovery.close();
+    this.#dvrRecovery.close();
     this.#shift.stop();
   }
 
@@ -328,6 +358,17 @@ export class SocketViewer extends Viewer {
     if (out.infos.length === 0) throw new SfuError('unavailable', 'Nothing this device can receive');
     this.channel.watching(this);
     return out;
+  }
+
+  /** The viewer's browser asking the video consumer of the replay it watches (the past) for a keyframe may start a DVR recovery. */
+  async #watchReplayKeyframeRequests(consumer: types.Consumer): Promise<void> {
+    if (consumer.kind !== 'video') return;
+    consumer.on('trace', (t) => {
+      // not while catching up to live (position null): that replay ends at the next live keyframe anyway
+      if (t.direction === 'in' && this.consumers.get('video') === consumer && this.#shift.position() !== null)
+        this.#dvrRecovery.onRequest();
+    });
+    await consumer.enableTraceEvent(['pli', 'fir']).catch(() => {}); // closed meanwhile
   }
 
   /** The viewer's browser asking this (live) consumer for a keyframe (PLI/FIR) may start a keyframe recovery. */

@@ -28,11 +28,21 @@ export interface ViewerEvents {
   recover: [consumers: ConsumerInfo[]];
 }
 
+/** Where a viewer was watching when its picture was recovered from the buffer: the live edge or the past (DVR). */
+export type RecoveryPosition = 'live' | 'dvr';
+
 export interface ViewerObserverEvents {
   close: [reason: string];
+  /** Its video lost a keyframe and was served one from the DVR buffer instead of waiting for the publisher's next one. */
+  keyframerecovery: [position: RecoveryPosition];
 }
 
+/** How a viewer is signalled: the web player over the socket (mediasoup-client), or a WHEP player. */
+export type ViewerClient = 'player' | 'whep';
+
 export abstract class Viewer extends EventEmitter<ViewerEvents> {
+  /** How it is signalled. */
+  abstract readonly client: ViewerClient;
   /** Emits `close` for outsiders (metrics, tests). */
   readonly observer = new EventEmitter<ViewerObserverEvents>();
   /** The current consumer of each kind. */

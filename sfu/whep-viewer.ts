@@ -20,6 +20,7 @@ import { Viewer } from './viewer.ts';
 const TRANSPORT_CC = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
 
 export class WhepViewer extends Viewer {
+  readonly client = 'whep';
   /** The m-line (mid) each kind is delivered on. */
   readonly #mids: Partial<Record<MediaKind, string>>;
   readonly #offer: ParsedOffer;

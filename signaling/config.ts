@@ -274,7 +274,7 @@ export const SETTINGS = {
     'KEYFRAME_RECOVERY_SECONDS',
     '10',
     int(0, 3600),
-    "Keyframe recovery: a web player whose live video lost a keyframe (its browser asks for one) and gets none from the publisher within 0.5 s (OBS ignores such requests) has its video caught up from the cached GOP, like an instant start, instead of freezing until the publisher's next keyframe. At most once per this many seconds per viewer; 0 = off. See docs/dvr.md.",
+    "Keyframe recovery: a web player whose live video lost a keyframe (its browser asks for one) and gets none from the publisher within 0.5 s (OBS ignores such requests) has its video caught up from the cached GOP, like an instant start, instead of freezing until the publisher's next keyframe; one watching the past (DVR) has its replay resent from the keyframe before its position. At most once per this many seconds per viewer (live and DVR each); 0 = off. See docs/dvr.md.",
   ),
   transcodeLadder: setting(
     'Media',

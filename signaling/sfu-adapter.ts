@@ -60,6 +60,13 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
   );
   metrics.gauge('whipcast_media_workers_alive', 'Running mediasoup workers', () => sfu.pool.workers.filter((w) => !w.worker.closed).length);
   const mediaMetrics = new MediaMetrics({ sfu, registry: metrics.registry, logger: log });
+  const recoveries = metrics.counter(
+    'whipcast_keyframe_recoveries_total',
+    "Viewers whose video lost a keyframe and was served one from the DVR buffer instead of waiting for the publisher's next one (KEYFRAME_RECOVERY_SECONDS), by client (player: the web player; WHEP players are not recovered) and position (live, or dvr: watching the past)",
+    ['client', 'position'],
+  );
+  for (const position of ['live', 'dvr'] as const) recoveries.inc({ client: 'player', position }, 0); // on /metrics from the start
+  sfu.on('keyframerecovery', (_channel, viewer, position) => recoveries.inc({ client: viewer.client, position }));
 
   const events = new EventEmitter<MediaEvents>();
   const sync = createChannelSync({

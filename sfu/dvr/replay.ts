@@ -26,9 +26,16 @@ export interface ReplayOptions {
   tracks: ReplayTrackSpec[];
   /** Absolute buffer index to start from (a video keyframe). */
   from: number;
-  /** Playback rate until the live edge is within `liveEdgeMs`, then 1. */
+  /** Playback rate until the live edge is within `liveEdgeMs` (or `rejoin` is reached), then 1. */
   catchUpRate?: number;
+  /**
+   * A timeline to catch up with instead of live: media (arrival) time `mediaAt` at wall time `wallAt`, moving on at
+   * real time (a DVR keyframe recovery: where the viewer was, and would be now had its picture not frozen).
+   */
+  rejoin?: { mediaAt: number; wallAt: number };
   liveEdgeMs?: number;
+  /** A video keyframe (of any layer) starts going out: a viewer's pending keyframe request is answered. */
+  onKeyframe?: () => void;
   now?: () => number;
 }
 
@@ -150,11 +157,14 @@ export class ReplaySession {
       const producer = this.producers.get(p.kind);
       if (producer && !producer.closed) {
         this.#reports?.onPacket(p.data);
+        if (p.keyframe && p.kind === 'video') this.opts.onKeyframe?.();
         producer.send(p.data);
       }
     }
     const liveEdge = this.opts.liveEdgeMs ?? 150;
-    if (this.#rate !== 1 && this.#cursor >= buffer.end - 1 && this.#now() - pos <= liveEdge) {
+    const { rejoin } = this.opts;
+    const caughtUp = rejoin !== undefined && pos >= rejoin.mediaAt + (this.#now() - rejoin.wallAt);
+    if (this.#rate !== 1 && (caughtUp || (this.#cursor >= buffer.end - 1 && this.#now() - pos <= liveEdge))) {
       this.#mediaAt = pos;
       this.#wallAt = this.#now();
       this.#rate = 1;

@@ -35,6 +35,10 @@ export interface ShiftedViewer {
   consumeProgram(standby: boolean, kinds?: readonly MediaKind[]): Promise<ProgramConsumers>;
   /** Makes a consumer current (see `Viewer.setConsumer`). */
   useConsumer(consumer: types.Consumer, closeOldAfterMs?: number): void;
+  /** A consumer of a replay was made (its keyframe requests may start a DVR keyframe recovery). */
+  replayConsumer(consumer: types.Consumer): void;
+  /** The replay the viewer watches sent a video keyframe. */
+  replayKeyframe(): void;
   /** The viewer now receives media: it counts in the audience. */
   watching(): void;
   /** The catch-up is over: tell the client to switch to the standby consumers. */
@@ -97,6 +101,24 @@ export class TimeShift {
     this.stop();
     const consumers = await this.#replayFrom(from, 1);
     return { consumers, behindLiveMs: now - buffer.at(from)!.at, windowMs: now - range.start, live: false };
+  }
+
+  /**
+   * DVR keyframe recovery: the replayed video lost a keyframe (a drop-out longer than NACK repairs). Replays again
+   * from the keyframe at or before where the viewer is, at 2× until it is back on its timeline (where it would be
+   * had its picture not frozen), then at real time: the picture moves again at once, as far behind live as before.
+   * Null when the viewer is not watching the past (live, catching up, paused) or the buffer has no keyframe before
+   * its position.
+   */
+  async recoverKeyframe(): Promise<ConsumerInfo[] | null> {
+    const old = this.#replay;
+    if (!old || this.#standby || !old.started || old.paused) return null;
+    const at = old.position();
+    const from = this.viewer.buffer.keyframeAtOrBefore(at);
+    if (from === null) return null;
+    const out = await this.#replayFrom(from, 2, undefined, { mediaAt: at, wallAt: Date.now() }); // its consumers replace the old replay's
+    old.close();
+    return out;
   }
 
   /** Holds a replay (live playback cannot be held). */
@@ -193,20 +215,34 @@ export class TimeShift {
   }
 
   /** Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. */
-  async #replayFrom(from: number, catchUpRate: number, kinds?: readonly MediaKind[]): Promise<ConsumerInfo[]> {
+  async #replayFrom(
+    from: number,
+    catchUpRate: number,
+    kinds?: readonly MediaKind[],
+    rejoin?: { mediaAt: number; wallAt: number },
+  ): Promise<ConsumerInfo[]> {
     const { viewer } = this;
     const tracks = viewer
       .programTracks()
       .filter((p) => !kinds || kinds.includes(p.kind))
       .map((p) => ({ kind: p.kind, codec: p.codec, ssrcs: p.layers.map((l) => l.ssrc) }));
     from = keyframeGroupStart(viewer.buffer, from);
-    const replay = await ReplaySession.create({ buffer: viewer.buffer, router: viewer.router, tracks, from, catchUpRate });
+    const replay = await ReplaySession.create({
+      buffer: viewer.buffer,
+      router: viewer.router,
+      tracks,
+      from,
+      catchUpRate,
+      ...(rejoin ? { rejoin } : {}),
+      onKeyframe: () => this.#replay === replay && viewer.replayKeyframe(),
+    });
     const out: ConsumerInfo[] = [];
     try {
       for (const [kind, producer] of replay.producers) {
         if (!this.#canConsume(producer.id)) continue;
         const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities: viewer.capabilities(), paused: true });
         viewer.useConsumer(consumer);
+        viewer.replayConsumer(consumer);
         out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });
       }
     } catch (err) {
