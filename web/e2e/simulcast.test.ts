@@ -119,16 +119,21 @@ describe('simulcast in the player', () => {
       const link = new ImpairedPeer({ toPeer: { kbps: 1000 } });
       const { page, pub } = await watch(link);
       try {
-        // settles: a layer below the top decodes at full rate
+        // settles: a layer below the top decodes at full rate (what it did meanwhile is logged: width@fps, each second)
+        const settling: string[] = [];
+        const startedAt = performance.now();
         await expect
           .poll(
             async () => {
               const s = await videoIn(page);
+              if (settling.length < (performance.now() - startedAt) / 1000)
+                settling.push(`${s.frameWidth}@${Math.round(s.framesPerSecond)}${s.freezeCount ? `/${s.freezeCount}f` : ''}`);
               return s.frameWidth > 0 && s.frameWidth < TOP.width && s.framesPerSecond >= 25;
             },
             { timeout: 30_000, interval: 500 },
           )
-          .toBe(true);
+          .toBe(true)
+          .finally(() => console.log(`capped viewer settling (width@fps/freezes, each second): ${settling.join(' ')}`));
         await page.waitForTimeout(2000);
         const o = await observe(page, WATCH_MS);
         const decoded = o.last.framesDecoded - o.first.framesDecoded;
