@@ -1,6 +1,7 @@
 /** Smoke test of the benchmarks: a tiny run of each mode against whipcast (child process) and its baseline gives sane figures. */
 import { describe, expect, it } from 'vitest';
 import { startBaseline } from './baseline.ts';
+import { runC2pBench } from './c2p-bench.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { createScratchPostgres } from '@whipcast/db/testing';
 import { runDvrBench } from './dvr-bench.ts';
@@ -312,6 +313,41 @@ describe('bench (smoke)', () => {
       expect(text).toMatch(/whipcast\s+2\s+.*\s(360|240)p:1 120p:1$/m);
       expect(text).toMatch(/impaired \(kbps=700\)\s+1\s+.*\s120p:1$/m);
       expect(text).toMatch(/layers = viewers per simulcast layer/);
+    },
+  );
+
+  it(
+    'c2p mode: click to picture of the channel page and of the bare WebRTC page, read off the picture, with the ratio',
+    { timeout: 120_000 },
+    async () => {
+      const r = await runC2pBench({ samples: 2, video: { kbps: 600, width: 320, height: 180, keyframeInterval: 1 }, progress: () => {} });
+      for (const page of [r.whipcast, r.baseline]) {
+        expect(page.samples).toBe(2);
+        expect(page.p50).toBeGreaterThan(0);
+        expect(page.p95).toBeGreaterThanOrEqual(page.p50);
+      }
+      expect(r.ratioP50).toBeCloseTo(r.whipcast.p50 / r.baseline.p50);
+      // the channel page watched with its one rtc.watch; the bare page got as far as DTLS
+      const step = (s: typeof r.whipcast, name: string) => s.steps.find((x) => x.step === name)?.reached;
+      expect(step(r.whipcast, 'whipcast:rtc.watch')).toBe(2);
+      expect(step(r.baseline, 'dtlsConnected')).toBe(2);
+      const report: BenchReport = {
+        command: 'test',
+        date: new Date().toISOString(),
+        machine: { cores: 2, node: process.version },
+        options: {},
+        whipcast: [],
+        baseline: [],
+        capacity: { whipcast: capacity([], 400), baseline: capacity([], 400) },
+        chat: [],
+        dvr: null,
+        c2p: r,
+        notes: [],
+      };
+      const text = table(report);
+      expect(text).toMatch(/whipcast channel page\s+2\s+\d+\s+\d+/);
+      expect(text).toMatch(/bare WebRTC page \(baseline\)\s+2\s+\d+\s+\d+/);
+      expect(text).toMatch(/click to picture p50 ×[\d.]+ of the bare page/);
     },
   );
 

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBaseline } from './baseline.ts';
+import { runC2pBench } from './c2p-bench.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { runDvrBench } from './dvr-bench.ts';
 import { runRecordingBench } from './recording-bench.ts';
@@ -23,7 +24,7 @@ const HELP = `whipcast benchmark
 
 usage: npm run bench -- [options]
 
-  --mode <m,m,…>        sfu, chat, dvr, relay, soak, recording (default sfu,chat,dvr)
+  --mode <m,m,…>        sfu, chat, dvr, relay, soak, recording, c2p (default sfu,chat,dvr)
 
  sfu: one OBS-like publisher, N viewer bots per step
   --steps <n,n,…>       viewers per step (default 5,10,20)
@@ -79,6 +80,11 @@ usage: npm run bench -- [options]
   --rec-channels <n>    channels in each run (default 4)
   --rec-seconds <s>     measured seconds of each run (default 30)
 
+ c2p: click to picture in Chromium (navigation start → the stream's first picture), whipcast's
+ channel page and a bare WebRTC page (the baseline) visited in turn, each in a fresh context;
+ needs the web app built (npm run build -w web) (uses --kbps, --size, --keyframe)
+  --c2p-samples <n>     visits of each page (default 12)
+
  general
   --url <url>           benchmark a running whipcast instead of starting one
                         (needs --stream-key and --stream-id; CPU is then not sampled)
@@ -122,6 +128,7 @@ const { values } = parseArgs({
     'soak-recording': { type: 'string', default: 'on' },
     'rec-channels': { type: 'string', default: '4' },
     'rec-seconds': { type: 'string', default: '30' },
+    'c2p-samples': { type: 'string', default: '12' },
     url: { type: 'string' },
     'database-url': { type: 'string' },
     'stream-key': { type: 'string' },
@@ -177,7 +184,7 @@ if (values.impair) opts.impaired = { num: 1, den: 1, impairment: parseImpairment
 if (values.mixed) opts.impaired = parseMixed(values.mixed);
 
 const modes = new Set(values.mode!.split(','));
-for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay', 'soak', 'recording'].includes(m)) throw new Error(`unknown mode ${m}`);
+for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay', 'soak', 'recording', 'c2p'].includes(m)) throw new Error(`unknown mode ${m}`);
 if (values.via !== 'whep' && values.via !== 'socket') throw new Error('--via is whep or socket');
 const via = values.via;
 const chatOpts: ChatBenchOptions = {
@@ -214,6 +221,8 @@ const recChannels = Number(values['rec-channels']);
 const recSeconds = Number(values['rec-seconds']);
 if (!(Number.isInteger(recChannels) && recChannels >= 1)) throw new Error('--rec-channels is a whole number ≥ 1');
 if (!(recSeconds > 0)) throw new Error('--rec-seconds is seconds > 0');
+const c2pSamples = Number(values['c2p-samples']);
+if (!(Number.isInteger(c2pSamples) && c2pSamples >= 1)) throw new Error('--c2p-samples is a whole number ≥ 1');
 const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
 {
   const runs = values['no-baseline'] ? 1 : 2;
@@ -232,6 +241,7 @@ const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Numbe
     (modes.has('chat') ? chatSeconds * runs : 0) +
     (modes.has('dvr') ? dvrSeconds : 0) +
     (modes.has('recording') ? 2 * (recSeconds + opts.keyframeInterval + 4 + recChannels) + 10 : 0) +
+    (modes.has('c2p') ? 20 + c2pSamples * 2 * 1.5 : 0) +
     (modes.has('soak')
       ? (soakChannels ? soakSeconds + 15 + (soakChannels * soakViewers) / 10 : 0) +
         (soakClusterChannels ? soakClusterSeconds + 20 + (soakClusterChannels * soakClusterViewers * 2) / 10 : 0)
@@ -299,6 +309,7 @@ const report: BenchReport = {
     'DVR: seek = dvr.seek request to the first keyframe from the requested time; the live join of the same bots is its baseline.',
     'Relay: origin and edge are two whipcast processes on this machine sharing a throwaway Postgres; the publisher goes to the origin; "server CPU" of the edge run is both nodes.',
     'Recording: one whipcast process, N OBS-like publishers in the bench process; the same N channels\' worth measured with "Save past broadcasts" off, then on; disk writes are /proc/<pid>/io write_bytes of the server and its workers.',
+    "Click to picture (c2p): one whipcast process serving the built web app and, beside it, a bare page that only watches over WebRTC with the same protocol (socket, mediasoup-client device, one rtc.watch); Chromium opens each in a fresh context, in turn, and the picture time is when the first frame whose number reads off the picture was presented (requestVideoFrameCallback), from navigation start on the page's clock.",
     'Soak: publishers run in one child process and viewer bots in others (--soak-bots each), each feeding a checker with every RTP packet\'s kind, sequence number and arrival time; "bots CPU" is all those processes, as a share of the cores the bots may use; "bots late" is the longest any of their event loops ran late (arrival times are taken there).',
   ],
 };
@@ -419,6 +430,17 @@ if (modes.has('recording')) {
     height,
     keyframeInterval: opts.keyframeInterval,
     onServers: pinServer,
+    progress,
+  });
+}
+if (modes.has('c2p')) {
+  if (values.url) throw new Error('c2p mode starts its own server (it serves the bare page beside the app): drop --url');
+  report.c2p = await runC2pBench({
+    samples: c2pSamples,
+    video: { kbps: opts.kbps, width, height, keyframeInterval: opts.keyframeInterval },
+    onServer: (s) => {
+      if (s.pid) pinServer([s.pid, ...children(s.pid, /mediasoup/)]);
+    },
     progress,
   });
 }

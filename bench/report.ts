@@ -2,6 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { launchChromium } from '@whipcast/testkit';
+import { c2pTable, type C2pResult } from './c2p-bench.ts';
 import type { ChatResult } from './chat-bench.ts';
 import type { DvrResult } from './dvr-bench.ts';
 import type { RelayResult } from './relay-bench.ts';
@@ -28,6 +29,8 @@ export interface BenchReport {
   soak?: SoakPartResult[];
   /** What recording costs per channel: the same load with "Save past broadcasts" off and on. */
   recording?: RecordingBenchResult | null;
+  /** Click to picture: whipcast's channel page beside a bare WebRTC page. */
+  c2p?: C2pResult | null;
   notes: string[];
 }
 
@@ -120,6 +123,7 @@ export function table(r: BenchReport): string {
     ...relayTable(r),
     ...soakTable(r.soak ?? [], BOTS_SATURATED),
     ...recordingTable(r.recording),
+    ...c2pTable(r.c2p),
   ]
     .join('\n')
     .replace(/^\n/, '');
