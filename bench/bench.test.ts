@@ -5,6 +5,7 @@ import { runC2pBench } from './c2p-bench.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { createScratchPostgres } from '@whipcast/db/testing';
 import { runDvrBench } from './dvr-bench.ts';
+import { dvrScaleTable, runDvrScaleBench } from './dvr-scale-bench.ts';
 import { parseMixed } from './impair.ts';
 import { runRelayBench } from './relay-bench.ts';
 import { children } from './proc.ts';
@@ -191,6 +192,58 @@ describe('bench (smoke)', () => {
       /1 FAILED[\s\S]*one node: c1-v0@node: no video frame for 1500 ms/,
     );
   });
+
+  it(
+    "dvrscale mode: the same steps live, seeked back (watching the past) and mixed, with the live viewers' latency",
+    { timeout: 120_000 },
+    async () => {
+      const server = await startServer({ WS_MAX_TRANSPORTS_PER_ADDRESS: '1000' });
+      let r;
+      try {
+        const ch = await prepareChannel(server.url);
+        r = await runDvrScaleBench(
+          {
+            name: 'whipcast',
+            url: server.url,
+            streamId: ch.streamId,
+            key: ch.key,
+            mainPids: server.pid ? [server.pid] : [],
+            workerPids: () => children(server.pid!, /mediasoup/),
+          },
+          { ...opts, drainSeconds: 0, backMs: 3000, residentLive: 1 },
+        );
+      } finally {
+        await server.stop();
+      }
+      const [live] = r.live;
+      const [dvr] = r.dvr;
+      for (const s of [live!, dvr!]) {
+        expect(s).toMatchObject({ viewers: 2, joined: 2, joinFailures: 0 });
+        expect(s.freezes.viewers).toBe(0);
+        expect(s.lossPct).toBeLessThan(5);
+        expect(s.kbpsPerViewer).toBeGreaterThan(300);
+      }
+      expect(live!.timeShifted).toBeUndefined();
+      expect(live!.latencyMs.p95).toBeLessThan(1000);
+      // the dvr bots really watch the past: their frames were captured ≥ 3 s (the seek lands on the keyframe before) ago
+      expect(dvr!.timeShifted).toBe(2);
+      expect(dvr!.behindLiveMs!.min).toBeGreaterThan(3000 - 200);
+      expect(dvr!.behindLiveMs!.p50).toBeLessThan(3000 + 1000 + 1000); // within a GOP (+ slack)
+      expect(Number.isNaN(dvr!.latencyMs.p95)).toBe(true); // no latency made up from old stamps
+      expect(r.capacity.dvr.viewers).toBe(2);
+      // mixed: a step without dvr viewers, then one with; the resident live bot is measured apart
+      expect(r.mixed.map((s) => s.viewers)).toEqual([0, 2]);
+      const [liveGroup, dvrGroup] = r.mixed[1]!.groups!;
+      expect(liveGroup).toMatchObject({ name: 'live', viewers: 1, sampledBots: 1 });
+      expect(dvrGroup).toMatchObject({ name: 'dvr −3 s', viewers: 2 });
+      expect(liveGroup!.latencyMs.p95).toBeLessThan(1000);
+      expect(r.mixed[1]!.behindLiveMs!.min).toBeGreaterThan(3000 - 200);
+      const text = dvrScaleTable(r, BOTS_SATURATED).join('\n');
+      expect(text).toMatch(/dvr −3 s\s+2\s+0\s+\d+%/);
+      expect(text).toMatch(/dvr scale capacity .* live ≥ 2 .* dvr ≥ 2 .* dvr \/ live 100%/);
+      expect(text).toMatch(/the live viewers' p95 against the step without dvr viewers: 2: [-\d.]+ ms/);
+    },
+  );
 
   it(
     'recording mode: server CPU and disk writes with recording off and on, the cost per recorded channel',

@@ -11,6 +11,7 @@ import { startBaseline } from './baseline.ts';
 import { runC2pBench } from './c2p-bench.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { runDvrBench } from './dvr-bench.ts';
+import { runDvrScaleBench } from './dvr-scale-bench.ts';
 import { runRecordingBench } from './recording-bench.ts';
 import { runRelayBench } from './relay-bench.ts';
 import { runSoakPart, type SoakPartOptions } from './soak-bench.ts';
@@ -24,7 +25,7 @@ const HELP = `whipcast benchmark
 
 usage: npm run bench -- [options]
 
-  --mode <m,m,…>        sfu, chat, dvr, relay, soak, recording, c2p (default sfu,chat,dvr)
+  --mode <m,m,…>        sfu, chat, dvr, dvrscale, relay, soak, recording, c2p (default sfu,chat,dvr)
 
  sfu: one OBS-like publisher, N viewer bots per step
   --steps <n,n,…>       viewers per step (default 5,10,20)
@@ -58,6 +59,12 @@ usage: npm run bench -- [options]
   --dvr-viewers <n>     (default 6)
   --dvr-offsets <s,s,…> seconds behind live (default 5,20; the publisher runs that long first)
 
+ dvrscale: the sfu steps of socket bots three times on one server: all live, all
+ seeked back (each keeps watching the past at 1×), and mixed (live bots measured for
+ latency while the time-shifted ones ramp up) (uses --steps, --seconds, --ramp, --sample, …)
+  --dvr-back <s>        how far back the time-shifted bots seek (default 20)
+  --dvr-live <m>        live bots in the mixed run (default 10; 0 = no mixed run)
+
  relay: two nodes on one Postgres; the sfu steps join the origin, then an edge
   --database-url <url>  an empty Postgres database (default: a throwaway cluster, needs Debian's postgresql)
 
@@ -90,6 +97,8 @@ usage: npm run bench -- [options]
                         (needs --stream-key and --stream-id; CPU is then not sampled)
   --stream-key <key>    --stream-id <id>
   --no-baseline         skip the bare-mediasoup baseline run
+  --cpu-prof <dir>      profile the whipcast server (sfu, chat, dvr, dvrscale): node --cpu-prof
+                        writes a .cpuprofile there when it stops
   --no-pin              do not pin the server (and its workers) to CPU 0 and the bots to the other CPUs
   --out <dir>           where bench.json, bench.html, bench.png go (default bench-results)
   -h, --help
@@ -118,6 +127,8 @@ const { values } = parseArgs({
     'chat-seconds': { type: 'string', default: '5' },
     'dvr-viewers': { type: 'string', default: '6' },
     'dvr-offsets': { type: 'string', default: '5,20' },
+    'dvr-back': { type: 'string', default: '20' },
+    'dvr-live': { type: 'string', default: '10' },
     'soak-channels': { type: 'string', default: '10' },
     'soak-viewers': { type: 'string', default: '10' },
     'soak-cluster-channels': { type: 'string', default: '3' },
@@ -135,6 +146,7 @@ const { values } = parseArgs({
     'stream-id': { type: 'string' },
     'no-baseline': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     out: { type: 'string', default: 'bench-results' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -184,7 +196,8 @@ if (values.impair) opts.impaired = { num: 1, den: 1, impairment: parseImpairment
 if (values.mixed) opts.impaired = parseMixed(values.mixed);
 
 const modes = new Set(values.mode!.split(','));
-for (const m of modes) if (!['sfu', 'chat', 'dvr', 'relay', 'soak', 'recording', 'c2p'].includes(m)) throw new Error(`unknown mode ${m}`);
+for (const m of modes)
+  if (!['sfu', 'chat', 'dvr', 'dvrscale', 'relay', 'soak', 'recording', 'c2p'].includes(m)) throw new Error(`unknown mode ${m}`);
 if (values.via !== 'whep' && values.via !== 'socket') throw new Error('--via is whep or socket');
 const via = values.via;
 const chatOpts: ChatBenchOptions = {
@@ -224,6 +237,10 @@ if (!(recSeconds > 0)) throw new Error('--rec-seconds is seconds > 0');
 const c2pSamples = Number(values['c2p-samples']);
 if (!(Number.isInteger(c2pSamples) && c2pSamples >= 1)) throw new Error('--c2p-samples is a whole number ≥ 1');
 const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
+const dvrBackMs = Math.round(Number(values['dvr-back']) * 1000);
+const dvrLive = Number(values['dvr-live']);
+if (!(dvrBackMs >= 2000)) throw new Error('--dvr-back is seconds ≥ 2');
+if (!(Number.isInteger(dvrLive) && dvrLive >= 0)) throw new Error('--dvr-live is a whole number ≥ 0');
 {
   const runs = values['no-baseline'] ? 1 : 2;
   let prev = 0;
@@ -240,6 +257,7 @@ const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Numbe
     (modes.has('sfu') ? sfuSeconds * runs : 0) +
     (modes.has('chat') ? chatSeconds * runs : 0) +
     (modes.has('dvr') ? dvrSeconds : 0) +
+    (modes.has('dvrscale') ? 3 * sfuSeconds + 2 * (dvrBackMs / 1000 + 4) + dvrLive / opts.rampPerSecond + opts.seconds + 2 : 0) +
     (modes.has('recording') ? 2 * (recSeconds + opts.keyframeInterval + 4 + recChannels) + 10 : 0) +
     (modes.has('c2p') ? 20 + c2pSamples * 2 * 1.5 : 0) +
     (modes.has('soak')
@@ -307,6 +325,7 @@ const report: BenchReport = {
     `TTFF = join request (${via === 'whep' ? 'WHEP POST' : 'socket rtc.capabilities'}) to the first complete keyframe with SPS/PPS at the bot.`,
     "Chat latency = send time in the message text to receipt at each of the K sockets (whipcast persists each message before broadcasting it). The raw uWS baseline runs inside the bench process, on the bots' CPU.",
     'DVR: seek = dvr.seek request to the first keyframe from the requested time; the live join of the same bots is its baseline.',
+    'DVR scale: socket bots; "dvr" bots join live, seek back and keep watching the past at 1× (their capture stamps are that old: "behind live" instead of latency; their TTFF is join to the first frame after the seek); the mixed run\'s live bots all reassemble frames.',
     'Relay: origin and edge are two whipcast processes on this machine sharing a throwaway Postgres; the publisher goes to the origin; "server CPU" of the edge run is both nodes.',
     'Recording: one whipcast process, N OBS-like publishers in the bench process; the same N channels\' worth measured with "Save past broadcasts" off, then on; disk writes are /proc/<pid>/io write_bytes of the server and its workers.',
     "Click to picture (c2p): one whipcast process serving the built web app and, beside it, a bare page that only watches over WebRTC with the same protocol (socket, mediasoup-client device, one rtc.watch); Chromium opens each in a fresh context, in turn, and the picture time is when the first frame whose number reads off the picture was presented (requestVideoFrameCallback), from navigation start on the page's clock.",
@@ -341,8 +360,11 @@ if (values.url) {
   }
   if (modes.has('dvr')) await dvrRun(values.url, streamId, values['stream-key']);
   if (modes.has('chat')) console.error('[bench] chat mode needs a session token: run it against a server the bench starts');
-} else if (sfu || modes.has('chat') || modes.has('dvr')) {
-  const server = await startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' });
+} else if (sfu || modes.has('chat') || modes.has('dvr') || modes.has('dvrscale')) {
+  const server = await startServer(
+    { CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' },
+    values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`] : [],
+  );
   if (server.pid) pinServer([server.pid, ...children(server.pid, /mediasoup/)]);
   try {
     const ch = await prepareChannel(server.url);
@@ -364,6 +386,19 @@ if (values.url) {
     }
     if (modes.has('chat')) report.chat.push(await chatWhipcast(server.url, ch.streamId, ch.token, chatOpts));
     if (modes.has('dvr')) await dvrRun(server.url, ch.streamId, ch.key);
+    if (modes.has('dvrscale'))
+      report.dvrScale = await runDvrScaleBench(
+        {
+          name: 'whipcast',
+          url: server.url,
+          streamId: ch.streamId,
+          key: ch.key,
+          via: 'socket',
+          mainPids: server.pid ? [server.pid] : [],
+          workerPids: () => (server.pid ? children(server.pid, /mediasoup/) : []),
+        },
+        { ...opts, backMs: dvrBackMs, residentLive: dvrLive },
+      );
   } finally {
     await server.stop();
   }

@@ -5,6 +5,7 @@ import { launchChromium } from '@whipcast/testkit';
 import { c2pTable, type C2pResult } from './c2p-bench.ts';
 import type { ChatResult } from './chat-bench.ts';
 import type { DvrResult } from './dvr-bench.ts';
+import { dvrScaleTable, type DvrScaleResult } from './dvr-scale-bench.ts';
 import type { RelayResult } from './relay-bench.ts';
 import { recordingTable, type RecordingBenchResult } from './recording-bench.ts';
 import { soakTable, type SoakPartResult } from './soak-bench.ts';
@@ -23,6 +24,8 @@ export interface BenchReport {
   /** whipcast's chat, then the raw uWS baseline (when run). */
   chat: ChatResult[];
   dvr: DvrResult | null;
+  /** DVR viewers at scale: the same steps live, time-shifted, and mixed. */
+  dvrScale?: DvrScaleResult | null;
   /** Several nodes: viewers on the origin, then on an edge relaying from it. */
   relay?: RelayResult | null;
   /** Many channels and viewers for a long time: one node, then two. */
@@ -120,6 +123,7 @@ export function table(r: BenchReport): string {
     ...sfuTable(r),
     ...chatTable(r),
     ...dvrTable(r),
+    ...dvrScaleTable(r.dvrScale, BOTS_SATURATED),
     ...relayTable(r),
     ...soakTable(r.soak ?? [], BOTS_SATURATED),
     ...recordingTable(r.recording),

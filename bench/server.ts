@@ -3,12 +3,12 @@ import { startWhipcastProcess, type WhipcastProcess } from '@whipcast/testkit';
 
 export type BenchServer = WhipcastProcess;
 
-/** `env.NODE_URL = 'self'` is replaced by the server's own URL (a cluster node). */
-export function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
+/** `env.NODE_URL = 'self'` is replaced by the server's own URL (a cluster node). `nodeArgs`: e.g. `--cpu-prof`. */
+export function startServer(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<BenchServer> {
   // every bot joins from 127.0.0.1: the per-address caps meant for the public would refuse the audience
   return startWhipcastProcess(
     { WHIP_RATE_LIMIT_PER_MINUTE: '100000', REGISTER_RATE_PER_HOUR: '100000', WS_MAX_TRANSPORTS_PER_ADDRESS: '100000', ...env },
-    { inherit: true },
+    { inherit: true, nodeArgs },
   );
 }
 

@@ -39,6 +39,15 @@ export interface SfuBenchOptions {
   drainSeconds?: number;
   /** A share of the bots (all: 1/1) watches through an impaired link, a UDP relay each; their figures are reported apart. */
   impaired?: ImpairedShare;
+  /**
+   * DVR: every bot of the steps seeks this far back (ms) once joined and watches the past at 1× (socket bots only).
+   * Their capture stamps are that old: they give `behindLiveMs`, not latency.
+   */
+  timeShiftMs?: number;
+  /** Live bots (every one reassembling frames) that join before the first step and stay: the `live` group of each step. */
+  residentLive?: number;
+  /** The publisher runs this long before the first step (a time shift needs that much past), ms (default 1500). */
+  warmupMs?: number;
   progress(text: string): void;
 }
 
@@ -64,6 +73,10 @@ export interface StepResult {
   ttffMs: { p50: number; p95: number };
   /** Gaps of more than 1 s between frames during the measured seconds: bots that had one, how many, and the share of viewer-time frozen. */
   freezes: { viewers: number; count: number; frozenPct: number };
+  /** Bots of the step watching the past (`timeShiftMs`): latency is not measured on them (absent: none). */
+  timeShifted?: number;
+  /** How far behind live the time-shifted sampled bots' frames were (capture stamp to arrival), ms. */
+  behindLiveMs?: { p50: number; min: number };
   /** Viewers per simulcast layer at the end of the measured seconds, by the height of the picture they got (`720p`; `none`: no keyframe yet). */
   layers?: Record<string, number>;
   /** With impaired bots: the same figures for the impaired and the unimpaired ones apart. */
@@ -130,6 +143,10 @@ interface Bot {
   receiver: MediaReceiver;
   /** Reassembles frames (a sampled bot). */
   full: boolean;
+  /** Watches the past (seeked back): its stamps are old, it gives no latency. */
+  shifted: boolean;
+  /** Frames it had counted when its seek was answered (its first frame from the past comes after). */
+  framesAtSeek: number;
   /** The relays of an impaired bot. */
   link: ImpairedPeer | null;
   /** Leaves the way a player does (WHEP DELETE, socket close). */
@@ -140,8 +157,9 @@ interface Bot {
 /** What a bot needs to follow simulcast: congestion control feedback, and the picture size read off its SPS. */
 const SIMULCAST_BOT = { congestionControl: true, pictureSize: (p: Uint8Array) => packetPictureSize('h264', p) } as const;
 
-async function join(target: Target, full: boolean, link: ImpairedPeer | null, simulcast: boolean): Promise<Bot> {
+async function join(target: Target, full: boolean, link: ImpairedPeer | null, simulcast: boolean, timeShiftMs = 0): Promise<Bot> {
   const rewrite = link ? { rewrite: (sdp: string) => link.rewriteSdp(sdp) } : null;
+  if (timeShiftMs && target.via !== 'socket') throw new Error('time-shifted bots join via the socket (WHEP has no seek)');
   if (target.via === 'socket') {
     const socket = await SocketClient.connect(target.url);
     const v = new SocketViewer(socket, target.streamId, {
@@ -154,11 +172,17 @@ async function join(target: Target, full: boolean, link: ImpairedPeer | null, si
       socket.close();
       void link?.close();
     };
-    await v.start().catch((err: unknown) => {
+    let framesAtSeek = 0;
+    await (async () => {
+      await v.start();
+      if (!timeShiftMs) return;
+      await v.seek({ offsetMs: timeShiftMs });
+      framesAtSeek = v.receiver.video.frames;
+    })().catch((err: unknown) => {
       close();
       throw err;
     });
-    return { receiver: v.receiver, full, link, close, leave: async () => close() };
+    return { receiver: v.receiver, full, shifted: timeShiftMs > 0, framesAtSeek, link, close, leave: async () => close() };
   }
   const v = await WhepViewer.watch({
     url: `${target.url}/whep/${target.streamId}`,
@@ -180,6 +204,8 @@ async function join(target: Target, full: boolean, link: ImpairedPeer | null, si
   return {
     receiver: v.receiver,
     full,
+    shifted: false,
+    framesAtSeek: 0,
     link,
     close,
     leave: async () => {
@@ -212,6 +238,7 @@ async function linkCounters(v: Bot) {
 /** A group of bots' figures over the measured window [t0, t1] (performance.now() ms). */
 function figures(bots: Bot[], before: Map<Bot, Snapshot>, ttffOf: Map<Bot, number>, w: { t0: number; t1: number }) {
   const latencies: number[] = [];
+  const behind: number[] = [];
   const ttff: number[] = [];
   let bytes = 0;
   let packets = 0;
@@ -225,7 +252,7 @@ function figures(bots: Bot[], before: Map<Bot, Snapshot>, ttffOf: Map<Bot, numbe
     bytes += video.bytes + v.receiver.audio.bytes - b.bytes;
     packets += video.packets - b.packets;
     lost += video.lost - b.lost;
-    latencies.push(...video.latenciesMs.slice(b.lat));
+    (v.shifted ? behind : latencies).push(...video.latenciesMs.slice(b.lat));
     const t = ttffOf.get(v);
     if (t !== undefined) ttff.push(t);
     // freezes that ended in the window, and one still going at its end
@@ -246,6 +273,7 @@ function figures(bots: Bot[], before: Map<Bot, Snapshot>, ttffOf: Map<Bot, numbe
     lossPct: packets + lost ? (100 * lost) / (packets + lost) : 0,
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
     ttffMs: { p50: percentile(ttff, 50), p95: percentile(ttff, 95) },
+    behindLiveMs: behind.length ? { p50: percentile(behind, 50), min: Math.min(...behind) } : undefined,
     freezes: {
       viewers: freezes.viewers,
       count: freezes.count,
@@ -265,7 +293,7 @@ function layersOf(bots: Bot[]): Record<string, number> {
 }
 
 /** The server's own viewer count (Prometheus `whipcast_viewers`), or null (the baseline has none). */
-async function viewersOnServer(url: string): Promise<number | null> {
+export async function viewersOnServer(url: string): Promise<number | null> {
   try {
     const token = process.env.METRICS_TOKEN; // the server the bench starts inherits it
     const res = await fetch(`${url}/metrics`, {
@@ -306,9 +334,20 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
     ...(layers > 1 ? { simulcast: { layers }, senderReports: true } : {}),
   });
   await publisher.connected();
-  await sleep(1500);
+  for (let t = 0; t < (opts.warmupMs ?? 1500); t += 500) {
+    opts.progress(`${target.name}: publishing ${Math.round(t / 1000)} s before the first step`);
+    await sleep(500);
+  }
   const idleMb = rss(target);
   const viewers: Bot[] = [];
+  /** Live bots that stay through every step (`residentLive`), measured apart from the steps' bots. */
+  const residents: Bot[] = [];
+  for (let j = 0; j < (opts.residentLive ?? 0); j++) {
+    opts.progress(`${target.name}: live viewer ${j + 1}/${opts.residentLive} joins`);
+    const bot = await join(target, true, null, layers > 1);
+    residents.push(bot);
+    await sleep(1000 / opts.rampPerSecond);
+  }
   const results: StepResult[] = [];
   let joinedEver = 0;
   /** Join → first decodable frame, ms, of the sampled bots that joined in the current step. */
@@ -335,12 +374,14 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
           ? new ImpairedPeer({ toPeer: opts.impaired!.impairment.toPeer, toServer: opts.impaired!.impairment.toServer })
           : null;
         joins.push(
-          join(target, full, link, layers > 1)
+          join(target, full, link, layers > 1, opts.timeShiftMs)
             .then(async (v) => {
               viewers.push(v);
               const video = v.receiver.video;
               const deadline = Date.now() + 15_000;
-              const arrived = () => (full ? video.timeToFirstFrameMs !== null : video.frames > 0);
+              // a time-shifted bot: a frame of the past, after its seek was answered
+              const arrived = () =>
+                v.shifted ? video.frames > v.framesAtSeek : full ? video.timeToFirstFrameMs !== null : video.frames > 0;
               while (!arrived() && Date.now() < deadline) await sleep(20);
               if (!arrived()) fail(full ? 'no decodable frame within 15 s' : 'no video within 15 s');
               else if (full) ttffOf.set(v, performance.now() - started);
@@ -354,7 +395,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       opts.progress(`${target.name}: ${n} viewers — settling`);
       await sleep(2000);
 
-      const before = new Map(viewers.map((v) => [v, snapshot(v)] as const));
+      const before = new Map([...viewers, ...residents].map((v) => [v, snapshot(v)] as const));
       const links0 = new Map(await Promise.all(viewers.filter((v) => v.link).map(async (v) => [v, await linkCounters(v)] as const)));
       const pub0 = { ...publisher.counters };
       const workers = target.workerPids();
@@ -391,6 +432,29 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         ttffMs: all.ttffMs,
         freezes: all.freezes,
         ...(layers > 1 ? { layers: all.layers } : {}),
+        ...(opts.timeShiftMs ? { timeShifted: viewers.filter((v) => v.shifted).length } : {}),
+        ...(all.behindLiveMs ? { behindLiveMs: all.behindLiveMs } : {}),
+        ...(residents.length
+          ? {
+              groups: [
+                { name: 'live', bots: residents },
+                { name: opts.timeShiftMs ? `dvr −${opts.timeShiftMs / 1000} s` : 'steps', bots: viewers },
+              ].map(({ name, bots }): GroupResult => {
+                const g = figures(bots, before, ttffOf, { t0: s0.t, t1 });
+                return {
+                  name,
+                  viewers: bots.length,
+                  sampledBots: bots.filter((v) => v.full).length,
+                  kbpsPerViewer: g.kbpsPerViewer,
+                  lossPct: g.lossPct,
+                  linkDropPct: null,
+                  latencyMs: { p50: g.latencyMs.p50, p95: g.latencyMs.p95 },
+                  ttffMs: { p50: g.ttffMs.p50 },
+                  freezes: g.freezes,
+                };
+              }),
+            }
+          : {}),
         ...(opts.impaired
           ? {
               groups: [true, false]
@@ -440,9 +504,9 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       notReturnedMb: null,
       viewersLeft: null,
     };
-    if (drainSeconds > 0 && viewers.length) {
+    if (drainSeconds > 0 && viewers.length + residents.length) {
       opts.progress(`${target.name}: every viewer leaves — draining ${drainSeconds} s`);
-      await Promise.all(viewers.splice(0).map((v) => v.leave()));
+      await Promise.all([...viewers.splice(0), ...residents.splice(0)].map((v) => v.leave()));
       await sleep(drainSeconds * 1000);
       const drained = rss(target);
       memory.drainedMb = drained;
@@ -450,7 +514,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       memory.viewersLeft = await viewersOnServer(target.url);
     }
   } finally {
-    for (const v of viewers) v.close();
+    for (const v of [...viewers, ...residents]) v.close();
     publisher.drop();
   }
   return { steps: results, memory };
@@ -484,7 +548,9 @@ export function capacity(results: StepResult[], latencyTargetMs: number): Capaci
       out.botsSaturatedAt = r.viewers;
       out.botsCoreShare = r.botsCoreShare;
     }
-    if (r.lossPct < 1 && r.latencyMs.p95 < latencyTargetMs && r.joinFailures === 0) out.viewers = r.viewers;
+    // time-shifted bots' stamps are old on purpose: their steps are judged on loss and joins alone
+    const latencyOk = r.latencyMs.p95 < latencyTargetMs || (r.timeShifted === r.joined && r.joined > 0);
+    if (r.lossPct < 1 && latencyOk && r.joinFailures === 0) out.viewers = r.viewers;
     else {
       out.kneeFound = true;
       break;

@@ -33,12 +33,12 @@ export { freePort };
  */
 export async function startWhipcastProcess(
   env: Record<string, string> = {},
-  opts: { inherit?: boolean; readyTimeoutMs?: number } = {},
+  opts: { inherit?: boolean; readyTimeoutMs?: number; /** Extra arguments to node (e.g. `--cpu-prof`). */ nodeArgs?: string[] } = {},
 ): Promise<WhipcastProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'whipcast-node-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'signaling/main.ts'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'signaling/main.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,
