@@ -362,7 +362,12 @@ if (values.url) {
   if (modes.has('chat')) console.error('[bench] chat mode needs a session token: run it against a server the bench starts');
 } else if (sfu || modes.has('chat') || modes.has('dvr') || modes.has('dvrscale')) {
   const server = await startServer(
-    { CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' },
+    {
+      CHAT_RATE_PER_10S: '1000',
+      WS_MESSAGES_PER_SECOND: '10000',
+      // the dvrscale mode measures what DVR viewers cost unbounded, unless the caller sets the node's bound
+      DVR_MAX_REPLAYS: process.env.DVR_MAX_REPLAYS ?? '0',
+    },
     values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`] : [],
   );
   if (server.pid) pinServer([server.pid, ...children(server.pid, /mediasoup/)]);

@@ -3,10 +3,11 @@
  * one server — all watching live (the baseline), all seeked back (each bot
  * seeks `backMs` once joined and keeps watching the past at 1×), and mixed: a
  * few live bots measured for latency while the time-shifted ones ramp up.
- * Capacity follows the sfu mode's rules (< 1 % loss, no failed join, bots
- * not saturated); a time-shifted bot's capture stamps are `backMs` old, so
- * its steps are judged on loss, freezes and joins, and its stamps only prove
- * that it watches the past.
+ * Capacity follows the sfu mode's rules (< 1 % loss, p95 latency under the
+ * target, no failed join, bots not saturated). A time-shifted bot's capture
+ * stamps are `backMs` old: its latency is a frame's age less the age of the
+ * keyframe its seek landed on (the server says it), i.e. how late the replay
+ * delivers against its own schedule, and the ages show it watches the past.
  */
 import { capacity, runSfuBench, viewersOnServer, type Capacity, type SfuBenchOptions, type StepResult, type Target } from './sfu-bench.ts';
 
@@ -111,7 +112,7 @@ export function dvrScaleTable(r: DvrScaleResult | null | undefined, saturated: n
   const out = [
     '',
     ...columns(rows),
-    `dvr scale capacity (<1% loss, no failed join; live also p95 under target): live ${r.capacity.live.text}; dvr ${r.capacity.dvr.text}` +
+    `dvr scale capacity (<1% loss, p95 under target, no failed join): live ${r.capacity.live.text}; dvr ${r.capacity.dvr.text}` +
       (Number.isFinite(ratio) && r.capacity.live.botsSaturatedAt === null && r.capacity.dvr.botsSaturatedAt === null
         ? ` → dvr / live ${f(ratio * 100)}%${measurable ? '' : ' (no knee found: lower bounds)'}`
         : ''),

@@ -41,7 +41,8 @@ export interface SfuBenchOptions {
   impaired?: ImpairedShare;
   /**
    * DVR: every bot of the steps seeks this far back (ms) once joined and watches the past at 1× (socket bots only).
-   * Their capture stamps are that old: they give `behindLiveMs`, not latency.
+   * Their capture stamps are that old: their latency is a frame's age less the age of the keyframe their seek landed on
+   * (what the replay's schedule adds), and the ages themselves give `behindLiveMs`.
    */
   timeShiftMs?: number;
   /** Live bots (every one reassembling frames) that join before the first step and stay: the `live` group of each step. */
@@ -147,6 +148,8 @@ interface Bot {
   shifted: boolean;
   /** Frames it had counted when its seek was answered (its first frame from the past comes after). */
   framesAtSeek: number;
+  /** How far behind live the server said the seek landed (its keyframe's age then), ms; 0 for a live bot. */
+  seekBehindMs: number;
   /** The relays of an impaired bot. */
   link: ImpairedPeer | null;
   /** Leaves the way a player does (WHEP DELETE, socket close). */
@@ -173,16 +176,17 @@ async function join(target: Target, full: boolean, link: ImpairedPeer | null, si
       void link?.close();
     };
     let framesAtSeek = 0;
+    let seekBehindMs = 0;
     await (async () => {
       await v.start();
       if (!timeShiftMs) return;
-      await v.seek({ offsetMs: timeShiftMs });
+      seekBehindMs = (await v.seek({ offsetMs: timeShiftMs })).behindLiveMs;
       framesAtSeek = v.receiver.video.frames;
     })().catch((err: unknown) => {
       close();
       throw err;
     });
-    return { receiver: v.receiver, full, shifted: timeShiftMs > 0, framesAtSeek, link, close, leave: async () => close() };
+    return { receiver: v.receiver, full, shifted: timeShiftMs > 0, framesAtSeek, seekBehindMs, link, close, leave: async () => close() };
   }
   const v = await WhepViewer.watch({
     url: `${target.url}/whep/${target.streamId}`,
@@ -206,6 +210,7 @@ async function join(target: Target, full: boolean, link: ImpairedPeer | null, si
     full,
     shifted: false,
     framesAtSeek: 0,
+    seekBehindMs: 0,
     link,
     close,
     leave: async () => {
@@ -252,7 +257,12 @@ function figures(bots: Bot[], before: Map<Bot, Snapshot>, ttffOf: Map<Bot, numbe
     bytes += video.bytes + v.receiver.audio.bytes - b.bytes;
     packets += video.packets - b.packets;
     lost += video.lost - b.lost;
-    (v.shifted ? behind : latencies).push(...video.latenciesMs.slice(b.lat));
+    const stampAges = video.latenciesMs.slice(b.lat);
+    if (v.shifted) {
+      behind.push(...stampAges);
+      // a replayed frame is due (seek's landing age) after its capture: what comes later than that is its latency
+      latencies.push(...stampAges.map((ms) => ms - v.seekBehindMs));
+    } else latencies.push(...stampAges);
     const t = ttffOf.get(v);
     if (t !== undefined) ttff.push(t);
     // freezes that ended in the window, and one still going at its end
@@ -548,9 +558,7 @@ export function capacity(results: StepResult[], latencyTargetMs: number): Capaci
       out.botsSaturatedAt = r.viewers;
       out.botsCoreShare = r.botsCoreShare;
     }
-    // time-shifted bots' stamps are old on purpose: their steps are judged on loss and joins alone
-    const latencyOk = r.latencyMs.p95 < latencyTargetMs || (r.timeShifted === r.joined && r.joined > 0);
-    if (r.lossPct < 1 && latencyOk && r.joinFailures === 0) out.viewers = r.viewers;
+    if (r.lossPct < 1 && r.latencyMs.p95 < latencyTargetMs && r.joinFailures === 0) out.viewers = r.viewers;
     else {
       out.kneeFound = true;
       break;
