@@ -19,6 +19,7 @@ import { ChannelRecording, type RecordingSettings } from './channel-recording.ts
 import { MEDIA_CODECS } from './codecs.ts';
 import { DvrBuffer, type DvrBufferOptions } from './dvr/buffer.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
+import type { ReplayPacer } from './dvr/replay-pacer.ts';
 import { SfuError } from './errors.ts';
 import { RelayIngest, WhipIngest, type Ingest } from './ingest.ts';
 import { vp8RungHeight } from './ladder/rungs.ts';
@@ -53,6 +54,8 @@ export interface ChannelOptions {
   keyframeRecoveryMs: number;
   /** Viewers per router before its audience spreads to another router. */
   routerMaxViewers: number;
+  /** The node's DVR replay clock (and its bound on replays playing at once). */
+  replays: ReplayPacer;
   /** Where its relay PipeTransports listen. */
   pipe: PipeConfig;
   /** Record its publishers' sessions here (while `saveRecordings` is on); none: never recorded. */
@@ -95,6 +98,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly id: string;
   /** The time-shift buffer (DVR and the GOP cache for instant start). */
   readonly dvr: DvrBuffer;
+  /** The node's DVR replay clock: its viewers' replays run on it. */
+  readonly replays: ReplayPacer;
   readonly #opts: ChannelOptions;
   readonly #log: SfuLogger;
   readonly #audience: Audience;
@@ -128,6 +133,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#opts = opts;
     this.#log = opts.logger;
     this.dvr = new DvrBuffer(opts.dvr);
+    this.replays = opts.replays;
     this.#audience = new Audience({
       pool: opts.pool,
       channelId: opts.id,

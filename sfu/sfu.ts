@@ -14,6 +14,7 @@ import type { types } from 'mediasoup';
 import { Channel, type LadderSettings } from './channel.ts';
 import type { ChannelRecording, RecordingSettings } from './channel-recording.ts';
 import { MEDIA_CODECS } from './codecs.ts';
+import { ReplayPacer } from './dvr/replay-pacer.ts';
 import { SfuError } from './errors.ts';
 import { WhipIngest } from './ingest.ts';
 import { silentLogger, type SfuLogger } from './logger.ts';
@@ -59,6 +60,8 @@ export interface SfuOptions {
   keyframeRecoveryMs?: number;
   /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
   routerMaxViewers?: number;
+  /** DVR replays (viewers watching the past) playing at once on this node beyond which a seek is refused (0 or absent: no limit). */
+  maxReplays?: number;
   logger?: SfuLogger;
 }
 
@@ -84,6 +87,8 @@ export class Sfu extends EventEmitter<SfuEvents> {
   readonly #opening = new Map<string, Promise<Channel>>();
   readonly #log: SfuLogger;
   readonly #capabilities: types.RtpCapabilities;
+  /** Paces every DVR replay of the node, and bounds how many play at once. */
+  readonly #replays: ReplayPacer;
   #closed = false;
 
   private constructor(
@@ -95,6 +100,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     super();
     this.#log = opts.logger ?? silentLogger;
     this.#capabilities = capabilities;
+    this.#replays = new ReplayPacer({ maxReplays: opts.maxReplays ?? 0 });
     pool.onWorkerLost = (index) => {
       for (const ch of [...this.#channels.values()]) if (ch.slot.index === index) ch.close('media worker died');
     };
@@ -159,6 +165,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         instantStart: this.opts.instantStart !== false,
         keyframeRecoveryMs: this.opts.keyframeRecoveryMs ?? 10_000,
         routerMaxViewers: this.opts.routerMaxViewers ?? 250,
+        replays: this.#replays,
         pipe: this.#pipe,
         recordings: this.opts.recordings,
         ladder: this.opts.ladder,

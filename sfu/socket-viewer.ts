@@ -59,6 +59,7 @@ export class SocketViewer extends Viewer {
       transport,
       capabilities: () => this.rtpCapabilities,
       buffer: channel.dvr,
+      replays: channel.replays,
       programTracks: () => channel.programTracks(),
       receives: (t) => channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities: this.rtpCapabilities }),
       consumeProgram: (standby, kinds) => this.#consumeProgram(standby, kinds),

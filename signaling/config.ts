@@ -269,6 +269,13 @@ export const SETTINGS = {
     str,
     'Where DVR media beyond `DVR_MEMORY_MB` goes (files are unlinked at once: nothing is left after a crash). `tmp` = the OS temp directory; `off` = no spilling, the window shrinks to fit memory.',
   ),
+  dvrMaxReplays: setting(
+    'DVR',
+    'DVR_MAX_REPLAYS',
+    '40',
+    int(0, 100_000),
+    "Viewers watching the past (DVR) at once on this node beyond which a seek is refused (the viewer stays live and is told to try again in a moment). Each one costs the node's Node process a send per packet, so this keeps them from starving live viewers; 40 held live latency on one core at 2.5 Mbit/s (docs/dvr.md). 0 = no limit.",
+  ),
   keyframeRecoverySeconds: setting(
     'DVR',
     'KEYFRAME_RECOVERY_SECONDS',

@@ -34,6 +34,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
     routerMaxViewers: config.routerMaxViewers,
     keyframeRecoveryMs: config.keyframeRecoverySeconds * 1000,
+    maxReplays: config.dvrMaxReplays,
     ...(config.transcodeLadder.length ? { ladder: { heights: config.transcodeLadder, vp8Rung: config.transcodeVp8Rung } } : {}),
     ...(recordings ? { recordings: { dir: recordings.dir, reconnectGraceMs: config.recordingsReconnectGraceSeconds * 1000 } } : {}),
     ...(config.dvrSpillDir === 'off'

@@ -266,6 +266,12 @@ export class DvrBuffer {
     return i >= this.#head && i < this.#count ? i : -1;
   }
 
+  /** Arrival time of the packet at an absolute index (no copy, no object), or NaN if evicted / not yet arrived. */
+  arrivalAt(abs: number): number {
+    const i = this.#slot(abs);
+    return i < 0 ? NaN : this.#at[i]!;
+  }
+
   /** The packet at an absolute index (read back from disk if spilled), or undefined if evicted / not yet arrived. */
   at(abs: number): BufferedPacket | undefined {
     const i = this.#slot(abs);

@@ -12,6 +12,7 @@ import type { types } from 'mediasoup';
 import type { MediaKind } from '../sdp/offer.ts';
 import { SenderReports } from '../sender-reports.ts';
 import type { DvrBuffer } from './buffer.ts';
+import { replayPacer, type Paced, type ReplayPacer } from './replay-pacer.ts';
 
 export interface ReplayTrackSpec {
   kind: MediaKind;
@@ -37,27 +38,30 @@ export interface ReplayOptions {
   /** A video keyframe (of any layer) starts going out: a viewer's pending keyframe request is answered. */
   onKeyframe?: () => void;
   now?: () => number;
+  /** The clock that sends what falls due (default: the process's). */
+  pacer?: ReplayPacer;
 }
 
-export class ReplaySession {
+export class ReplaySession implements Paced {
   readonly producers = new Map<MediaKind, types.Producer>();
   #transport: types.DirectTransport | null = null;
   #cursor: number;
   #mediaAt: number; // media (arrival) time of the cursor position
   #wallAt = 0; // wall time when #mediaAt was current
   #rate: number;
-  #timer: NodeJS.Timeout | null = null;
   #playing = false;
   #started = false;
   #closed = false;
   #reports: SenderReports | null = null;
   readonly #now: () => number;
+  readonly #pacer: ReplayPacer;
 
   private constructor(private readonly opts: ReplayOptions) {
     this.#cursor = opts.from;
     this.#mediaAt = opts.buffer.at(opts.from)?.at ?? (opts.now ?? Date.now)();
     this.#rate = opts.catchUpRate ?? 1;
     this.#now = opts.now ?? Date.now;
+    this.#pacer = opts.pacer ?? replayPacer;
   }
 
   static async create(opts: ReplayOptions): Promise<ReplaySession> {
@@ -106,15 +110,15 @@ export class ReplaySession {
     this.#started = true;
     this.#playing = true;
     this.#wallAt = this.#now();
-    this.#pump();
+    this.pump(Infinity); // the keyframe goes now, not at the next tick
+    this.#pacer.add(this);
   }
 
   pause(): void {
     if (!this.#playing) return;
     this.#mediaAt = this.position();
     this.#playing = false;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#pacer.delete(this);
   }
 
   /**
@@ -139,21 +143,21 @@ export class ReplaySession {
     }
   }
 
-  /** The buffer got a new packet: a session at the live edge sends it at once. */
+  /** The buffer got a new packet: a session at the live edge (it had sent everything before it) sends it at once. */
   notify(): void {
-    if (this.#playing && !this.#timer) this.#pump();
+    if (this.#playing && this.#cursor >= this.opts.buffer.end - 1) this.pump(Infinity);
   }
 
-  #pump(): void {
-    this.#timer = null;
-    if (!this.#playing || this.#closed) return;
+  /** @internal Sends the packets due (at most `budget`); returns how many it went through. The pacer calls it every tick. */
+  pump(budget: number): number {
+    if (!this.#playing || this.#closed) return 0;
     const { buffer } = this.opts;
     const pos = this.position();
     if (this.#cursor < buffer.start) this.#cursor = buffer.start; // evicted under us: skip ahead
-    while (this.#cursor < buffer.end) {
-      const p = buffer.at(this.#cursor)!;
-      if (p.at > pos) break;
-      this.#cursor++;
+    let n = 0;
+    while (n < budget && this.#cursor < buffer.end && buffer.arrivalAt(this.#cursor) <= pos) {
+      const p = buffer.at(this.#cursor++)!;
+      n++;
       const producer = this.producers.get(p.kind);
       if (producer && !producer.closed) {
         this.#reports?.onPacket(p.data);
@@ -169,19 +173,14 @@ export class ReplaySession {
       this.#wallAt = this.#now();
       this.#rate = 1;
     }
-    if (this.#cursor < buffer.end) {
-      const next = buffer.at(this.#cursor)!;
-      const wait = Math.max(1, Math.min(50, (next.at - this.position()) / this.#rate));
-      this.#timer = setTimeout(() => this.#pump(), wait);
-    }
-    // else: waiting for live packets (notify()).
+    return n;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#playing = false;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#pacer.delete(this);
     this.#transport?.close();
   }
 }

@@ -13,6 +13,7 @@ import { dtlsConnected } from '../transport.ts';
 import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget } from '../types.ts';
 import type { DvrBuffer } from './buffer.ts';
 import { ReplaySession } from './replay.ts';
+import type { ReplayPacer } from './replay-pacer.ts';
 
 /** Program consumers made for a viewer. */
 export interface ProgramConsumers {
@@ -28,6 +29,8 @@ export interface ShiftedViewer {
   capabilities(): types.RtpCapabilities;
   /** The channel's DVR buffer and current program tracks. */
   readonly buffer: DvrBuffer;
+  /** The clock its replays run on (it also bounds how many play at once). */
+  readonly replays: ReplayPacer;
   programTracks(): ProgramTrack[];
   /** True when the device can decode a program track's codec. */
   receives(track: ProgramTrack): boolean;
@@ -98,6 +101,9 @@ export class TimeShift {
     if (t >= now - LIVE_EDGE_MS) return { consumers: await live(), behindLiveMs: 0, windowMs: now - range.start, live: true };
     const from = buffer.keyframeAtOrBefore(t);
     if (from === null) throw new SfuError('not_found', 'No keyframe recorded in the window');
+    // a viewer already in the past only moves its own replay; one watching live (or catching up to it) adds one
+    if ((!this.#replay || this.#standby) && this.viewer.replays.full)
+      throw new SfuError('unavailable', 'Too many viewers are watching the past on this server; try again in a moment');
     this.stop();
     const consumers = await this.#replayFrom(from, 1);
     return { consumers, behindLiveMs: now - buffer.at(from)!.at, windowMs: now - range.start, live: false };
@@ -235,6 +241,7 @@ export class TimeShift {
       catchUpRate,
       ...(rejoin ? { rejoin } : {}),
       onKeyframe: () => this.#replay === replay && viewer.replayKeyframe(),
+      pacer: viewer.replays,
     });
     const out: ConsumerInfo[] = [];
     try {
