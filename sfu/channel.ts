@@ -18,6 +18,7 @@ import { Audience, SOCKET_SCHEME } from './audience.ts';
 import { ChannelRecording, type RecordingSettings } from './channel-recording.ts';
 import { MEDIA_CODECS } from './codecs.ts';
 import { DvrBuffer, type DvrBufferOptions } from './dvr/buffer.ts';
+import type { CatchUpSlots } from './dvr/catch-up-slots.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
 import type { ReplayPacer } from './dvr/replay-pacer.ts';
 import { SfuError } from './errors.ts';
@@ -52,6 +53,8 @@ export interface ChannelOptions {
   instantStart: boolean;
   /** A socket viewer that loses a keyframe the publisher does not resend is served from the cached GOP, at most once per this many ms; 0: off. */
   keyframeRecoveryMs: number;
+  /** The node's bound on catch-ups (instant starts, keyframe recoveries) at once, shared by its channels. */
+  catchUps: CatchUpSlots;
   /** Viewers per router before its audience spreads to another router. */
   routerMaxViewers: number;
   /** The node's DVR replay clock (and its bound on replays playing at once). */
@@ -453,6 +456,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       viewer = await SocketViewer.create(this, seat, {
         instantStart: this.#opts.instantStart,
         keyframeRecoveryMs: this.#opts.keyframeRecoveryMs,
+        catchUps: this.#opts.catchUps,
       });
     } catch (err) {
       seat.release();

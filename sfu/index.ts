@@ -14,6 +14,7 @@ export { Ingest, WhipIngest, RelayIngest, type IngestEvents, type IngestOptions 
 export { Viewer, type RecoveryPosition, type ViewerClient, type ViewerEvents } from './viewer.ts';
 export { WhepViewer } from './whep-viewer.ts';
 export { SocketViewer, type SocketViewerOptions } from './socket-viewer.ts';
+export { CatchUpSlots, CatchUpSlot } from './dvr/catch-up-slots.ts';
 export { Relay, type RelayEvents } from './relay.ts';
 export { SfuError, type SfuErrorCode } from './errors.ts';
 export type {

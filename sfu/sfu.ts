@@ -15,6 +15,7 @@ import { Channel, type LadderSettings } from './channel.ts';
 import type { ChannelRecording, RecordingSettings } from './channel-recording.ts';
 import { MEDIA_CODECS } from './codecs.ts';
 import { ReplayPacer } from './dvr/replay-pacer.ts';
+import { CatchUpSlots } from './dvr/catch-up-slots.ts';
 import { SfuError } from './errors.ts';
 import { WhipIngest } from './ingest.ts';
 import { silentLogger, type SfuLogger } from './logger.ts';
@@ -58,6 +59,8 @@ export interface SfuOptions {
    * the cached GOP (its video caught up like an instant start), at most once per this many ms (default 10 000; 0: off).
    */
   keyframeRecoveryMs?: number;
+  /** Catch-up replays (instant starts, keyframe recoveries) this node runs at once; past it a viewer starts at the next keyframe (default 16). */
+  maxCatchUps?: number;
   /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
   routerMaxViewers?: number;
   /** DVR replays (viewers watching the past) playing at once on this node beyond which a seek is refused (0 or absent: no limit). */
@@ -89,6 +92,8 @@ export class Sfu extends EventEmitter<SfuEvents> {
   readonly #capabilities: types.RtpCapabilities;
   /** Paces every DVR replay of the node, and bounds how many play at once. */
   readonly #replays: ReplayPacer;
+  /** Catch-up replays running on this node, within `maxCatchUps` (metrics, tests). */
+  readonly catchUps: CatchUpSlots;
   #closed = false;
 
   private constructor(
@@ -101,6 +106,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
     this.#log = opts.logger ?? silentLogger;
     this.#capabilities = capabilities;
     this.#replays = new ReplayPacer({ maxReplays: opts.maxReplays ?? 0 });
+    this.catchUps = new CatchUpSlots(opts.maxCatchUps ?? 16);
     pool.onWorkerLost = (index) => {
       for (const ch of [...this.#channels.values()]) if (ch.slot.index === index) ch.close('media worker died');
     };
@@ -164,6 +170,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         },
         instantStart: this.opts.instantStart !== false,
         keyframeRecoveryMs: this.opts.keyframeRecoveryMs ?? 10_000,
+        catchUps: this.catchUps,
         routerMaxViewers: this.opts.routerMaxViewers ?? 250,
         replays: this.#replays,
         pipe: this.#pipe,

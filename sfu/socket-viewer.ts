@@ -8,6 +8,7 @@
 import type { types } from 'mediasoup';
 import type { Seat } from './audience.ts';
 import type { Channel } from './channel.ts';
+import type { CatchUpSlots } from './dvr/catch-up-slots.ts';
 import { KeyframeRecovery } from './dvr/keyframe-recovery.ts';
 import { TimeShift, type ProgramConsumers } from './dvr/time-shift.ts';
 import { SfuError } from './errors.ts';
@@ -35,6 +36,8 @@ export interface SocketViewerOptions {
    * serve this viewer's video from the cached GOP (like instant start); at most once per this many ms. 0: off.
    */
   keyframeRecoveryMs: number;
+  /** The node's bound on catch-ups (instant starts, keyframe recoveries) at once. */
+  catchUps: CatchUpSlots;
 }
 
 export class SocketViewer extends Viewer {
@@ -60,6 +63,7 @@ export class SocketViewer extends Viewer {
       capabilities: () => this.rtpCapabilities,
       buffer: channel.dvr,
       replays: channel.replays,
+      catchUps: opts.catchUps,
       programTracks: () => channel.programTracks(),
       receives: (t) => channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities: this.rtpCapabilities }),
       consumeProgram: (standby, kinds) => this.#consumeProgram(standby, kinds),

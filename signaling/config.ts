@@ -276,6 +276,20 @@ export const SETTINGS = {
     int(0, 100_000),
     "Viewers watching the past (DVR) at once on this node beyond which a seek is refused (the viewer stays live and is told to try again in a moment). Each one costs the node's Node process a send per packet, so this keeps them from starving live viewers; 40 held live latency on one core at 2.5 Mbit/s (docs/dvr.md). 0 = no limit.",
   ),
+  instantStart: setting(
+    'DVR',
+    'INSTANT_START',
+    'true',
+    bool,
+    "Web players start from the cached GOP (the latest keyframe, replayed at 2x until the live edge, then switched to the live program at its next keyframe) instead of waiting up to a keyframe interval for the publisher's next keyframe. Costs the server a replay per joining viewer (see docs/benchmarks.md); false: web players start at the next keyframe, like WHEP players.",
+  ),
+  maxCatchUps: setting(
+    'DVR',
+    'CATCHUP_MAX_CONCURRENT',
+    '16',
+    int(0, 100_000),
+    "Catch-up replays (instant starts and keyframe recoveries) the node runs at once. Each feeds one web player the cached GOP through the server until the next live keyframe (~40 ms of server CPU per join at 720p 2.5 Mbit/s, see docs/benchmarks.md); past this many, a joining web player starts at the publisher's next keyframe, as a WHEP player does, so a crowd joining together cannot take the server's CPU from the viewers it already serves.",
+  ),
   keyframeRecoverySeconds: setting(
     'DVR',
     'KEYFRAME_RECOVERY_SECONDS',

@@ -33,6 +33,8 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     dvrWindowMs: config.dvrWindowSeconds * 1000,
     dvrMaxBytes: config.dvrMemoryBudgetMb * 1024 * 1024,
     routerMaxViewers: config.routerMaxViewers,
+    instantStart: config.instantStart,
+    maxCatchUps: config.maxCatchUps,
     keyframeRecoveryMs: config.keyframeRecoverySeconds * 1000,
     maxReplays: config.dvrMaxReplays,
     ...(config.transcodeLadder.length ? { ladder: { heights: config.transcodeLadder, vp8Rung: config.transcodeVp8Rung } } : {}),

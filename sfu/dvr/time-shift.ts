@@ -12,6 +12,7 @@ import type { MediaKind } from '../sdp/offer.ts';
 import { dtlsConnected } from '../transport.ts';
 import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget } from '../types.ts';
 import type { DvrBuffer } from './buffer.ts';
+import type { CatchUpSlot, CatchUpSlots } from './catch-up-slots.ts';
 import { ReplaySession } from './replay.ts';
 import type { ReplayPacer } from './replay-pacer.ts';
 
@@ -31,6 +32,8 @@ export interface ShiftedViewer {
   readonly buffer: DvrBuffer;
   /** The clock its replays run on (it also bounds how many play at once). */
   readonly replays: ReplayPacer;
+  /** The node's bound on catch-ups at once. */
+  readonly catchUps: CatchUpSlots;
   programTracks(): ProgramTrack[];
   /** True when the device can decode a program track's codec. */
   receives(track: ProgramTrack): boolean;
@@ -62,6 +65,8 @@ export class TimeShift {
   #replay: ReplaySession | undefined;
   /** Catch-up: paused program consumers, resumed at the next live keyframe. */
   #standby: Map<MediaKind, types.Consumer> | undefined;
+  /** Held while a catch-up replays. */
+  #slot: CatchUpSlot | null = null;
 
   constructor(private readonly viewer: ShiftedViewer) {}
 
@@ -73,7 +78,8 @@ export class TimeShift {
   /**
    * Instant start: replay the cached GOP faster than real time, then hand over to the live program at a keyframe.
    * `kinds` (default all): only these are replayed, the others stay live (keyframe recovery replays the video
-   * alone). Null: no usable GOP.
+   * alone). Null: no usable GOP, or the node runs as many catch-ups as it may (the viewer starts at the next
+   * live keyframe).
    */
   async catchUp(kinds?: readonly MediaKind[]): Promise<ConsumerInfo[] | null> {
     const { buffer } = this.viewer;
@@ -82,7 +88,16 @@ export class TimeShift {
     if (last === null || !kf || Date.now() - kf.at > GOP_CACHE_MAX_AGE_MS) return null;
     // nothing to start instantly without a picture this device can decode (audio alone plays live at once)
     if (!this.viewer.programTracks().some((t) => t.kind === 'video' && this.viewer.receives(t))) return null;
-    const out = await this.#replayFrom(last, 2, kinds);
+    const slot = this.viewer.catchUps.take();
+    if (!slot) return null;
+    this.#slot = slot; // given back by stop() too, should the viewer close meanwhile
+    let out: ConsumerInfo[];
+    try {
+      out = await this.#replayFrom(last, 2, kinds);
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
     const standby = await this.viewer.consumeProgram(true, kinds).catch(() => null);
     if (!standby) return out;
     this.#standby = new Map(standby.consumers.map((c) => [c.kind, c]));
@@ -199,6 +214,8 @@ export class TimeShift {
       void c.resume().catch(() => {});
       this.viewer.useConsumer(c, SWITCH_LINGER_MS);
     }
+    // the replay is no longer told of live packets: it stops at the live edge, its catch-up is over
+    this.#releaseSlot();
     setTimeout(() => replay.close(), SWITCH_LINGER_MS).unref();
     this.viewer.switched();
   }
@@ -214,6 +231,12 @@ export class TimeShift {
     this.#replay = undefined;
     for (const c of this.#standby?.values() ?? []) c.close();
     this.#standby = undefined;
+    this.#releaseSlot();
+  }
+
+  #releaseSlot(): void {
+    this.#slot?.release();
+    this.#slot = null;
   }
 
   #canConsume(producerId: string): boolean {
