@@ -115,6 +115,8 @@ describe('bench (smoke)', () => {
       expect(Number.isFinite(m.notReturnedMb!.workers)).toBe(true);
     }
     expect(whipcastRun.memory.idleMb.main).toBeGreaterThan(0);
+    // a bot that failed to join is left out of the groups: say why first
+    expect(mixed.steps[0]!.joinErrors, 'the mixed run: every bot joined and got a decodable frame').toEqual([]);
     const [impaired, clean] = mixed.steps[0]!.groups!;
     expect(impaired).toMatchObject({ name: 'impaired (loss=10,delay=40,jitter=5)', viewers: 1, sampledBots: 1 });
     expect(clean).toMatchObject({ name: 'unimpaired', viewers: 1, linkDropPct: null });
