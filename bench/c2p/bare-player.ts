@@ -5,42 +5,15 @@
  * sends one `rtc.watch` (the channel id is the `?channel=` query), sets the transport and consumers up and
  * shows them in its `<video>`. What whipcast's channel page takes beyond this is the app's own cost.
  */
-import { Device, type types } from 'mediasoup-client';
-import { encodeRequest, parseResult, parseServerFrame, PROTOCOL_VERSION, type Push } from '../../signaling/protocol.ts';
-
-type RouterCapabilities = NonNullable<Extract<Push, { t: 'hello' }>['routerRtpCapabilities']>;
+import { Device } from 'mediasoup-client';
+import { encodeRequest, parseResult, parseServerFrame, PROTOCOL_VERSION } from '../../signaling/protocol.ts';
+// the web player's own conversions, so the baseline loads the device and consumes exactly as the player does
+import { consumerParameters, deviceCapabilities } from '../../web/src/lib/rtc-params.ts';
 
 const channel = new URLSearchParams(location.search).get('channel') ?? '';
 const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
 ws.binaryType = 'arraybuffer';
 const certificate = RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams);
-
-/** Header extensions mediasoup-client knows (the server also offers ones it does not, e.g. toffset). */
-const CLIENT_EXTENSIONS = new Set<string>([
-  'urn:ietf:params:rtp-hdrext:sdes:mid',
-  'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id',
-  'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id',
-  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
-  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
-  'urn:ietf:params:rtp-hdrext:ssrc-audio-level',
-  'urn:3gpp:video-orientation',
-  'http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time',
-  'http://www.webrtc.org/experiments/rtp-hdrext/playout-delay',
-  'https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension',
-  'urn:mediasoup:params:rtp-hdrext:packet-id',
-]);
-const clientKnows = (uri: string): uri is types.RtpHeaderExtensionUri => CLIENT_EXTENSIONS.has(uri);
-const knownExtensions = <E extends { uri: string }>(list: E[] | undefined) =>
-  list?.flatMap((e) => {
-    const uri = e.uri;
-    return clientKnows(uri) ? [{ ...e, uri }] : [];
-  });
-
-/** The router's capabilities as a `Device` loads them (a router gives every codec a payload type). */
-const deviceCapabilities = (caps: RouterCapabilities): types.RtpCapabilities => ({
-  codecs: caps.codecs?.map((c) => ({ ...c, preferredPayloadType: c.preferredPayloadType ?? 0 })),
-  headerExtensions: knownExtensions(caps.headerExtensions),
-});
 
 ws.onmessage = async (e) => {
   const parsed = parseServerFrame(new Uint8Array(e.data as ArrayBuffer));
@@ -88,7 +61,7 @@ ws.onmessage = async (e) => {
         id: c.id,
         producerId: c.producerId,
         kind: c.kind,
-        rtpParameters: { ...c.rtpParameters, headerExtensions: knownExtensions(c.rtpParameters.headerExtensions) },
+        rtpParameters: consumerParameters(c.rtpParameters),
       }),
     ),
   );
