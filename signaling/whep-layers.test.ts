@@ -65,9 +65,7 @@ async function observe(
 
 describe('a WHEP viewer on a weak link', () => {
   it('capped at 1 Mbit/s on a 3-layer channel: settles below the top layer and keeps playing', { timeout: 240_000 }, async () => {
-    const user = await server.register();
-    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
-    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+    const { channelId, streamKey } = await server.streamer();
     const pub = await ObsPublisher.publish({
       url: `${server.url}/whip`,
       token: streamKey,
@@ -78,11 +76,11 @@ describe('a WHEP viewer on a weak link', () => {
     const page = await browser.context.newPage();
     try {
       await pub.connected();
-      await waitLive(server.url, me.id, 120_000); // the first run encodes the layers (cached after)
+      await waitLive(server.url, channelId, 120_000); // the first run encodes the layers (cached after)
       await impairPage(page, link);
       await page.goto(`${server.url}/healthz`);
-      expect((await startWhepInPage(page, `/whep/${me.id}`)).status).toBe(201);
-      const viewer = server.sfu.channel(me.id)!.viewers()[0] as WhepViewer;
+      expect((await startWhepInPage(page, `/whep/${channelId}`)).status).toBe(201);
+      const viewer = server.sfu.channel(channelId)!.viewers()[0] as WhepViewer;
       const startedAt = performance.now();
       let s: InboundVideoStats | null = null;
       await expect
