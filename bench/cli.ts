@@ -46,7 +46,9 @@ usage: npm run bench -- [options]
                         (default 5; 0 = no drain)
   --impair <spec>       every bot watches through a bad link (a UDP relay per bot), e.g.
                         loss=5,delay=40,jitter=10,kbps=1000 (loss %, burst = mean loss burst in
-                        packets, delay/jitter ms, kbps cap, queue = ms of the cap buffered)
+                        packets, delay/jitter ms, kbps cap, queue = ms of the cap buffered,
+                        after = s from the bot's connection until the link turns bad; unset: from
+                        its first packet, so ICE and DTLS set-up suffer too)
   --mixed <n/d:spec>    n in d bots behind that link, the rest not, reported side by side
                         (e.g. 1/3:kbps=1000)
 

@@ -10,6 +10,9 @@ describe('impairment flags', () => {
     const b = parseImpairment('loss=5,burst=4').toPeer.burst!;
     expect(b.pBadToGood).toBe(0.25);
     expect(b.pGoodToBad / (b.pGoodToBad + b.pBadToGood)).toBeCloseTo(0.05, 10);
+    // the link bad from the first packet, or only once the bot has connected
+    expect(i.afterSeconds).toBeUndefined();
+    expect(parseImpairment('loss=10,after=0')).toMatchObject({ afterSeconds: 0, toPeer: { loss: 0.1 } });
   });
 
   it('refuses what it cannot honour', () => {
@@ -17,6 +20,7 @@ describe('impairment flags', () => {
     expect(() => parseImpairment('loss=100')).toThrow(/below 100/);
     expect(() => parseImpairment('delay=-1')).toThrow(/not one of/);
     expect(() => parseImpairment('')).toThrow(/impairs nothing/);
+    expect(() => parseImpairment('after=2')).toThrow(/impairs nothing/);
     expect(() => parseMixed('kbps=1000')).toThrow(/<num>\/<den>/);
     expect(() => parseMixed('4/3:kbps=1000')).toThrow(/<num>\/<den>/);
   });

@@ -12,6 +12,8 @@ export interface BotImpairment {
   toPeer: LinkImpairment;
   /** What the bot sends (RTCP, ICE): the same loss, delay and jitter, no cap. */
   toServer: LinkImpairment;
+  /** The link turns bad this many seconds after the bot connected (its ICE and DTLS set-up on a clean link); unset: from its first packet. */
+  afterSeconds?: number;
 }
 
 export interface ImpairedShare {
@@ -21,11 +23,12 @@ export interface ImpairedShare {
   impairment: BotImpairment;
 }
 
-const KEYS = ['loss', 'burst', 'delay', 'jitter', 'kbps', 'queue'] as const;
+const KEYS = ['loss', 'burst', 'delay', 'jitter', 'kbps', 'queue', 'after'] as const;
 
 /**
  * `loss` % random loss; `burst` mean length of loss bursts in packets (the same average loss,
- * Gilbert–Elliott); `delay`, `jitter` ms; `kbps` a cap; `queue` ms of the cap the bottleneck holds.
+ * Gilbert–Elliott); `delay`, `jitter` ms; `kbps` a cap; `queue` ms of the cap the bottleneck holds;
+ * `after` s from the bot's connection until the link turns bad (unset: bad from the start).
  */
 export function parseImpairment(spec: string): BotImpairment {
   const v: Partial<Record<(typeof KEYS)[number], number>> = {};
@@ -54,7 +57,7 @@ export function parseImpairment(spec: string): BotImpairment {
     ...(v.kbps && v.queue ? { queueBytes: Math.max(3000, Math.round((v.kbps * v.queue) / 8)) } : {}),
   };
   if (!Object.keys(toPeer).length) throw new Error(`--impair: "${spec}" impairs nothing`);
-  return { spec, toPeer, toServer: common };
+  return { spec, toPeer, toServer: common, ...(v.after !== undefined ? { afterSeconds: v.after } : {}) };
 }
 
 /** `1/3:kbps=1000`: a third of the bots behind that link. */

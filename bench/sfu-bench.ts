@@ -380,12 +380,20 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         const full = joinedEver % sampleEvery === 0;
         const impaired = opts.impaired && isImpaired(opts.impaired, joinedEver);
         joinedEver++;
-        const link = impaired
-          ? new ImpairedPeer({ toPeer: opts.impaired!.impairment.toPeer, toServer: opts.impaired!.impairment.toServer })
+        const impairment = impaired ? opts.impaired!.impairment : null;
+        const after = impairment?.afterSeconds;
+        const link = impairment
+          ? new ImpairedPeer(after === undefined ? { toPeer: impairment.toPeer, toServer: impairment.toServer } : {})
           : null;
         joins.push(
           join(target, full, link, layers > 1, opts.timeShiftMs)
             .then(async (v) => {
+              if (link && impairment && after !== undefined) {
+                const turnBad = () =>
+                  Promise.all([link.setImpairment('toPeer', impairment.toPeer), link.setImpairment('toServer', impairment.toServer)]);
+                if (after > 0) setTimeout(() => void turnBad(), after * 1000).unref();
+                else await turnBad();
+              }
               viewers.push(v);
               const video = v.receiver.video;
               const deadline = Date.now() + 15_000;
