@@ -8,9 +8,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  describeUnreadPictures,
   frameNumberInPage,
+  frameNumberShown,
   ImpairedPeer,
   impairPage,
   launchChromium,
@@ -18,6 +22,7 @@ import {
   pageInboundRtp,
   recordPeerConnections,
   registerStreamer,
+  saveUnreadPictures,
   summedVideo,
   waitLive,
   type Browser,
@@ -53,6 +58,19 @@ function ladderCpuSeconds(): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
 }
 
+/**
+ * The frame number the player shows, read for up to 0.5 s: a picture blank for a moment (the element reloading
+ * when the player swaps its stream) is not taken for none. Misses are logged, their pictures saved.
+ */
+async function shownFrame(page: Page, label: string): Promise<{ frame: number | null; why: string }> {
+  const { frame, misses } = await frameNumberShown(page, { withinMs: 500 });
+  if (!misses.length) return { frame, why: '' };
+  const files = saveUnreadPictures(misses, join(tmpdir(), 'whipcast-ladder-test'), `${label}-${Date.now()}`);
+  const why = `${misses.length} unreadable picture(s) before ${frame ?? 'none'}: ${describeUnreadPictures(misses)}; saved: ${files.join(' ') || 'none'}`;
+  console.log(`ladder viewer, ${label}: ${why}`);
+  return { frame, why };
+}
+
 /** The page's video receivers, summed; the picture size of the one decoding fastest (see `summedVideo`). */
 const videoStats = async (page: Page) => summedVideo(await pageInboundRtp(page));
 
@@ -84,11 +102,11 @@ it(
         .toBeLessThan(30);
       await new Promise((r) => setTimeout(r, 2000));
       const a = await videoStats(page);
-      const seenA = await frameNumberInPage(page, 'video');
+      const { frame: seenA, why: whyA } = await shownFrame(page, 'first read');
       const cpuA = ladderCpuSeconds();
       await new Promise((r) => setTimeout(r, 10_000));
       const b = await videoStats(page);
-      const seenB = await frameNumberInPage(page, 'video');
+      const { frame: seenB, why: whyB } = await shownFrame(page, 'second read');
       const cpu = (ladderCpuSeconds() - cpuA) / 10;
       const sent = pub.counters.frames;
       console.log(
@@ -102,10 +120,12 @@ it(
       // (framesDecoded is only logged: the player's receivers change at the switch from the instant-start catch-up to
       // live, so the sum is not a rate; the picture's frame numbers below are)
       // Freezes are logged, not asserted: none in 4 runs alone, but one of 1.9 s when run beside the Firefox e2e on 2 cores
-      // (issue #13 stays open on it). The picture must still advance in real time and stay near live.
+      // (issue #13 stays open on it). Their cause, seen alone too (3 s freezes in 2 of 3 50 s runs): mediasoup's own
+      // bandwidth estimate drops this consumer to no layer (layerschange to none, no pause, no loss) until it fits the
+      // 600 kbit/s rung again and the rung's next keyframe comes. The picture must still advance in real time and stay near live.
       // the picture is the live program: its frame numbers advance with the publisher's, close to live
-      expect(seenA).not.toBeNull();
-      expect(seenB).not.toBeNull();
+      expect(seenA, whyA).not.toBeNull();
+      expect(seenB, whyB).not.toBeNull();
       expect(seenB! - seenA!).toBeGreaterThan(240);
       // near live: 5–7 frames behind what was sent when run alone, 45 in the full CI suite on 2 cores (player and ffmpeg
       // share them with the other test files)

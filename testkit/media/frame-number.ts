@@ -16,6 +16,9 @@
  * and returns null, so "no pattern" is never mistaken for a number.
  */
 
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 /** Cells across the band. */
 export const FRAME_NUMBER_CELLS = 25;
 /** Bits of frame number carried. */
@@ -139,4 +142,110 @@ export async function frameNumberInPage(page: EvaluatingPage, selector = 'video'
   const { rgba, width, height } = grab;
   if (typeof rgba !== 'string' || typeof width !== 'number' || typeof height !== 'number') throw new Error('canvas grab returned nothing');
   return readFrameNumber(Buffer.from(rgba, 'base64'), width, height);
+}
+
+/** What a `<video>` showed when no frame number could be read off it. */
+export interface UnreadPicture {
+  /** ms after the read began. */
+  atMs: number;
+  /** `HTMLMediaElement.readyState`: below 2 the element has no picture (e.g. just after its `srcObject` changed). */
+  readyState: number;
+  videoWidth: number;
+  videoHeight: number;
+  /** Id of the MediaStream it plays (a change between reads: the page swapped its source). */
+  streamId: string | null;
+  /** Its tracks as `kind:readyState`, muted ones marked. */
+  tracks: string[];
+  /** The picture at its own size as PNG (null while it has none). */
+  png: Buffer | null;
+}
+
+/** A frame number read off the picture, with the pictures that gave none before it. */
+export interface ShownFrameNumber {
+  /** null: no picture in the window carried a readable number. */
+  frame: number | null;
+  misses: UnreadPicture[];
+}
+
+const DESCRIBE_IN_PAGE = `(selector) => {
+  const video = document.querySelector(selector);
+  if (!video || !(video instanceof HTMLVideoElement)) throw new Error('no <video> matches ' + selector);
+  const stream = video.srcObject instanceof MediaStream ? video.srcObject : null;
+  let png = null;
+  if (video.readyState >= 2 && video.videoWidth) {
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext('2d').drawImage(video, 0, 0);
+    png = canvas.toDataURL('image/png').split(',')[1];
+  }
+  return {
+    readyState: video.readyState,
+    videoWidth: video.videoWidth,
+    videoHeight: video.videoHeight,
+    streamId: stream ? stream.id : null,
+    tracks: stream ? stream.getTracks().map((t) => t.kind + ':' + t.readyState + (t.muted ? ':muted' : '')) : [],
+    png,
+  };
+}`;
+
+/**
+ * The frame number on the picture a `<video>` shows, read up to every `intervalMs` for `withinMs` until one
+ * reads: a picture that is briefly unreadable (the element reloading after its source changed, one
+ * badly concealed frame) is not taken for "no picture". Every miss is kept with what the element showed, for
+ * the test to log or save (`saveUnreadPictures`). A frozen picture still reads (the same number again):
+ * judge freezes by how the numbers advance, not here.
+ */
+export async function frameNumberShown(
+  page: EvaluatingPage,
+  opts: { selector?: string; withinMs?: number; intervalMs?: number } = {},
+): Promise<ShownFrameNumber> {
+  const { selector = 'video', withinMs = 500, intervalMs = 100 } = opts;
+  const start = Date.now();
+  const misses: UnreadPicture[] = [];
+  for (;;) {
+    const frame = await frameNumberInPage(page, selector);
+    if (frame !== null) return { frame, misses };
+    misses.push(await describePicture(page, selector, Date.now() - start));
+    if (Date.now() - start >= withinMs) return { frame: null, misses };
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+async function describePicture(page: EvaluatingPage, selector: string, atMs: number): Promise<UnreadPicture> {
+  const r = await page.evaluate(`(${DESCRIBE_IN_PAGE})(${JSON.stringify(selector)})`);
+  if (typeof r !== 'object' || r === null) throw new Error('video description returned nothing');
+  const o: Record<string, unknown> = { ...r };
+  const num = (k: string): number => (typeof o[k] === 'number' ? o[k] : 0);
+  return {
+    atMs,
+    readyState: num('readyState'),
+    videoWidth: num('videoWidth'),
+    videoHeight: num('videoHeight'),
+    streamId: typeof o.streamId === 'string' ? o.streamId : null,
+    tracks: Array.isArray(o.tracks) ? o.tracks.map(String) : [],
+    png: typeof o.png === 'string' ? Buffer.from(o.png, 'base64') : null,
+  };
+}
+
+/** One line per miss (without the pictures), for a log or an assertion message. */
+export function describeUnreadPictures(misses: readonly UnreadPicture[]): string {
+  return misses
+    .map(
+      (m) =>
+        `+${m.atMs} ms: readyState ${m.readyState}, ${m.videoWidth}x${m.videoHeight}, stream ${m.streamId ?? 'none'} [${m.tracks.join(' ')}]` +
+        (m.png ? '' : ', no picture'),
+    )
+    .join('; ');
+}
+
+/** Writes the misses' pictures as `<prefix>-<n>.png` into `dir`; returns the files written. */
+export function saveUnreadPictures(misses: readonly UnreadPicture[], dir: string, prefix: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  return misses.flatMap((m, i) => {
+    if (!m.png) return [];
+    const file = join(dir, `${prefix}-${i}.png`);
+    writeFileSync(file, m.png);
+    return [file];
+  });
 }
