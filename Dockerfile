@@ -28,9 +28,9 @@ RUN npm run build -w web \
  && rm -rf web/.svelte-kit
 
 FROM node:20-bookworm-slim
-# The worker's runtime libraries (ldd): libuv, OpenSSL, libsrtp2 (built with NSS), abseil.
+# The worker's runtime libraries (ldd): libuv, OpenSSL, libsrtp2 (built with NSS), abseil; jemalloc, preloaded into it (WORKER_ALLOCATOR).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libuv1 libssl3 libsrtp2-1 libnss3 libnspr4 libabsl20220623 tini \
+ && apt-get install -y --no-install-recommends libuv1 libssl3 libsrtp2-1 libnss3 libnspr4 libabsl20220623 libjemalloc2 tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # Without DATABASE_URL whipcast starts its embedded Postgres 18 server (binaries and their libraries in

@@ -37,7 +37,7 @@ ensure_apt() {
 
 # Packages every run needs: the mediasoup worker's runtime and build dependencies, and basic tools.
 BASE_PACKAGES=(ca-certificates curl git python3 build-essential pkg-config meson ninja-build
-  libuv1-dev libssl-dev libsrtp2-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler)
+  libuv1-dev libssl-dev libsrtp2-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler libjemalloc2)
 # Extra packages the tests use: Postgres, Chromium, Firefox ESR, ip/tc (network namespaces), ffmpeg,
 # GStreamer webrtcbin, fonts for screenshots.
 TEST_PACKAGES=(postgresql chromium firefox-esr iproute2 fonts-dejavu-core ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base

@@ -46,6 +46,7 @@ export { planIngest, planEgress } from './sdp/plan.ts';
 export { MEDIA_CODECS } from './codecs.ts';
 export { pictureSize, packetPictureSize, type PictureSize } from './layer-size.ts';
 export { resolveWorkerBin, cachedWorkerPath } from './worker-bin.ts';
+export { resolveWorkerAllocator, type WorkerAllocator, type WorkerAllocatorSetting } from './worker-allocator.ts';
 export type { SfuLogger } from './logger.ts';
 export {
   makeClip,

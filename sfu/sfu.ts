@@ -23,6 +23,7 @@ import type { PipeConfig, Relay } from './relay.ts';
 import type { IngestSource } from './types.ts';
 import type { RecoveryPosition, Viewer } from './viewer.ts';
 import { WhepViewer } from './whep-viewer.ts';
+import type { WorkerAllocator } from './worker-allocator.ts';
 import { WorkerPool } from './workers.ts';
 
 export interface SfuOptions {
@@ -30,6 +31,8 @@ export interface SfuOptions {
   workerBin: string;
   /** mediasoup workers (one per core is the norm). */
   numWorkers: number;
+  /** The workers' memory allocator (`resolveWorkerAllocator`; default: the system's malloc). */
+  allocator?: WorkerAllocator;
   /** The local IP media listens on. */
   listenIp: string;
   /** The address put in ICE candidates (public IP behind NAT); default: the listen IP. */

@@ -7,6 +7,7 @@
 import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import type { SfuLogger } from './logger.ts';
+import { withEnv, type WorkerAllocator } from './worker-allocator.ts';
 
 export interface WorkerPoolOptions {
   workerBin: string;
@@ -18,6 +19,8 @@ export interface WorkerPoolOptions {
   port: number;
   /** Receive and send buffer of each worker's UDP socket, bytes (0 or absent: the kernel's default). */
   udpBufferBytes?: number;
+  /** The workers' memory allocator (default: the system's malloc). */
+  allocator?: WorkerAllocator;
   logger: SfuLogger;
 }
 
@@ -49,7 +52,10 @@ export class WorkerPool {
 
   async #start(index: number): Promise<PooledWorker> {
     const { opts } = this;
-    const worker = await mediasoup.createWorker({ workerBin: opts.workerBin, logLevel: 'warn', appData: { index } });
+    const allocator: WorkerAllocator = opts.allocator ?? { name: 'system', env: {} };
+    const worker = await withEnv(allocator.env, () =>
+      mediasoup.createWorker({ workerBin: opts.workerBin, logLevel: 'warn', appData: { index } }),
+    );
     const port = opts.port ? opts.port + index : 0;
     const announced = opts.announcedAddress && opts.announcedAddress !== opts.listenIp ? { announcedAddress: opts.announcedAddress } : {};
     // one socket carries every publisher and viewer of the worker: keyframe bursts of many channels need room
@@ -71,7 +77,10 @@ export class WorkerPool {
       opts.logger.error({ err, worker: index, pid: worker.pid }, 'mediasoup worker died; replacing it');
       void this.#replace(index);
     });
-    opts.logger.info({ worker: index, pid: worker.pid, port: webRtcServer.id && port }, 'mediasoup worker started');
+    opts.logger.info(
+      { worker: index, pid: worker.pid, port: webRtcServer.id && port, allocator: allocator.name },
+      'mediasoup worker started',
+    );
     return slot;
   }
 

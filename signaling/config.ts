@@ -197,6 +197,13 @@ export const SETTINGS = {
     optional(int(1, 256)),
     'Number of mediasoup workers. Default: one per CPU core.',
   ),
+  workerAllocator: setting(
+    'Media',
+    'WORKER_ALLOCATOR',
+    'auto',
+    oneOf('auto', 'jemalloc', 'system'),
+    "Memory allocator of the mediasoup workers. `jemalloc` (Debian: `libjemalloc2`, preloaded) gives the memory of viewers who left back to the system within about a second; with the system's malloc a worker keeps what its largest audience took. `auto`: jemalloc when installed, else the system's.",
+  ),
   routerMaxViewers: setting(
     'Media',
     'ROUTER_MAX_VIEWERS',

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseOffer, resolveWorkerBin, Sfu, SfuError, type Channel } from '@whipcast/sfu';
+import { parseOffer, resolveWorkerAllocator, resolveWorkerBin, Sfu, SfuError, type Channel } from '@whipcast/sfu';
 import { createChannelSync } from './cluster/channel-sync.ts';
 import { relayRoutes } from './cluster/relay-routes.ts';
 import { defaultWorkerCount, detectAnnouncedAddress } from './config.ts';
@@ -24,6 +24,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
       ...(config.mediasoupWorkerBin ? { MEDIASOUP_WORKER_BIN: config.mediasoupWorkerBin } : {}),
     }),
     numWorkers: defaultWorkerCount(config),
+    allocator: resolveWorkerAllocator(config.workerAllocator),
     listenIp: config.rtcListenIp,
     announcedAddress: config.rtcAnnouncedAddress ?? (loopbackOnly ? undefined : detectAnnouncedAddress()),
     relayAddress: config.relayAnnouncedAddress ?? (loopbackOnly ? config.rtcListenIp : detectAnnouncedAddress()),
