@@ -1,6 +1,6 @@
 /** Smoke test of the benchmarks: a tiny run of each mode against whipcast (child process) and its baseline gives sane figures. */
-import { describe, expect, it } from 'vitest';
-import { startBaseline } from './baseline.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBaseline, type Baseline } from './baseline.ts';
 import { runC2pBench } from './c2p-bench.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { createScratchPostgres } from '@whipcast/db/testing';
@@ -8,10 +8,9 @@ import { runDvrBench } from './dvr-bench.ts';
 import { dvrScaleTable, runDvrScaleBench } from './dvr-scale-bench.ts';
 import { parseMixed } from './impair.ts';
 import { runRelayBench } from './relay-bench.ts';
-import { children } from './proc.ts';
 import { runRecordingBench } from './recording-bench.ts';
 import { html, table, type BenchReport } from './report.ts';
-import { prepareChannel, startServer } from './server.ts';
+import { prepareChannel, startServer, whipcastTarget, type BenchServer } from './server.ts';
 import { runSoakPart } from './soak-bench.ts';
 import { BOTS_SATURATED, capacity, runSfuBench, type SfuBenchOptions, type StepResult } from './sfu-bench.ts';
 
@@ -24,68 +23,55 @@ const opts: SfuBenchOptions = {
   height: 180,
   keyframeInterval: 1,
   latencyTargetMs: 400,
+  // the bots have their first frames when the settle starts: the checks below need no longer
+  settleSeconds: 0.5,
   // one bot reassembles frames, the other only counts; then both leave and memory is sampled again
   sampleEvery: 2,
   drainSeconds: 1,
   progress: () => {},
 };
+/** How far back the dvrscale smoke's bots seek: the CLI's smallest (two GOPs of the smoke's stream). */
+const BACK_MS = 2000;
 const MIXED = 'loss=10,delay=40,jitter=5,after=0';
 const chatOpts: ChatBenchOptions = { sockets: 10, messagesPerSecond: 10, seconds: 1, progress: () => {} };
 
+/** One whipcast process (as `npm run bench` starts it) and one bare-mediasoup baseline for the smokes that need no other: each on a channel of its own, one after another. */
+let server: BenchServer;
+let base: Baseline;
+const baselineTarget = () => ({ name: 'baseline', url: base.url, streamId: 'x', mainPids: [], workerPids: () => [base.workerPid] });
+
+beforeAll(async () => {
+  [server, base] = await Promise.all([
+    startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000', DVR_MAX_REPLAYS: '0' }),
+    startBaseline(),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([server?.stop(), base?.stop()]);
+});
+
 describe('bench (smoke)', () => {
   it('measures whipcast and its baselines side by side: SFU, chat, DVR, relay between nodes', { timeout: 180_000 }, async () => {
-    const server = await startServer({ CHAT_RATE_PER_10S: '1000', WS_MESSAGES_PER_SECOND: '10000' });
-    let whipcastRun;
-    let chat;
-    let dvr;
-    try {
-      const ch = await prepareChannel(server.url);
-      whipcastRun = await runSfuBench(
-        {
-          name: 'whipcast',
-          url: server.url,
-          streamId: ch.streamId,
-          key: ch.key,
-          via: 'socket',
-          mainPids: server.pid ? [server.pid] : [],
-          workerPids: () => children(server.pid!, /mediasoup/),
-        },
-        opts,
-      );
-      chat = await chatWhipcast(server.url, ch.streamId, ch.token, chatOpts);
-      dvr = await runDvrBench(server.url, ch.streamId, ch.key, {
-        viewers: 1,
-        offsetsMs: [3000],
-        keyframeInterval: 1,
-        video: { kbps: 600, width: 320, height: 180 },
-        progress: () => {},
-      });
-    } finally {
-      await server.stop();
-    }
-    const base = await startBaseline();
-    let baselineRun;
-    try {
-      baselineRun = await runSfuBench(
-        { name: 'baseline', url: base.url, streamId: 'x', mainPids: [], workerPids: () => [base.workerPid] },
-        opts,
-      );
-    } finally {
-      await base.stop();
-    }
+    const ch = await prepareChannel(server.url);
+    const whipcastRun = await runSfuBench(whipcastTarget(server, ch, { via: 'socket' }), opts);
+    const chat = await chatWhipcast(server.url, ch.streamId, ch.token, chatOpts);
+    const dvr = await runDvrBench(server.url, ch.streamId, ch.key, {
+      viewers: 1,
+      offsetsMs: [2000],
+      keyframeInterval: 1,
+      video: { kbps: 600, width: 320, height: 180 },
+      progress: () => {},
+    });
+    const baselineRun = await runSfuBench(baselineTarget(), opts);
     // a mixed run: one bot of two behind 10 % loss and 40 ± 5 ms once it has connected (through that link from the
     // first packet, 1 in 200 of these bots failed to connect and 4 took over 7.5 s: DTLS flights resent after 1, 2, 4,
     // 8 s), the other on a clean link
-    const impairedBase = await startBaseline();
-    let mixed;
-    try {
-      mixed = await runSfuBench(
-        { name: 'baseline', url: impairedBase.url, streamId: 'x', mainPids: [], workerPids: () => [impairedBase.workerPid] },
-        { ...opts, sampleEvery: 1, drainSeconds: 0, impaired: parseMixed(`1/2:${MIXED}`) },
-      );
-    } finally {
-      await impairedBase.stop();
-    }
+    const mixed = await runSfuBench(baselineTarget(), {
+      ...opts,
+      sampleEvery: 1,
+      drainSeconds: 0,
+      impaired: parseMixed(`1/2:${MIXED}`),
+    });
     const rawChat = await chatBaseline(chatOpts);
     const scratch = await createScratchPostgres();
     let relay;
@@ -160,7 +146,7 @@ describe('bench (smoke)', () => {
     );
     expect(text).toMatch(/whipcast: 0 → 2 viewers: Node \d+ → \d+ MB, [-\d.]+ MB\/viewer, \d+ MB 1 s after all left/);
     expect(text).toMatch(/of raw uWS publish/);
-    expect(text).toMatch(/seek −3 s/);
+    expect(text).toMatch(/seek −2 s/);
     expect(text).toMatch(/N=2: via an edge p95 latency [+−][\d.]+ ms/);
     expect(html(report)).toMatch(/<svg/);
   });
@@ -204,24 +190,8 @@ describe('bench (smoke)', () => {
     "dvrscale mode: the same steps live, seeked back (watching the past) and mixed, with the live viewers' latency",
     { timeout: 120_000 },
     async () => {
-      const server = await startServer({ WS_MAX_TRANSPORTS_PER_ADDRESS: '1000' });
-      let r;
-      try {
-        const ch = await prepareChannel(server.url);
-        r = await runDvrScaleBench(
-          {
-            name: 'whipcast',
-            url: server.url,
-            streamId: ch.streamId,
-            key: ch.key,
-            mainPids: server.pid ? [server.pid] : [],
-            workerPids: () => children(server.pid!, /mediasoup/),
-          },
-          { ...opts, drainSeconds: 0, backMs: 3000, residentLive: 1 },
-        );
-      } finally {
-        await server.stop();
-      }
+      const ch = await prepareChannel(server.url);
+      const r = await runDvrScaleBench(whipcastTarget(server, ch, { via: 'socket' }), { ...opts, backMs: BACK_MS, residentLive: 1 });
       const [live] = r.live;
       const [dvr] = r.dvr;
       for (const s of [live!, dvr!]) {
@@ -232,10 +202,10 @@ describe('bench (smoke)', () => {
       }
       expect(live!.timeShifted).toBeUndefined();
       expect(live!.latencyMs.p95).toBeLessThan(1000);
-      // the dvr bots really watch the past: their frames were captured ≥ 3 s (the seek lands on the keyframe before) ago
+      // the dvr bots really watch the past: their frames were captured ≥ 2 s (the seek lands on the keyframe before) ago
       expect(dvr!.timeShifted).toBe(2);
-      expect(dvr!.behindLiveMs!.min).toBeGreaterThan(3000 - 200);
-      expect(dvr!.behindLiveMs!.p50).toBeLessThan(3000 + 1000 + 1000); // within a GOP (+ slack)
+      expect(dvr!.behindLiveMs!.min).toBeGreaterThan(BACK_MS - 200);
+      expect(dvr!.behindLiveMs!.p50).toBeLessThan(BACK_MS + 1000 + 1000); // within a GOP (+ slack)
       // their latency: how late frames come against the replay's schedule (a frame's age less its seek's landing age)
       expect(dvr!.latencyMs.p50).toBeGreaterThan(0);
       expect(dvr!.latencyMs.p95).toBeLessThan(1000);
@@ -244,11 +214,11 @@ describe('bench (smoke)', () => {
       expect(r.mixed.map((s) => s.viewers)).toEqual([0, 2]);
       const [liveGroup, dvrGroup] = r.mixed[1]!.groups!;
       expect(liveGroup).toMatchObject({ name: 'live', viewers: 1, sampledBots: 1 });
-      expect(dvrGroup).toMatchObject({ name: 'dvr −3 s', viewers: 2 });
+      expect(dvrGroup).toMatchObject({ name: 'dvr −2 s', viewers: 2 });
       expect(liveGroup!.latencyMs.p95).toBeLessThan(1000);
-      expect(r.mixed[1]!.behindLiveMs!.min).toBeGreaterThan(3000 - 200);
+      expect(r.mixed[1]!.behindLiveMs!.min).toBeGreaterThan(BACK_MS - 200);
       const text = dvrScaleTable(r, BOTS_SATURATED).join('\n');
-      expect(text).toMatch(/dvr −3 s\s+2\s+0\s+\d+%/);
+      expect(text).toMatch(/dvr −2 s\s+2\s+0\s+\d+%/);
       expect(text).toMatch(/dvr scale capacity .* live ≥ 2 .* dvr ≥ 2 .* dvr \/ live 100%/);
       expect(text).toMatch(/the live viewers' p95 against the step without dvr viewers: 2: [-\d.]+ ms/);
     },
@@ -312,40 +282,16 @@ describe('bench (smoke)', () => {
         width: 640,
         height: 360,
         simulcast: 3,
+        // the clean bot's estimate needs these seconds to climb past the lowest layer
+        settleSeconds: 2,
         seconds: 4,
         sampleEvery: 1,
         drainSeconds: 0,
         impaired: parseMixed('1/2:kbps=700'),
       };
-      const server = await startServer({});
-      let whipcastRun;
-      try {
-        const ch = await prepareChannel(server.url);
-        whipcastRun = await runSfuBench(
-          {
-            name: 'whipcast',
-            url: server.url,
-            streamId: ch.streamId,
-            key: ch.key,
-            via: 'socket',
-            mainPids: server.pid ? [server.pid] : [],
-            workerPids: () => children(server.pid!, /mediasoup/),
-          },
-          sim,
-        );
-      } finally {
-        await server.stop();
-      }
-      const base = await startBaseline();
-      let baselineRun;
-      try {
-        baselineRun = await runSfuBench(
-          { name: 'baseline', url: base.url, streamId: 'x', mainPids: [], workerPids: () => [base.workerPid] },
-          { ...sim, steps: [2] },
-        );
-      } finally {
-        await base.stop();
-      }
+      const ch = await prepareChannel(server.url);
+      const whipcastRun = await runSfuBench(whipcastTarget(server, ch, { via: 'socket' }), sim);
+      const baselineRun = await runSfuBench(baselineTarget(), sim);
       for (const step of [whipcastRun.steps[0]!, baselineRun.steps[0]!]) {
         const [capped, clean] = step.groups!;
         console.log(

@@ -17,7 +17,7 @@ import { runRelayBench } from './relay-bench.ts';
 import { runSoakPart, type SoakPartOptions } from './soak-bench.ts';
 import { children, pin, renice } from './proc.ts';
 import { table, writeReport, type BenchReport } from './report.ts';
-import { prepareChannel, startServer } from './server.ts';
+import { prepareChannel, startServer, whipcastTarget } from './server.ts';
 import { parseImpairment, parseMixed } from './impair.ts';
 import { BOTS_SATURATED, capacity, runSfuBench, type SfuBenchOptions } from './sfu-bench.ts';
 
@@ -376,36 +376,18 @@ if (values.url) {
   try {
     const ch = await prepareChannel(server.url);
     if (sfu) {
-      const run = await runSfuBench(
-        {
-          name: 'whipcast',
-          url: server.url,
-          streamId: ch.streamId,
-          key: ch.key,
-          via,
-          mainPids: server.pid ? [server.pid] : [],
-          workerPids: () => (server.pid ? children(server.pid, /mediasoup/) : []),
-        },
-        opts,
-      );
+      const run = await runSfuBench(whipcastTarget(server, ch, { via }), opts);
       report.whipcast = run.steps;
       report.memory!.whipcast = run.memory;
     }
     if (modes.has('chat')) report.chat.push(await chatWhipcast(server.url, ch.streamId, ch.token, chatOpts));
     if (modes.has('dvr')) await dvrRun(server.url, ch.streamId, ch.key);
     if (modes.has('dvrscale'))
-      report.dvrScale = await runDvrScaleBench(
-        {
-          name: 'whipcast',
-          url: server.url,
-          streamId: ch.streamId,
-          key: ch.key,
-          via: 'socket',
-          mainPids: server.pid ? [server.pid] : [],
-          workerPids: () => (server.pid ? children(server.pid, /mediasoup/) : []),
-        },
-        { ...opts, backMs: dvrBackMs, residentLive: dvrLive },
-      );
+      report.dvrScale = await runDvrScaleBench(whipcastTarget(server, ch, { via: 'socket' }), {
+        ...opts,
+        backMs: dvrBackMs,
+        residentLive: dvrLive,
+      });
   } finally {
     await server.stop();
   }

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { startThrowawayCluster } from '@whipcast/db/test-postgres';
 import { children } from './proc.ts';
-import { prepareChannel, startServer, type BenchServer } from './server.ts';
+import { prepareChannel, startServer, whipcastTarget, type BenchServer } from './server.ts';
 import { runSfuBench, type SfuBenchOptions, type StepResult } from './sfu-bench.ts';
 
 export interface RelayResult {
@@ -45,18 +45,7 @@ export async function runRelayBench(opts: RelayBenchOptions): Promise<RelayResul
     const workers = (s: BenchServer) => (s.pid ? children(s.pid, /mediasoup/) : []);
     opts.onServers?.([...pids(origin), ...workers(origin), ...pids(edge), ...workers(edge)]);
     const ch = await prepareChannel(origin.url);
-    const direct = await runSfuBench(
-      {
-        name: 'origin',
-        url: origin.url,
-        streamId: ch.streamId,
-        key: ch.key,
-        via: opts.via,
-        mainPids: pids(origin),
-        workerPids: () => workers(origin),
-      },
-      opts,
-    );
+    const direct = await runSfuBench(whipcastTarget(origin, ch, { name: 'origin', via: opts.via }), opts);
     const relayed = await runSfuBench(
       {
         name: 'edge',

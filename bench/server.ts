@@ -1,5 +1,7 @@
 /** Starts whipcast as a child process on loopback (so its CPU is measured apart from the bots) and prepares a channel. */
 import { startWhipcastProcess, type WhipcastProcess } from '@whipcast/testkit';
+import { children } from './proc.ts';
+import type { Target } from './sfu-bench.ts';
 
 export type BenchServer = WhipcastProcess;
 
@@ -36,4 +38,22 @@ export async function stopRecording(url: string, ch: { streamId: string; token: 
     body: JSON.stringify({ title: 'bench, not recorded', description: '', saveRecordings: false }),
   });
   if (res.status !== 200) throw new Error(`turning recording off failed: ${res.status}`);
+}
+
+/** The SFU benchmark's target for a channel on a whipcast process: its Node process is "main", its mediasoup children the workers. */
+export function whipcastTarget(
+  server: BenchServer,
+  ch: { streamId: string; key: string },
+  opts: { name?: string; via?: 'whep' | 'socket' } = {},
+): Target {
+  const pid = server.pid;
+  return {
+    name: opts.name ?? 'whipcast',
+    url: server.url,
+    streamId: ch.streamId,
+    key: ch.key,
+    via: opts.via ?? 'whep',
+    mainPids: pid ? [pid] : [],
+    workerPids: () => (pid ? children(pid, /mediasoup/) : []),
+  };
 }

@@ -12,8 +12,10 @@ import { percentile } from './stats.ts';
 
 export interface SfuBenchOptions {
   steps: number[];
-  /** Seconds measured per step, after the ramp and a 2 s settle. */
+  /** Seconds measured per step, after the ramp and the settle. */
   seconds: number;
+  /** Seconds between the step's last bot getting its first frame and the measurement (default 2). */
+  settleSeconds?: number;
   /** Viewer joins per second. */
   rampPerSecond: number;
   kbps: number;
@@ -411,7 +413,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       }
       await Promise.all(joins);
       opts.progress(`${target.name}: ${n} viewers — settling`);
-      await sleep(2000);
+      await sleep((opts.settleSeconds ?? 2) * 1000);
 
       const before = new Map([...viewers, ...residents].map((v) => [v, snapshot(v)] as const));
       const links0 = new Map(await Promise.all(viewers.filter((v) => v.link).map(async (v) => [v, await linkCounters(v)] as const)));

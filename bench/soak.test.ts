@@ -1,6 +1,6 @@
 /**
  * The soak at CI size: 3 channels × 3 viewers on one node and 2 channels on two nodes (watched on
- * both), both at once for 30 s. Every viewer must stay continuous, except one on each part whose
+ * both), both at once for 15 s. Every viewer must stay continuous, except one on each part whose
  * consumers the test pauses on the server for 3 s mid-run: the checker must name exactly those.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 const common = {
-  seconds: 30,
+  seconds: 15,
   kbps: 1200,
   width: 640,
   height: 360,
@@ -24,7 +24,7 @@ const common = {
   via: 'socket',
   progress: () => {},
 } satisfies Partial<SoakPartOptions>;
-const STALL = { afterMs: 10_000, forMs: 3000 };
+const STALL = { afterMs: 5000, forMs: 3000 };
 
 describe('soak (CI size)', () => {
   it(
@@ -49,7 +49,7 @@ describe('soak (CI size)', () => {
         for (const line of part.failures) expect(Number(/for (\d+) ms/.exec(line)![1])).toBeGreaterThan(STALL.forMs - 500);
         expect(part.ok).toBe(false);
         expect(part.worstGapMs.video).toBeLessThan(STALL.forMs + 2500);
-        // everyone else got ~30 video and ~50 audio frames a second, and lost next to nothing
+        // everyone got ~30 video and ~50 audio frames a second (the stalled one 3 s fewer), and lost next to nothing
         expect(part.framesPerSecond.video).toBeGreaterThan(25);
         expect(part.framesPerSecond.audio).toBeGreaterThan(40);
         expect(part.lossPct.video).toBeLessThan(1);
