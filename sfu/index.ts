@@ -39,7 +39,7 @@ export type {
   TransportView,
 } from './types.ts';
 export { SdpError } from './sdp/errors.ts';
-export { exportProgressive, inspectRecording, repairRecording } from './recording/index.ts';
+export { exportProgressive, inspectRecording, repairRecording, stopProgramHelper } from './recording/index.ts';
 export { parseOffer, type ParsedOffer, type OfferedMedia, type MediaKind } from './sdp/offer.ts';
 export { buildAnswer, remoteDtlsRole } from './sdp/answer.ts';
 export { planIngest, planEgress } from './sdp/plan.ts';

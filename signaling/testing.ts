@@ -15,7 +15,7 @@ import { loadConfig } from './config.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
 import type { Route } from './http/types.ts';
 import { startWhipcast, type StartOptions, type Whipcast } from './server.ts';
-import type { Sfu } from '@whipcast/sfu';
+import { stopProgramHelper, type Sfu } from '@whipcast/sfu';
 import type { ApiAuthResult, ApiRecording, ApiRecordingList, ApiStream } from './api.ts';
 import { createSfuMedia } from './sfu-adapter.ts';
 
@@ -141,6 +141,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
     async close() {
       await app.close();
+      stopProgramHelper(); // the process's thumbnail helper would outlive the test file's servers
       if (recordingsDir) rmSync(recordingsDir, { recursive: true, force: true });
     },
   };

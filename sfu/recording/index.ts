@@ -7,6 +7,7 @@ export { exportProgressive, type ExportResult } from './export.ts';
 export { makeClip, ClipError, MIN_CLIP_SECONDS, MAX_CLIP_SECONDS, type Clip, type ClipOptions } from './clip.ts';
 export { thumbnailFromDvr, keyframeToImage, type ThumbnailOptions, type ThumbnailResult } from './thumbnail.ts';
 export { inspectRecording, repairRecording, type RecordingInfo } from './inspect.ts';
+export { stopProgramHelper } from './spawner.ts';
 export { Depacketizer, type DepacketizerOptions } from './depacketizer.ts';
 export { H264Depacketizer } from './h264.ts';
 export { Vp8Depacketizer } from './vp8.ts';

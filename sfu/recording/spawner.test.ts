@@ -1,7 +1,9 @@
 /** The helper that starts programs (ffmpeg) for the server: what it runs, and at what priority. */
 import { getPriority } from 'node:os';
-import { describe, expect, it } from 'vitest';
-import { runProgram } from './spawner.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runProgram, stopProgramHelper } from './spawner.ts';
+
+afterAll(stopProgramHelper);
 
 const opts = { timeoutMs: 5000, maxStdoutBytes: 1 << 20 };
 
@@ -16,5 +18,14 @@ describe('runProgram', () => {
     const r = await runProgram('nice', [], Buffer.alloc(0), opts);
     expect(r.code).toBe(0);
     expect(Number(r.stdout.toString().trim())).toBe(Math.min(19, getPriority() + 10));
+  });
+
+  it('stops its helper on request (a test file ends with none left) and starts a new one for the next program', async () => {
+    const slow = runProgram('sleep', ['10'], Buffer.alloc(0), opts);
+    await new Promise((r) => setTimeout(r, 200));
+    stopProgramHelper();
+    expect((await slow).error).toMatch(/stopped/);
+    const r = await runProgram('echo', ['again'], Buffer.alloc(0), opts);
+    expect(r.stdout.toString().trim()).toBe('again');
   });
 });

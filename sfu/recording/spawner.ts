@@ -8,7 +8,8 @@
  * thumbnail. The helper stays at a few tens of MB, so a fork costs it ~1 ms.
  *
  * One helper per process, started at first use, restarted if it dies; it exits
- * when this process goes (its IPC channel closes) and keeps nothing alive.
+ * when this process goes (its IPC channel closes), killing what it runs, and
+ * keeps nothing alive.
  *
  * It and its programs run at a lower priority (nice +10 from this process's):
  * forwarding media comes first. Ten channels' thumbnails made one after the
@@ -51,7 +52,11 @@ type Reply = { id: number } & RunProgramResult;
 // The helper, as plain JavaScript (no loader needed): runs each request, replies with what happened.
 const HELPER = `
 import { spawn } from 'node:child_process';
-process.on('disconnect', () => process.exit(0));
+const running = new Set();
+process.on('disconnect', () => {
+  for (const c of running) c.kill('SIGKILL');
+  process.exit(0);
+});
 process.on('message', (r) => {
   const out = [];
   let outBytes = 0, stderr = '', settled = false, error;
@@ -70,7 +75,9 @@ process.on('message', (r) => {
     error = 'could not start: ' + err.message;
     return reply(null, null);
   }
-  child.on('error', (err) => { error ??= 'could not start: ' + err.message; reply(null, null); });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  child.on('error', (err) => { running.delete(child); error ??= 'could not start: ' + err.message; reply(null, null); });
   child.stdout.on('data', (d) => {
     outBytes += d.length;
     if (outBytes > r.maxStdoutBytes) kill('output too large');
@@ -118,7 +125,8 @@ function getHelper(): ChildProcess {
     if (pending.size === 0) idle(child);
   });
   const gone = () => {
-    if (helper === child) helper = null;
+    if (helper !== child) return; // stopped: its requests were failed then
+    helper = null;
     failAll('the helper process that runs it exited');
   };
   child.once('exit', gone);
@@ -126,6 +134,18 @@ function getHelper(): ChildProcess {
   helper = child;
   idle(child);
   return child;
+}
+
+/**
+ * Stops the helper now (it is started again at the next `runProgram`); what it was running is killed and
+ * reported as failed. For a test file, whose helper would otherwise live until its worker process exits.
+ */
+export function stopProgramHelper(): void {
+  const child = helper;
+  helper = null;
+  if (!child) return;
+  failAll('the helper process that runs it was stopped');
+  if (child.connected) child.disconnect();
 }
 
 /** The helper keeps this process alive only while it runs something. */

@@ -12,10 +12,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DvrBuffer } from '../dvr/buffer.ts';
 import { isKeyframeStart } from '../dvr/keyframe.ts';
 import { ffmpeg, ffprobe, programFeed } from './testing.ts';
+import { stopProgramHelper } from './spawner.ts';
 import { thumbnailFromDvr } from './thumbnail.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'whipcast-thumb-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  stopProgramHelper();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const H264 = { mimeType: 'video/H264', clockRate: 90000 };
 const VP8 = { mimeType: 'video/VP8', clockRate: 90000 };
