@@ -76,6 +76,8 @@ export interface LadderSettings {
   ffmpegPath?: string;
   /** An H.264 program also gets a VP8 copy for browsers without H.264, encoded while one watches (default true). */
   vp8Rung?: boolean;
+  /** The VP8 copy keeps encoding this long after its last viewer left, ms (default 30 000). */
+  vp8RungIdleMs?: number;
 }
 
 export interface ChannelEvents {
@@ -368,7 +370,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** With the ladder on, an H.264 program gets a VP8 copy (encoded while a viewer needs it). */
   async #openVp8Rung(track: ProgramTrack): Promise<void> {
-    const { heights = [], ffmpegPath, vp8Rung = true } = this.#opts.ladder ?? {};
+    const { heights = [], ffmpegPath, vp8Rung = true, vp8RungIdleMs } = this.#opts.ladder ?? {};
     if (!vp8Rung || heights.length === 0 || codecOf(track.codec.mimeType) !== 'h264') return;
     this.#vp8 = await Vp8Rung.create({
       source: track,
@@ -377,6 +379,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       tapTransport: this.tapTransport,
       programTransport: this.programTransport,
       ffmpegPath,
+      idleStopMs: vp8RungIdleMs,
       logger: this.#log.child({ channelId: this.id, component: 'vp8-rung' }),
     });
     if (this.#closed) this.#closeVp8Rung();

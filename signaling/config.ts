@@ -316,7 +316,14 @@ export const SETTINGS = {
     'TRANSCODE_VP8_RUNG',
     'true',
     bool,
-    "With `TRANSCODE_LADDER` on, an H.264 channel also gets a VP8 copy of its video (at the ladder's lowest rung of at least 360p) for browsers that cannot decode H.264 (Firefox without OpenH264): its own ffmpeg runs only while such a viewer watches, and stops 30 s after the last leaves. Live only (no DVR seek). `false`: those browsers get the audio and a message. See docs/player.md.",
+    "With `TRANSCODE_LADDER` on, an H.264 channel also gets a VP8 copy of its video (at the ladder's lowest rung of at least 360p) for browsers that cannot decode H.264 (Firefox without OpenH264): its own ffmpeg runs only while such a viewer watches, and stops `TRANSCODE_VP8_RUNG_IDLE_SECONDS` after the last leaves. Live only (no DVR seek). `false`: those browsers get the audio and a message. See docs/player.md.",
+  ),
+  transcodeVp8RungIdleSeconds: setting(
+    'Media',
+    'TRANSCODE_VP8_RUNG_IDLE_SECONDS',
+    '30',
+    int(0, 3600),
+    "How long a channel's VP8 copy (`TRANSCODE_VP8_RUNG`) keeps encoding after its last viewer left, so a reload or a reconnect finds it running.",
   ),
   // Recordings
   recordingsDir: setting(

@@ -38,7 +38,15 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     maxCatchUps: config.maxCatchUps,
     keyframeRecoveryMs: config.keyframeRecoverySeconds * 1000,
     maxReplays: config.dvrMaxReplays,
-    ...(config.transcodeLadder.length ? { ladder: { heights: config.transcodeLadder, vp8Rung: config.transcodeVp8Rung } } : {}),
+    ...(config.transcodeLadder.length
+      ? {
+          ladder: {
+            heights: config.transcodeLadder,
+            vp8Rung: config.transcodeVp8Rung,
+            vp8RungIdleMs: config.transcodeVp8RungIdleSeconds * 1000,
+          },
+        }
+      : {}),
     ...(recordings ? { recordings: { dir: recordings.dir, reconnectGraceMs: config.recordingsReconnectGraceSeconds * 1000 } } : {}),
     ...(config.dvrSpillDir === 'off'
       ? {}

@@ -227,7 +227,13 @@ describe('the player in Firefox', () => {
       await numberedH264Fixture(HD); // encoded once and cached (the ladder test uses the same)
       ladderServer = await startTestServer({
         media: createSfuMedia,
-        env: { MEDIA_WORKERS: '1', WEB_DIR, TRANSCODE_LADDER: '360p', TRANSCODE_VP8_RUNG: process.env.VP8_RUNG_OFF ? 'false' : 'true' },
+        env: {
+          MEDIA_WORKERS: '1',
+          WEB_DIR,
+          TRANSCODE_LADDER: '360p',
+          TRANSCODE_VP8_RUNG: process.env.VP8_RUNG_OFF ? 'false' : 'true',
+          TRANSCODE_VP8_RUNG_IDLE_SECONDS: '3', // not the default 30: the test waits for it to stop
+        },
       });
     }, 300_000);
     afterAll(async () => {
@@ -290,10 +296,10 @@ describe('the player in Firefox', () => {
           expect(await page.$('button[aria-label="Back 10 seconds"]')).toBeNull();
           expect(await page.$eval('[data-testid="dvr-position"]', (el) => el.textContent)).toBe('LIVE');
 
-          // nobody needs it any more: the encoder stops 30 s later
+          // nobody needs it any more: the encoder stops 3 s later (TRANSCODE_VP8_RUNG_IDLE_SECONDS)
           await page.close();
           const left = Date.now();
-          await expect.poll(() => vp8RungPid(), { timeout: 45_000, interval: 1000 }).toBeNull();
+          await expect.poll(() => vp8RungPid(), { timeout: 15_000, interval: 250 }).toBeNull();
           console.log(`VP8 rung stopped ${Date.now() - left} ms after its viewer left`);
         } finally {
           if (!page.isClosed()) await page.close();
