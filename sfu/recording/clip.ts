@@ -8,7 +8,7 @@
  * clip never misses a moment that was asked for; it can begin up to one
  * keyframe interval early (1 s with whipcast's recommended OBS settings).
  */
-import { BufferTarget } from 'mediabunny';
+import { mediabunny } from './mediabunny.ts';
 import type { Depacketizer } from './depacketizer.ts';
 import { createDepacketizer, Timeline, TrackClock } from './timeline.ts';
 import {
@@ -82,7 +82,7 @@ export async function makeClip(dvr: DvrSource, opts: ClipOptions): Promise<Clip>
   if (first === null || !firstPacket || firstPacket.at > endMs) throw new ClipError('no keyframe in the requested window', 'empty');
 
   const container = containerFor(video);
-  const target = new BufferTarget();
+  const target = new (mediabunny().BufferTarget)();
   const writer = new MediaWriter({
     container,
     layout: 'file',

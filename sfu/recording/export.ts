@@ -11,21 +11,16 @@
  * (ENOSPC) and leaves no file: every byte is written or it throws.
  */
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import {
-  ALL_FORMATS,
+import type {
   EncodedAudioPacketSource,
-  EncodedPacketSink,
   EncodedVideoPacketSource,
-  FilePathSource,
-  Input,
-  Mp4OutputFormat,
   Output,
   StreamTarget,
-  WebMOutputFormat,
-  type EncodedPacket,
-  type StreamTargetChunk,
-  type InputTrack,
+  EncodedPacket,
+  StreamTargetChunk,
+  InputTrack,
 } from 'mediabunny';
+import { mediabunny } from './mediabunny.ts';
 
 export interface ExportResult {
   /** Size of the written file. */
@@ -46,6 +41,17 @@ interface Copy {
 
 /** Writes `dst` (MP4 faststart, or WebM with cues when the recording is VP8) from the recording at `src`. */
 export async function exportProgressive(src: string, dst: string): Promise<ExportResult> {
+  const {
+    ALL_FORMATS,
+    EncodedAudioPacketSource,
+    EncodedPacketSink,
+    EncodedVideoPacketSource,
+    FilePathSource,
+    Input,
+    Mp4OutputFormat,
+    Output,
+    WebMOutputFormat,
+  } = mediabunny();
   const input = new Input({ source: new FilePathSource(src), formats: ALL_FORMATS });
   const tmp = `${dst}.${process.pid}.part`;
   let output: Output | null = null;
@@ -137,5 +143,5 @@ function completeFileTarget(path: string): StreamTarget {
     close,
     abort: close,
   });
-  return new StreamTarget(writable, { chunked: true });
+  return new (mediabunny().StreamTarget)(writable, { chunked: true });
 }

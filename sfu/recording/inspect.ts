@@ -3,7 +3,7 @@
  * or restart the caller lists a recording with the duration it really has.
  */
 import { open } from 'node:fs/promises';
-import { ALL_FORMATS, FilePathSource, Input } from 'mediabunny';
+import { mediabunny } from './mediabunny.ts';
 
 export interface RecordingInfo {
   /** Duration of the longest track, seconds (0 when no complete fragment was written). */
@@ -14,6 +14,7 @@ export interface RecordingInfo {
 
 /** Reads a recording's duration and tracks; rejects when the file is not a readable recording. */
 export async function inspectRecording(path: string): Promise<RecordingInfo> {
+  const { ALL_FORMATS, FilePathSource, Input } = mediabunny();
   const input = new Input({ source: new FilePathSource(path), formats: ALL_FORMATS });
   try {
     const tracks = await input.getTracks();

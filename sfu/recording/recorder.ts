@@ -14,7 +14,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { StreamTarget, type StreamTargetChunk } from 'mediabunny';
+import type { StreamTargetChunk } from 'mediabunny';
+import { mediabunny } from './mediabunny.ts';
 import type { Depacketizer } from './depacketizer.ts';
 import { createDepacketizer, Timeline, TrackClock } from './timeline.ts';
 import {
@@ -119,7 +120,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     this.#writer = new MediaWriter({
       container: this.container,
       layout: 'live',
-      target: new StreamTarget(writable),
+      target: new (mediabunny().StreamTarget)(writable),
       ...(video && video !== 'opus' ? { video } : {}),
       ...(opts.audio ? { audio: { channels: opts.audio.channels ?? 2, sampleRate: opts.audio.clockRate } } : {}),
       minFragmentSeconds: opts.minFragmentSeconds ?? 0.5,

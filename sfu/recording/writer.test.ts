@@ -3,7 +3,8 @@
  * gives up with one error once its backlog is full instead of holding the
  * stream in memory, and closing it does not hang.
  */
-import { StreamTarget, type StreamTargetChunk } from 'mediabunny';
+import type { StreamTargetChunk } from 'mediabunny';
+import { mediabunny } from './mediabunny.ts';
 import { describe, expect, it } from 'vitest';
 import { programFeed } from './testing.ts';
 import { createDepacketizer, Timeline, TrackClock } from './timeline.ts';
@@ -22,7 +23,7 @@ describe('MediaWriter', () => {
     const writer = new MediaWriter({
       container: 'mp4',
       layout: 'live',
-      target: new StreamTarget(stalled),
+      target: new (mediabunny().StreamTarget)(stalled),
       video: 'h264',
       audio: { channels: 2, sampleRate: 48000 },
       maxBacklog: 300,

@@ -13,16 +13,8 @@
  * A frame's duration is only known when the next one arrives, so each track
  * holds back one frame.
  */
-import {
-  EncodedAudioPacketSource,
-  EncodedPacket,
-  EncodedVideoPacketSource,
-  Mp4OutputFormat,
-  Output,
-  WebMOutputFormat,
-  type OutputFormat,
-  type Target,
-} from 'mediabunny';
+import type { EncodedAudioPacketSource, EncodedVideoPacketSource, Output, OutputFormat, Target } from 'mediabunny';
+import { mediabunny } from './mediabunny.ts';
 import { opusPacketSamples } from './opus.ts';
 import type { TimedFrame } from './timeline.ts';
 import type { Container, MediaKind, VideoCodecName, VideoConfig } from './types.ts';
@@ -92,6 +84,7 @@ export class MediaWriter {
 
   constructor(opts: MediaWriterOptions) {
     if (!opts.video && !opts.audio) throw new Error('MediaWriter needs at least one track');
+    const { EncodedAudioPacketSource, EncodedVideoPacketSource, Mp4OutputFormat, Output, WebMOutputFormat } = mediabunny();
     this.#audio = opts.audio;
     const live = opts.layout === 'live';
     const min = opts.minFragmentSeconds ?? 0.5;
@@ -166,7 +159,7 @@ export class MediaWriter {
 
   #add(track: TrackState, frame: TimedFrame, duration: number): void {
     if (this.#error) return;
-    const packet = new EncodedPacket(frame.data, frame.keyframe ? 'key' : 'delta', frame.time, duration);
+    const packet = new (mediabunny().EncodedPacket)(frame.data, frame.keyframe ? 'key' : 'delta', frame.time, duration);
     const meta = track.started ? undefined : this.#meta(track.kind, frame.config);
     track.started = true;
     this.endTime = Math.max(this.endTime, frame.time + duration);
@@ -180,7 +173,8 @@ export class MediaWriter {
       this.#queued--;
       if (this.#error) return;
       try {
-        if (track.source instanceof EncodedVideoPacketSource) await track.source.add(packet, meta as EncodedVideoChunkMetadata | undefined);
+        if (track.source instanceof mediabunny().EncodedVideoPacketSource)
+          await track.source.add(packet, meta as EncodedVideoChunkMetadata | undefined);
         else await track.source.add(packet, meta as EncodedAudioChunkMetadata | undefined);
       } catch (err) {
         this.#fail(err);
