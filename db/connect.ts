@@ -8,9 +8,9 @@ import { EmbeddedPostgres, type EmbeddedEndpoint } from './embedded.ts';
 
 export type Sql = postgres.Sql;
 
-/** Default pool size: connections are opened on demand and closed after `IDLE_SECONDS` unused. */
+/** Default pool size: connections are opened on demand and closed after `DEFAULT_IDLE_SECONDS` unused. */
 export const DEFAULT_POOL_SIZE = 10;
-const IDLE_SECONDS = 30;
+export const DEFAULT_IDLE_SECONDS = 30;
 
 export interface DatabaseOptions {
   /** Postgres connection string. When absent an embedded Postgres server is started. */
@@ -21,6 +21,8 @@ export interface DatabaseOptions {
   secret?: string;
   /** Pool size (most connections open at once). */
   maxConnections?: number;
+  /** Seconds a pool connection stays open unused (default 30). */
+  idleSeconds?: number;
   logger?: Logger;
 }
 
@@ -38,7 +40,6 @@ const camelColumns = { column: { from: postgres.toCamel } };
 const common = {
   onnotice: quietNotices,
   transform: camelColumns,
-  idle_timeout: IDLE_SECONDS,
   connection: { application_name: 'whipcast' },
 };
 
@@ -48,14 +49,14 @@ export function embeddedPassword(secret: string): string {
 }
 
 /** A pool on an embedded server's socket. */
-export function embeddedClient(endpoint: EmbeddedEndpoint, database: string, max: number): Sql {
-  return postgres({ ...common, ...endpoint, database, max });
+export function embeddedClient(endpoint: EmbeddedEndpoint, database: string, max: number, idleSeconds = DEFAULT_IDLE_SECONDS): Sql {
+  return postgres({ ...common, ...endpoint, database, max, idle_timeout: idleSeconds });
 }
 
 export async function connect(options: DatabaseOptions): Promise<Connection> {
   const max = options.maxConnections ?? DEFAULT_POOL_SIZE;
   if (options.url) {
-    const sql = postgres(options.url, { ...common, max });
+    const sql = postgres(options.url, { ...common, max, idle_timeout: options.idleSeconds ?? DEFAULT_IDLE_SECONDS });
     return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
   }
   return connectEmbedded(options.embeddedPath ?? ':memory:', max, options);
@@ -74,7 +75,7 @@ async function connectEmbedded(path: string, max: number, options: DatabaseOptio
     ...(options.logger ? { logger: options.logger.child({ component: 'db' }) } : {}),
   };
   let server = await EmbeddedPostgres.start(settings);
-  let sql = embeddedClient(server.endpoint, 'postgres', max);
+  let sql = embeddedClient(server.endpoint, 'postgres', max, options.idleSeconds);
   try {
     await sql`SELECT 1`;
   } catch (err) {
@@ -85,7 +86,7 @@ async function connectEmbedded(path: string, max: number, options: DatabaseOptio
     options.logger?.warn({ dataDir: server.dataDir }, 'the server secret changed: resetting the embedded database password');
     await EmbeddedPostgres.resetPassword(settings);
     server = await EmbeddedPostgres.start(settings);
-    sql = embeddedClient(server.endpoint, 'postgres', max);
+    sql = embeddedClient(server.endpoint, 'postgres', max, options.idleSeconds);
   }
   const running = server;
   return {

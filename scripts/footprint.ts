@@ -3,7 +3,10 @@
  * settings, a fresh DATA_DIR): starts it, waits for /readyz, lets it idle, then sums RSS and PSS over
  * its whole process tree (Node, mediasoup workers, the embedded database's processes).
  *
- *   node --import tsx scripts/footprint.ts [--idle-seconds 10] [--samples 5] [-- KEY=VALUE ...]
+ *   node --import tsx scripts/footprint.ts [--idle-seconds 10] [--samples 5] [--settle] [-- KEY=VALUE ...]
+ *
+ * `--settle`: idle only until the pool's connections are gone (at most
+ * `--idle-seconds`; with e.g. `-- DATABASE_IDLE_SECONDS=2` that is a few seconds).
  *
  * Prints JSON. Linux only (reads /proc). PSS counts pages shared between processes once, so it is
  * the fairer total; RSS is what the issue's figures and most tools show.
@@ -74,16 +77,33 @@ export function treeMemory(root: number): TreeMemory {
   return { rssMb: sum((p) => p.rssKb), pssMb: sum((p) => p.pssKb), processes };
 }
 
+/** A process an idle server does not keep: a database connection's backend (the pool closes unused ones). */
+export const passing = (p: ProcessMemory): boolean => /^postgres: \S+ \S+ \[local\]/.test(p.name);
+
 export interface FootprintResult {
   /** Highest total over the idle samples. */
   peak: TreeMemory;
   /** The last sample. */
   idle: TreeMemory;
   startMs: number;
+  /** Seconds from ready to the first sample. */
+  idledSeconds: number;
 }
 
-/** Starts the server as `npm start` does (plus `env`), idles, samples its process tree, stops it. */
-export async function measureFootprint(opts: { env?: Record<string, string>; idleSeconds?: number; samples?: number } = {}) {
+/**
+ * Starts the server as `npm start` does (plus `env`), idles `idleSeconds` (with `settle`: only until no
+ * `passing` process is left in its tree, at most that long), samples its process tree, stops it.
+ */
+export async function measureFootprint(
+  opts: {
+    env?: Record<string, string>;
+    idleSeconds?: number;
+    samples?: number;
+    settle?: boolean;
+    /** The server's TMPDIR, where tsx keeps its transform cache (`tsx-<uid>`): a fresh one is a first start's cold cache. */
+    tmpDir?: string;
+  } = {},
+) {
   const dataDir = await mkdtemp(join(tmpdir(), 'whipcast-footprint-'));
   await chmod(dataDir, 0o711); // as root the embedded database runs as `postgres`, which must be able to enter it
   const port = await freePort();
@@ -99,6 +119,7 @@ export async function measureFootprint(opts: { env?: Record<string, string>; idl
       RTC_ANNOUNCED_ADDRESS: '127.0.0.1',
       RTC_PORT: '0',
       LOG_LEVEL: 'warn',
+      ...(opts.tmpDir ? { TMPDIR: opts.tmpDir } : {}),
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,7 +141,11 @@ export async function measureFootprint(opts: { env?: Record<string, string>; idl
       await new Promise((r) => setTimeout(r, 100));
     }
     const startMs = Date.now() - started;
-    await new Promise((r) => setTimeout(r, (opts.idleSeconds ?? 10) * 1000));
+    const ready = Date.now();
+    const idleUntil = ready + (opts.idleSeconds ?? 10) * 1000;
+    while (Date.now() < idleUntil && !(opts.settle && !treeMemory(child.pid!).processes.some(passing)))
+      await new Promise((r) => setTimeout(r, 250));
+    const idledSeconds = (Date.now() - ready) / 1000;
     let peak: TreeMemory | undefined;
     let idle: TreeMemory | undefined;
     for (let i = 0; i < (opts.samples ?? 5); i++) {
@@ -128,7 +153,7 @@ export async function measureFootprint(opts: { env?: Record<string, string>; idl
       idle = treeMemory(child.pid!);
       if (!peak || idle.rssMb > peak.rssMb) peak = idle;
     }
-    return { peak: peak!, idle: idle!, startMs } satisfies FootprintResult;
+    return { peak: peak!, idle: idle!, startMs, idledSeconds } satisfies FootprintResult;
   } finally {
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
@@ -148,6 +173,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const env = Object.fromEntries(
     (dash >= 0 ? args.slice(dash + 1) : []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
   );
-  const result = await measureFootprint({ env, idleSeconds: value('--idle-seconds'), samples: value('--samples') });
+  const result = await measureFootprint({
+    env,
+    idleSeconds: value('--idle-seconds'),
+    samples: value('--samples'),
+    settle: args.includes('--settle'),
+  });
   console.log(JSON.stringify(result, null, 2));
 }

@@ -129,7 +129,14 @@ export const SETTINGS = {
     'DATABASE_POOL_SIZE',
     '10',
     int(1, 1000),
-    "Most connections whipcast opens to the database at once (opened on demand, closed after 30 s unused). The embedded server accepts this many plus 10. With several nodes, keep nodes × this under the server's `max_connections`.",
+    "Most connections whipcast opens to the database at once (opened on demand, closed after `DATABASE_IDLE_SECONDS` unused). The embedded server accepts this many plus 10. With several nodes, keep nodes × this under the server's `max_connections`.",
+  ),
+  databaseIdleSeconds: setting(
+    'Storage',
+    'DATABASE_IDLE_SECONDS',
+    '30',
+    int(1, 3600),
+    'Seconds a database connection stays open unused before whipcast closes it (each open one is a Postgres backend, ≈ 16 MB in the embedded server).',
   ),
   secret: setting(
     'Storage',

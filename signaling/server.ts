@@ -78,7 +78,14 @@ export async function startWhipcast(config: Config, options: StartOptions = {}):
   }
   const db =
     options.database ??
-    (await openDatabase({ url: config.databaseUrl, embeddedPath, secret, maxConnections: config.databasePoolSize, logger }));
+    (await openDatabase({
+      url: config.databaseUrl,
+      embeddedPath,
+      secret,
+      maxConnections: config.databasePoolSize,
+      idleSeconds: config.databaseIdleSeconds,
+      logger,
+    }));
   // Lookups already ignore expired sessions; deleting them keeps the table from growing (safe on several nodes at once).
   const sessionPurge = new PeriodicJob({
     name: 'expired sessions purge',
