@@ -5,26 +5,16 @@
  * does only the WebRTC part of watching with the same protocol (`c2p/bare-player.ts`: socket, device, one
  * `rtc.watch`, one SDP exchange); the two are visited in turn so machine load falls on both alike.
  */
-import { cp, mkdtemp, rm, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
-  clickToPicture,
+  CLICK_TO_PICTURE_CHROMIUM_ARGS,
   launchChromiumBrowser,
   ObsPublisher,
   summarizePictures,
   waitLive,
-  type PictureSample,
   type PictureSummary,
 } from '@whipcast/testkit';
+import { C2pSite, visitInTurn } from './c2p-pages.ts';
 import { prepareChannel, startServer, type BenchServer } from './server.ts';
-
-const WEB_BUILD = fileURLToPath(new URL('../web/build', import.meta.url));
-const BARE_SOURCE = fileURLToPath(new URL('./c2p', import.meta.url));
-/** Where the bare page is served from, beside the app. */
-const BARE_BASE = '/bench-bare/';
 
 export interface C2pBenchOptions {
   /** Visits of each page (after one warm-up visit each, not counted). */
@@ -47,34 +37,12 @@ export interface C2pResult {
   all: { whipcast: number[]; baseline: number[] };
 }
 
-/** The built web app plus the bare page (built here with the web app's Vite) in one directory for WEB_DIR. */
-async function site(): Promise<string> {
-  try {
-    await stat(join(WEB_BUILD, '200.html'));
-  } catch {
-    throw new Error('the web app is not built: run `npm run build -w web` first');
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'whipcast-c2p-'));
-  await cp(WEB_BUILD, dir, { recursive: true });
-  const vitePath = createRequire(new URL('../web/package.json', import.meta.url)).resolve('vite');
-  // the web app's own Vite (a dev dependency of web/, not of the bench)
-  const vite: { build(config: object): Promise<unknown> } = await import(vitePath);
-  await vite.build({
-    configFile: false,
-    root: BARE_SOURCE,
-    base: BARE_BASE,
-    logLevel: 'warn',
-    build: { outDir: join(dir, BARE_BASE), emptyOutDir: false, rollupOptions: { input: join(BARE_SOURCE, 'bare-player.html') } },
-  });
-  return dir;
-}
-
 export async function runC2pBench(o: C2pBenchOptions): Promise<C2pResult> {
   o.progress('c2p: building the bare page');
-  const dir = await site();
-  const server = await startServer({ WEB_DIR: dir });
+  const site = await C2pSite.build();
+  const server = await startServer({ WEB_DIR: site.dir });
   let pub: ObsPublisher | null = null;
-  const browser = await launchChromiumBrowser();
+  const browser = await launchChromiumBrowser({ args: CLICK_TO_PICTURE_CHROMIUM_ARGS });
   try {
     o.onServer?.(server);
     const ch = await prepareChannel(server.url);
@@ -84,21 +52,7 @@ export async function runC2pBench(o: C2pBenchOptions): Promise<C2pResult> {
     await waitLive(server.url, ch.streamId);
     // a GOP in the cache, as for any viewer who arrives after the stream started
     await new Promise((r) => setTimeout(r, o.video.keyframeInterval * 1000 + 500));
-    const pages = {
-      whipcast: `${server.url}/live/${ch.streamId}`,
-      baseline: `${server.url}${BARE_BASE}bare-player.html?channel=${ch.streamId}`,
-    };
-    // the browser's first contexts start its network and renderer services: not counted
-    await clickToPicture(browser, pages.whipcast);
-    await clickToPicture(browser, pages.baseline);
-    const samples: Record<keyof typeof pages, PictureSample[]> = { whipcast: [], baseline: [] };
-    for (let i = 0; i < o.samples; i++) {
-      // in turn, each first every other time
-      for (const k of i % 2 ? (['baseline', 'whipcast'] as const) : (['whipcast', 'baseline'] as const)) {
-        o.progress(`c2p: visit ${i + 1}/${o.samples} of the ${k} page`);
-        samples[k].push(await clickToPicture(browser, pages[k]));
-      }
-    }
+    const samples = await visitInTurn(browser, site.pages(server.url, ch.streamId), o.samples, o.progress);
     const whipcast = summarizePictures(samples.whipcast);
     const baseline = summarizePictures(samples.baseline);
     return {
@@ -112,7 +66,7 @@ export async function runC2pBench(o: C2pBenchOptions): Promise<C2pResult> {
     pub?.drop();
     await browser.close();
     await server.stop();
-    await rm(dir, { recursive: true, force: true });
+    await site.close();
   }
 }
 
