@@ -39,6 +39,10 @@ import type { PooledWorker, WorkerPool } from './workers.ts';
 
 /** Keyframes of a channel's layers this close together are one group (one switch point). */
 const KEYFRAME_GROUP_MS = 300;
+/** mediasoup's own start estimate for a transport (`initialAvailableOutgoingBitrate`), bits/s. */
+const MEDIASOUP_START_BITRATE = 600_000;
+/** A new viewer's start estimate over its channel's lowest layer's measured rate. */
+const START_BITRATE_MARGIN = 1.5;
 
 export interface ChannelOptions {
   /** The channel's id (the streamer's channel id). */
@@ -468,6 +472,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     this.#addViewer(viewer);
     return viewer;
+  }
+
+  /**
+   * The bandwidth estimate a new viewer's transport starts from (mediasoup's `initialAvailableOutgoingBitrate`), or
+   * undefined for mediasoup's default (600 kbit/s): with a simulcast program, enough for its lowest video layer.
+   * mediasoup forwards no layer while a viewer's estimate is below the lowest one, and only the viewer's feedback on
+   * what it receives raises the estimate: a viewer whose first bandwidth probe fails would otherwise get no video
+   * at all (OBS's lowest layer at 720p 2.5 Mbit/s is ~950 kbit/s). Its feedback on that layer then takes over.
+   */
+  async viewerStartBitrate(): Promise<number | undefined> {
+    const video = this.programTrack('video');
+    if (!video || video.layers.length < 2) return undefined; // one layer: forwarded whatever the estimate
+    const lowest = await video.lowestLayerBitrate();
+    // the layer's rate over the worker's window moves with its keyframes: a margin keeps it under the estimate
+    return lowest > 0 ? Math.max(MEDIASOUP_START_BITRATE, Math.ceil(lowest * START_BITRATE_MARGIN)) : undefined;
   }
 
   /** A viewer by id (WHEP session id or socket transport id). */

@@ -182,6 +182,16 @@ export class ProgramTrack {
     return this.layers.at(-1)!.ssrc;
   }
 
+  /** The bitrate of its lowest layer that is being fed now (bits/s, as the worker measures it), or 0 when none is. */
+  async lowestLayerBitrate(): Promise<number> {
+    const stats = await this.producer.getStats().catch(() => []);
+    for (const layer of this.layers) {
+      const bitrate = stats.find((s) => s.ssrc === layer.ssrc)?.bitrate ?? 0;
+      if (bitrate > 0) return bitrate;
+    }
+    return 0;
+  }
+
   /** The layers the publisher feeds, lowest first. */
   get publishedLayers(): ProgramLayer[] {
     return this.layers.filter((l) => !l.injected);

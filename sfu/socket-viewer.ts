@@ -15,7 +15,7 @@ import { SfuError } from './errors.ts';
 import type { Vp8Rung } from './ladder/vp8-rung.ts';
 import type { ProgramTrack } from './program.ts';
 import type { MediaKind } from './sdp/offer.ts';
-import { transportView } from './transport.ts';
+import { createWebRtcTransport, transportView } from './transport.ts';
 import type {
   ConsumerInfo,
   DvrPosition,
@@ -83,11 +83,9 @@ export class SocketViewer extends Viewer {
   /** @internal Made by `Channel.createSocketViewer()`: a transport on its seat's router, not yet connected. */
   static async create(channel: Channel, seat: Seat, opts: SocketViewerOptions): Promise<SocketViewer> {
     const router = await seat.router();
-    const transport = await router.createWebRtcTransport({
-      webRtcServer: seat.worker.webRtcServer,
-      enableUdp: true,
-      enableTcp: true,
-      preferUdp: true,
+    const transport = await createWebRtcTransport(seat.worker, router, {
+      tcp: true,
+      startBitrate: await channel.viewerStartBitrate(),
       appData: { channelId: channel.id, role: 'viewer' },
     });
     return new SocketViewer(channel, transport, router, seat, opts);

@@ -13,7 +13,12 @@ export const newSessionId = (): string => randomBytes(18).toString('base64url');
 export function createWebRtcTransport(
   slot: PooledWorker,
   router: types.Router,
-  opts: { tcp: boolean; appData: Record<string, unknown> },
+  opts: {
+    tcp: boolean;
+    appData: Record<string, unknown>;
+    /** Its bandwidth estimate before any feedback, bits/s (default mediasoup's, 600 kbit/s). */
+    startBitrate?: number | undefined;
+  },
 ): Promise<types.WebRtcTransport> {
   return router.createWebRtcTransport({
     webRtcServer: slot.webRtcServer,
@@ -21,6 +26,7 @@ export function createWebRtcTransport(
     // OBS is confused by several candidates: publishers get the UDP one only.
     enableTcp: opts.tcp,
     preferUdp: true,
+    ...(opts.startBitrate ? { initialAvailableOutgoingBitrate: opts.startBitrate } : {}),
     appData: opts.appData,
   });
 }

@@ -57,6 +57,7 @@ export class WhepViewer extends Viewer {
     const router = await seat.router();
     const transport = await createWebRtcTransport(seat.worker, router, {
       tcp: true,
+      startBitrate: await channel.viewerStartBitrate(),
       appData: { channelId: channel.id, sessionId: id, role: 'viewer' },
     });
     await connectOffer(transport, offer);
