@@ -10,12 +10,16 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DvrBuffer } from '../sfu/dvr/buffer.ts';
 import { isKeyframeStart } from '../sfu/dvr/keyframe.ts';
+import { stopProgramHelper } from '../sfu/recording/spawner.ts';
 import { programFeed } from '../sfu/recording/testing.ts';
 import type { ProgramSource } from './media.ts';
 import { Thumbnailer } from './thumbnails.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'whipcast-thumbnailer-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  stopProgramHelper(); // the thumbnails' ffmpeg helper process would outlive this file (the leak guard fails it)
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('Thumbnailer', () => {
   it('makes about one picture per tick when many channels are due at once, the longest-waiting first', { timeout: 30_000 }, async () => {
