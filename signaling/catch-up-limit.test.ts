@@ -24,20 +24,18 @@ const caughtUp = (v: SocketViewer) => v.consumers.some((c) => c.standby);
 
 describe('catch-ups at once', () => {
   it('past the bound a viewer starts at the next keyframe; the slot returns at the switch', { timeout: 60_000 }, async () => {
-    const user = await server.register();
-    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
-    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+    const { channelId, streamKey } = await server.streamer();
     // keyframes every 4 s: a catch-up lasts from 1.75 s (until the next keyframe) to 8 s
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, video: { keyframeInterval: 4, seconds: 8 } });
     await pub.connected();
     await waitUntil(() => pub.counters.keyframes >= 1 && pub.counters.frames >= 15, 10_000, 'publisher past its first keyframe');
     const slots = server.sfu.catchUps;
 
-    const a = await join(me.id);
+    const a = await join(channelId);
     expect(caughtUp(a.viewer)).toBe(true);
     expect(slots.busy).toBe(1);
     // the one slot is taken: b gets the live program, paused until its keyframe, and no replay
-    const b = await join(me.id);
+    const b = await join(channelId);
     expect(caughtUp(b.viewer)).toBe(false);
     expect(slots.refused).toBe(1);
     // a picture from the GOP cache (captured before it joined) for a, the next live keyframe for b
@@ -48,7 +46,7 @@ describe('catch-ups at once', () => {
 
     await a.socket.waitFor('dvr.switch', () => true, 9000);
     expect(slots.busy).toBe(0);
-    const c = await join(me.id);
+    const c = await join(channelId);
     expect(caughtUp(c.viewer)).toBe(true);
     // a viewer leaving in the middle of its catch-up gives its slot back too
     c.viewer.close();

@@ -65,13 +65,11 @@ async function collected(alive: () => number, ms = 10_000): Promise<number> {
 
 describe('per-viewer memory', () => {
   it('viewers that leave are collected, and the worker returns to where it was', { timeout: 120_000 }, async () => {
-    const user = await server.register();
-    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
-    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+    const { channelId, streamKey } = await server.streamer();
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, video: { keyframeInterval: 1, seconds: 4 } });
     await pub.connected();
-    await waitUntil(() => server.sfu.channel(me.id)?.live === true, 5000, 'live');
-    const channel = server.sfu.channel(me.id)!;
+    await waitUntil(() => server.sfu.channel(channelId)?.live === true, 5000, 'live');
+    const channel = server.sfu.channel(channelId)!;
     const before = await workerObjects(channel);
 
     let finalized = 0;
@@ -83,12 +81,12 @@ describe('per-viewer memory', () => {
       const sockets: { socket: SocketClient; viewer: SocketViewer }[] = [];
       for (let i = 0; i < SOCKET_VIEWERS; i++) {
         const socket = await SocketClient.connect(server.url);
-        const viewer = new SocketViewer(socket, me.id, { frames: false });
+        const viewer = new SocketViewer(socket, channelId, { frames: false });
         await viewer.start();
         sockets.push({ socket, viewer });
       }
       const wheps: WhepViewer[] = [];
-      for (let i = 0; i < WHEP_VIEWERS; i++) wheps.push(await WhepViewer.watch({ url: `${server.url}/whep/${me.id}`, frames: false }));
+      for (let i = 0; i < WHEP_VIEWERS; i++) wheps.push(await WhepViewer.watch({ url: `${server.url}/whep/${channelId}`, frames: false }));
       await waitUntil(
         () => sockets.every((s) => receiving(s.viewer.receiver)) && wheps.every((w) => receiving(w.receiver)),
         15_000,
