@@ -9,6 +9,7 @@
  * keyframe its seek landed on (the server says it), i.e. how late the replay
  * delivers against its own schedule, and the ages show it watches the past.
  */
+import { columns, f, pct, stepCells } from './table.ts';
 import { capacity, runSfuBench, viewersOnServer, type Capacity, type SfuBenchOptions, type StepResult, type Target } from './sfu-bench.ts';
 
 export interface DvrScaleOptions extends SfuBenchOptions {
@@ -68,14 +69,6 @@ export async function runDvrScaleBench(target: Target, o: DvrScaleOptions): Prom
   };
 }
 
-const f = (n: number | undefined, d = 0) => (n !== undefined && Number.isFinite(n) ? n.toFixed(d) : '–');
-const pct = (x: number) => `${f(x * 100)}%`;
-
-function columns(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((c, i) => c.padStart(widths[i]!)).join('  '));
-}
-
 /** The report's lines for the mode: both runs per step, the capacity ratio, the mixed run's live latency per step. */
 export function dvrScaleTable(r: DvrScaleResult | null | undefined, saturated: number): string[] {
   if (!r) return [];
@@ -88,12 +81,7 @@ export function dvrScaleTable(r: DvrScaleResult | null | undefined, saturated: n
   ] as const)
     for (const s of steps)
       rows.push([
-        name,
-        String(s.viewers),
-        String(s.joinFailures),
-        pct(s.cpu.main),
-        pct(s.cpu.workers),
-        `${pct(s.botsCoreShare)}${s.botsCoreShare > saturated ? ' SAT' : ''}`,
+        ...stepCells(name, s, saturated),
         f(s.lossPct, 2),
         `${s.freezes.viewers}/${s.joined}`,
         f(s.latencyMs.p95, 1),

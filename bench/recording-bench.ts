@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { ObsPublisher } from '@whipcast/testkit';
 import { children, cpuShare, ioSample, sample } from './proc.ts';
 import { prepareChannel, startServer, stopRecording } from './server.ts';
+import { f } from './table.ts';
 
 export interface RecordingBenchOptions {
   /** Channels published at once in each run. */
@@ -173,8 +174,6 @@ export async function runRecordingBench(opts: RecordingBenchOptions): Promise<Re
     await rm(dir, { recursive: true, force: true });
   }
 }
-
-const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 
 /** The report's recording section. */
 export function recordingTable(r: RecordingBenchResult | null | undefined): string[] {

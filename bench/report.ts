@@ -9,6 +9,7 @@ import { dvrScaleTable, type DvrScaleResult } from './dvr-scale-bench.ts';
 import type { RelayResult } from './relay-bench.ts';
 import { recordingTable, type RecordingBenchResult } from './recording-bench.ts';
 import { soakTable, type SoakPartResult } from './soak-bench.ts';
+import { columns, f, pct, stepCells } from './table.ts';
 import { BOTS_SATURATED, capacity, type Capacity, type MemoryResult, type StepResult } from './sfu-bench.ts';
 
 export interface BenchReport {
@@ -35,13 +36,6 @@ export interface BenchReport {
   /** Click to picture: whipcast's channel page beside a bare WebRTC page. */
   c2p?: C2pResult | null;
   notes: string[];
-}
-
-const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
-
-function columns(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((c, i) => c.padStart(widths[i]!)).join('  '));
 }
 
 function chatTable(r: BenchReport): string[] {
@@ -133,8 +127,6 @@ export function table(r: BenchReport): string {
     .replace(/^\n/, '');
 }
 
-const pct = (x: number, d = 0) => `${f(x * 100, d)}%`;
-
 function sfuTable(r: BenchReport): string[] {
   if (!r.whipcast.length) return [];
   const rows = [
@@ -165,12 +157,7 @@ function sfuTable(r: BenchReport): string[] {
   ] as const) {
     for (const s of results) {
       rows.push([
-        name,
-        String(s.viewers),
-        String(s.joinFailures),
-        pct(s.cpu.main),
-        pct(s.cpu.workers),
-        `${pct(s.botsCoreShare)}${s.botsCoreShare > BOTS_SATURATED ? ' SAT' : ''}`,
+        ...stepCells(name, s, BOTS_SATURATED),
         pct(s.cpu.bench / Math.max(1, s.joined), 2),
         f(s.kbpsPerViewer),
         f(s.lossPct, 2),

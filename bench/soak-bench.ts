@@ -15,6 +15,7 @@ import { prepareChannel, startServer, stopRecording, type BenchServer } from './
 import { SoakBots } from './soak-bots-process.ts';
 import type { SoakVerdict } from './soak-check.ts';
 import type { SoakPublisherSpec, SoakViewerSpec } from './soak-protocol.ts';
+import { f } from './table.ts';
 import { sampleUdpDrops, udpDropsByOwner } from './udp-drops.ts';
 
 /** Options of one soak part (one node or two). */
@@ -279,8 +280,6 @@ export async function runSoakPart(opts: SoakPartOptions): Promise<SoakPartResult
     cluster?.stop();
   }
 }
-
-const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
 
 /** The soak parts as table lines, the failing viewers named (the first 20 of each part). */
 export function soakTable(parts: SoakPartResult[], botsSaturated: number): string[] {
