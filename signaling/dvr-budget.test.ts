@@ -42,15 +42,13 @@ function frameAged(viewer: SocketViewer, accept: (ageMs: number) => boolean): Pr
 
 describe('DVR replay budget', () => {
   it('refuses a seek beyond DVR_MAX_REPLAYS, keeps that viewer live, and admits it once a replay ends', async () => {
-    const user = await server.register();
-    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
-    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+    const { channelId, streamKey } = await server.streamer();
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, video: { keyframeInterval: 1, seconds: 4 } });
     await pub.connected();
     await waitUntil(() => pub.counters.frames >= 30 * 4, 10_000, '4 s of stream recorded');
 
-    const a = await watcher(me.id);
-    const b = await watcher(me.id);
+    const a = await watcher(channelId);
+    const b = await watcher(channelId);
     // their instant starts (replays too) hand over to live at the next keyframe (≤ 1 s) and end 1 s later
     await new Promise((r) => setTimeout(r, 3500));
     try {

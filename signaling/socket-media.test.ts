@@ -17,21 +17,19 @@ afterAll(() => server?.close());
 
 describe('socket viewers', () => {
   it('consume through the mediasoup-client protocol, count as viewers, and hear live/offline pushes', async () => {
-    const user = await server.register();
-    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
-    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+    const { channelId, streamKey } = await server.streamer();
 
     const chatOnly = await SocketClient.connect(server.url);
-    const joined = await chatOnly.request({ t: 'chat.join', room: me.id });
+    const joined = await chatOnly.request({ t: 'chat.join', room: channelId });
     expect(joined.live).toBe(false);
 
     const early = await SocketClient.connect(server.url);
-    await early.request({ t: 'chat.join', room: me.id });
-    const offline = await early.request({ t: 'rtc.transport', streamId: me.id });
+    await early.request({ t: 'chat.join', room: channelId });
+    const offline = await early.request({ t: 'rtc.transport', streamId: channelId });
     const err = await early.request({ t: 'rtc.consume', transportId: offline.id, rtpCapabilities: {} }).catch((e: unknown) => e);
     expect((err as SocketError).code).toBe('stream_offline');
     // the web player's one request: offline, a transport and no consumers yet (it consumes at stream.live)
-    const watched = await early.request({ t: 'rtc.watch', streamId: me.id, rtpCapabilities: {} });
+    const watched = await early.request({ t: 'rtc.watch', streamId: channelId, rtpCapabilities: {} });
     expect(parseResult('rtc.watch', watched).ok).toBe(true);
     expect(watched.live).toBe(false);
     expect(watched.consumers).toEqual([]);
@@ -43,18 +41,18 @@ describe('socket viewers', () => {
 
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey });
     await pub.connected();
-    await chatOnly.waitFor('stream.live', (f) => f.room === me.id, 5000);
+    await chatOnly.waitFor('stream.live', (f) => f.room === channelId, 5000);
 
     const socket = await SocketClient.connect(server.url);
-    await socket.request({ t: 'chat.join', room: me.id });
-    const viewer = new SocketViewer(socket, me.id);
+    await socket.request({ t: 'chat.join', room: channelId });
+    const viewer = new SocketViewer(socket, channelId);
     await viewer.start();
     const r = viewer.receiver;
     await waitUntil(() => r.video.keyframes >= 1 && r.audio.packets >= 25, 8000, 'media over the socket-negotiated transport');
     expect(r.video.firstFrameDecodable).toBe(true);
 
     await chatOnly.waitFor('presence', (f) => f.viewers === 1, 3000);
-    const api = (await (await server.api(`/api/live/streams/${me.id}`)).json()) as { viewerCount: number };
+    const api = (await (await server.api(`/api/live/streams/${channelId}`)).json()) as { viewerCount: number };
     expect(api.viewerCount).toBe(1); // three sockets in the room, one viewer
 
     // a transport id that belongs to another socket is refused
@@ -64,7 +62,7 @@ describe('socket viewers', () => {
     ).toBe('not_found');
 
     expect(await pub.stop()).toBe(200);
-    const off = await chatOnly.waitFor('stream.offline', (f) => f.room === me.id, 5000);
+    const off = await chatOnly.waitFor('stream.offline', (f) => f.room === channelId, 5000);
     expect(off.reason).toMatch(/DELETE/);
 
     socket.close();
@@ -74,9 +72,7 @@ describe('socket viewers', () => {
   });
 
   it('instant start: a new viewer decodes a keyframe long before the publisher sends its next one', async () => {
-    const user = await server.register();
-    const me = (await (await server.api('/api/live/streams/me', { headers: user.auth })).json()) as { id: string };
-    const { streamKey } = (await (await server.api('/api/live/streams/me/key', { headers: user.auth })).json()) as { streamKey: string };
+    const { channelId, streamKey } = await server.streamer();
     // keyframes every 4 s, and OBS ignores keyframe requests (so does this publisher)
     const pub = await ObsPublisher.publish({ url: `${server.url}/whip`, token: streamKey, video: { keyframeInterval: 4, seconds: 8 } });
     await pub.connected();
@@ -84,7 +80,7 @@ describe('socket viewers', () => {
     const ttff: number[] = [];
     for (let i = 0; i < 3; i++) {
       const socket = await SocketClient.connect(server.url);
-      const viewer = new SocketViewer(socket, me.id);
+      const viewer = new SocketViewer(socket, channelId);
       const t0 = performance.now();
       const joinedUs = nowUs();
       await viewer.start();
