@@ -117,6 +117,16 @@ async function axeSerious(page: Page): Promise<string[]> {
     .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
+/** Runs `job` on every item, at most `width` at a time; the first failure is thrown once all have settled. */
+async function inTurns<T>(items: readonly T[], width: number, job: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  const lanes = Array.from({ length: width }, async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await job(item);
+  });
+  const failed = (await Promise.allSettled(lanes)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 /** The document is no wider than the window: nothing to scroll sideways. */
 const overflowX = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 
@@ -274,31 +284,34 @@ describe('web app in Chromium', () => {
         },
       ];
       const notFound: string[] = [];
-      for (const spec of pages) {
-        for (const [sizeName, size] of [
-          ['phone', PHONE],
-          ['desktop', DESKTOP],
-          ['phone-landscape', PHONE_LANDSCAPE],
-        ] as const) {
-          for (const scheme of ['light', 'dark'] as const) {
-            if (sizeName === 'phone-landscape' && scheme === 'dark') continue;
-            const p = await spec.as.context.newPage();
-            p.on('response', (r) => r.status() === 404 && !r.url().includes('/api/') && notFound.push(r.url()));
-            await p.setViewportSize(size);
-            await p.emulateMedia({ colorScheme: scheme });
-            const origin = spec.as === lan ? `http://${LAN_HOST}:${new URL(server.url).port}` : server.url;
-            await p.goto(origin + spec.path);
-            await p.waitForLoadState('networkidle').catch(() => {});
-            await spec.check?.(p);
-            const label = `${spec.name} ${sizeName} ${scheme}`;
-            expect(await overflowX(p), `${label}: no sideways scroll`).toBeLessThanOrEqual(0);
-            expect(await p.title(), `${label}: page title`).toMatch(/ · whipcast$/);
-            expect(await axeSerious(p), `${label}: axe`).toEqual([]);
-            await p.screenshot({ path: `${SHOTS}${spec.name}-${sizeName}-${scheme}.png` });
-            await p.close();
-          }
-        }
-      }
+      const variants = pages.flatMap((spec) =>
+        (
+          [
+            ['phone', PHONE, 'light'],
+            ['phone', PHONE, 'dark'],
+            ['desktop', DESKTOP, 'light'],
+            ['desktop', DESKTOP, 'dark'],
+            ['phone-landscape', PHONE_LANDSCAPE, 'light'],
+          ] as const
+        ).map(([sizeName, size, scheme]) => ({ spec, sizeName, size, scheme })),
+      );
+      // three pages at a time: most of a page's time is waiting (network idle, frames), not CPU
+      await inTurns(variants, 3, async ({ spec, sizeName, size, scheme }) => {
+        const p = await spec.as.context.newPage();
+        p.on('response', (r) => r.status() === 404 && !r.url().includes('/api/') && notFound.push(r.url()));
+        await p.setViewportSize(size);
+        await p.emulateMedia({ colorScheme: scheme });
+        const origin = spec.as === lan ? `http://${LAN_HOST}:${new URL(server.url).port}` : server.url;
+        await p.goto(origin + spec.path);
+        await p.waitForLoadState('networkidle').catch(() => {});
+        await spec.check?.(p);
+        const label = `${spec.name} ${sizeName} ${scheme}`;
+        expect(await overflowX(p), `${label}: no sideways scroll`).toBeLessThanOrEqual(0);
+        expect(await p.title(), `${label}: page title`).toMatch(/ · whipcast$/);
+        expect(await axeSerious(p), `${label}: axe`).toEqual([]);
+        await p.screenshot({ path: `${SHOTS}${spec.name}-${sizeName}-${scheme}.png` });
+        await p.close();
+      });
       expect(notFound, 'no 404s for assets (favicon included)').toEqual([]);
       const missing = await viewer.context.newPage();
       await missing.goto(`${server.url}/no/such/page`);
