@@ -1,6 +1,7 @@
 # whipcast: multi-stage image on Node 20 (bookworm).
 # Build stage compiles mediasoup's worker from its npm sources against Debian's
-# libraries (scripts/mediasoup-worker.sh) and builds the web UI.
+# libraries (scripts/mediasoup-worker.sh), builds the web UI and bundles the server
+# (dist/server.js, scripts/build-server.mjs: esbuild is a devDependency, pruned after it ran).
 FROM node:20-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config python3 meson ninja-build \
@@ -23,7 +24,7 @@ COPY scripts/mediasoup-worker.sh scripts/
 RUN WHIPCAST_CACHE_DIR=/opt/whipcast-cache bash scripts/mediasoup-worker.sh \
  && install -D -m 0755 "$(WHIPCAST_CACHE_DIR=/opt/whipcast-cache bash scripts/mediasoup-worker.sh | tail -n 1)" /opt/mediasoup/mediasoup-worker
 COPY . .
-RUN npm run build -w web \
+RUN npm run build \
  && npm prune --omit=dev \
  && rm -rf web/.svelte-kit
 
@@ -48,4 +49,4 @@ EXPOSE 8080 40000-40003/udp 40000-40003/tcp
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "--import", "tsx", "signaling/main.ts"]
+CMD ["node", "dist/server.js"]

@@ -4,7 +4,7 @@ import svelte from 'eslint-plugin-svelte';
 import ts from 'typescript-eslint';
 
 export default ts.config(
-  { ignores: ['**/node_modules/', 'web/build/', 'web/.svelte-kit/', 'data/', 'artifacts/', 'coverage/'] },
+  { ignores: ['**/node_modules/', 'web/build/', 'web/.svelte-kit/', 'data/', 'artifacts/', 'coverage/', 'dist/'] },
   js.configs.recommended,
   ...ts.configs.recommended,
   ...svelte.configs['flat/recommended'],

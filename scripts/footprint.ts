@@ -1,12 +1,14 @@
 /**
- * Memory footprint of the README start command (`node --import tsx signaling/main.ts`, default
- * settings, a fresh DATA_DIR): starts it, waits for /readyz, lets it idle, then sums RSS and PSS over
- * its whole process tree (Node, mediasoup workers, the embedded database's processes).
+ * Memory footprint of the README start command (`node dist/server.js`, the bundled server that
+ * `npm start` and scripts/start.sh run, built first if its sources changed; default settings, a fresh
+ * DATA_DIR): starts it, waits for /readyz, lets it idle, then sums RSS and PSS over its whole process
+ * tree (Node, mediasoup workers, the embedded database's processes).
  *
- *   node --import tsx scripts/footprint.ts [--idle-seconds 10] [--samples 5] [--settle] [-- KEY=VALUE ...]
+ *   node --import tsx scripts/footprint.ts [--idle-seconds 10] [--samples 5] [--settle] [--tsx] [-- KEY=VALUE ...]
  *
  * `--settle`: idle only until the pool's connections are gone (at most
  * `--idle-seconds`; with e.g. `-- DATABASE_IDLE_SECONDS=2` that is a few seconds).
+ * `--tsx`: run the sources through tsx instead (`npm run dev`'s way, the start command before dist/).
  *
  * Prints JSON. Linux only (reads /proc). PSS counts pages shared between processes once, so it is
  * the fairer total; RSS is what the issue's figures and most tools show.
@@ -18,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@whipcast/db/test-postgres';
+import { buildServer, SERVER_JS } from './build-server.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -100,15 +103,21 @@ export async function measureFootprint(
     idleSeconds?: number;
     samples?: number;
     settle?: boolean;
-    /** The server's TMPDIR, where tsx keeps its transform cache (`tsx-<uid>`): a fresh one is a first start's cold cache. */
+    /** The server's TMPDIR (with `tsx`, where it keeps its transform cache `tsx-<uid>`: a fresh one is a first start's cold cache). */
     tmpDir?: string;
+    /** Run signaling/main.ts through tsx instead of the bundled dist/server.js. */
+    tsx?: boolean;
+    /** Extra arguments to node (before the script). */
+    nodeArgs?: string[];
   } = {},
 ) {
+  if (!opts.tsx) await buildServer({ quiet: true });
   const dataDir = await mkdtemp(join(tmpdir(), 'whipcast-footprint-'));
   await chmod(dataDir, 0o711); // as root the embedded database runs as `postgres`, which must be able to enter it
   const port = await freePort();
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'signaling/main.ts'], {
+  const script = opts.tsx ? ['--import', 'tsx', 'signaling/main.ts'] : [SERVER_JS];
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...script], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -178,6 +187,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     idleSeconds: value('--idle-seconds'),
     samples: value('--samples'),
     settle: args.includes('--settle'),
+    tsx: args.includes('--tsx'),
   });
   console.log(JSON.stringify(result, null, 2));
 }

@@ -120,3 +120,9 @@ ensure_web_build() {
     echo "$want" >"$stamp"
   fi
 }
+
+# Bundles the server into dist/server.js (what start.sh runs) when its sources changed since the
+# last build (scripts/build-server.mjs keeps the inputs' hash in dist/.build-hash).
+ensure_server_build() {
+  (cd "$ROOT" && node scripts/build-server.mjs >&2) || die "building the server (dist/server.js) failed"
+}

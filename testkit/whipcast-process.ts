@@ -1,7 +1,8 @@
 /**
- * whipcast as a child process on loopback (`signaling/main.ts`), for tests
- * and benchmarks that need real separate nodes: its own CPU to measure, a
- * process to kill.
+ * whipcast as a child process on loopback, for tests and benchmarks that need
+ * real separate nodes: its own CPU to measure, a process to kill. It runs what
+ * `npm start` runs: the bundled `dist/server.js` (rebuilt first if the sources
+ * changed, scripts/build-server.mjs), or the sources through tsx with `tsx`.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@whipcast/db/test-postgres';
+import { buildServer, SERVER_JS } from '../scripts/build-server.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -33,12 +35,21 @@ export { freePort };
  */
 export async function startWhipcastProcess(
   env: Record<string, string> = {},
-  opts: { inherit?: boolean; readyTimeoutMs?: number; /** Extra arguments to node (e.g. `--cpu-prof`). */ nodeArgs?: string[] } = {},
+  opts: {
+    inherit?: boolean;
+    readyTimeoutMs?: number;
+    /** Extra arguments to node (e.g. `--cpu-prof`). */
+    nodeArgs?: string[];
+    /** Run signaling/main.ts through tsx (`npm run dev`) instead of dist/server.js. */
+    tsx?: boolean;
+  } = {},
 ): Promise<WhipcastProcess> {
+  if (!opts.tsx) await buildServer({ quiet: true });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'whipcast-node-'));
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'signaling/main.ts'], {
+  const script = opts.tsx ? ['--import', 'tsx', 'signaling/main.ts'] : [SERVER_JS];
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...script], {
     cwd: ROOT,
     env: {
       ...process.env,
