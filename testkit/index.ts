@@ -9,6 +9,7 @@ export * from './browser.ts';
 export * from './peers/gst-publisher.ts';
 export * from './socket-client.ts';
 export * from './peers/socket-viewer.ts';
+export * from './peers/native-bots.ts';
 export * from './whipcast-process.ts';
 export * from './rtp/vp8.ts';
 export * from './rtp/vp9.ts';

@@ -52,25 +52,35 @@ export const FREEZE_MS = 1000;
 /** One RTP packet as it arrived: its kind, SSRC, sequence number, marker bit and performance.now() ms. */
 export type PacketListener = (kind: 'audio' | 'video', ssrc: number, seq: number, marker: boolean, at: number) => void;
 
-const newStream = (): StreamStats => ({ packets: 0, bytes: 0, lost: 0, ssrcs: new Set(), payloadTypes: new Set() });
+/** Empty counters of one kind of media. */
+export const newStreamStats = (): StreamStats => ({ packets: 0, bytes: 0, lost: 0, ssrcs: new Set(), payloadTypes: new Set() });
 
-export class MediaReceiver {
-  readonly audio: StreamStats = newStream();
-  readonly video: VideoStats = {
-    ...newStream(),
-    frames: 0,
-    keyframes: 0,
-    incompleteFrames: 0,
-    firstFrameDecodable: null,
-    timeToFirstFrameMs: null,
-    firstFrameStamp: null,
-    latenciesMs: [],
-    lastStamp: null,
-    lastFrameAt: null,
-    freezes: 0,
-    frozenMs: 0,
-    size: null,
-  };
+/** Empty video counters. */
+export const newVideoStats = (): VideoStats => ({
+  ...newStreamStats(),
+  frames: 0,
+  keyframes: 0,
+  incompleteFrames: 0,
+  firstFrameDecodable: null,
+  timeToFirstFrameMs: null,
+  firstFrameStamp: null,
+  latenciesMs: [],
+  lastStamp: null,
+  lastFrameAt: null,
+  freezes: 0,
+  frozenMs: 0,
+  size: null,
+});
+
+/** What a bot viewer counted: a MediaReceiver's, or a native bot's (testkit/peers/native-bots.ts). */
+export interface ReceivedCounts {
+  readonly audio: StreamStats;
+  readonly video: VideoStats;
+}
+
+export class MediaReceiver implements ReceivedCounts {
+  readonly audio: StreamStats = newStreamStats();
+  readonly video: VideoStats = newVideoStats();
   startedAt = performance.now();
   readonly #lastSeq = new Map<number, number>();
   readonly #depacketizers = new Map<number, H264Depacketizer>();
