@@ -43,6 +43,8 @@ const KEYFRAME_GROUP_MS = 300;
 const MEDIASOUP_START_BITRATE = 600_000;
 /** A new viewer's start estimate over its channel's lowest layer's measured rate. */
 const START_BITRATE_MARGIN = 1.5;
+/** The start bitrate is read from the worker at most this often, ms. */
+const START_BITRATE_READ_MS = 200;
 
 export interface ChannelOptions {
   /** The channel's id (the streamer's channel id). */
@@ -128,6 +130,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   saveRecordings = false;
   #live = false;
   #closed = false;
+  /** The last start bitrate read and when (viewers starting together, and their estimate floors, share one read). */
+  #startBitrate: { at: number; value: Promise<number | undefined> } | null = null;
 
   private constructor(
     opts: ChannelOptions,
@@ -481,7 +485,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * what it receives raises the estimate: a viewer whose first bandwidth probe fails would otherwise get no video
    * at all (OBS's lowest layer at 720p 2.5 Mbit/s is ~950 kbit/s). Its feedback on that layer then takes over.
    */
-  async viewerStartBitrate(): Promise<number | undefined> {
+  viewerStartBitrate(): Promise<number | undefined> {
+    const now = performance.now();
+    if (this.#startBitrate && now - this.#startBitrate.at < START_BITRATE_READ_MS) return this.#startBitrate.value;
+    const value = this.#readStartBitrate();
+    this.#startBitrate = { at: now, value };
+    return value;
+  }
+
+  async #readStartBitrate(): Promise<number | undefined> {
     const video = this.programTrack('video');
     if (!video || video.layers.length < 2) return undefined; // one layer: forwarded whatever the estimate
     const lowest = await video.lowestLayerBitrate();

@@ -31,6 +31,11 @@ export interface PacketInfo {
 /** A packet on its way to the program, after rewriting: listeners (DVR, GOP cache, recordings) see it too. */
 export type PacketListener = (packet: Buffer, info: PacketInfo) => void;
 
+/** mediasoup measures a received stream's bitrate over this window (its `RtpStreamRecv` transmission counter), ms. */
+const RECEIVE_RATE_WINDOW_MS = 2500;
+/** A layer's measured rate is scaled to its time fed only once it has been fed this long (less is mostly its first keyframe). */
+const MIN_FED_MS = 500;
+
 /** One layer (encoding) of a program track: its own SSRC, sequence numbers and timestamps, continuous across publishers. */
 export class ProgramLayer {
   /** The SSRC viewers receive this layer with. */
@@ -40,6 +45,8 @@ export class ProgramLayer {
   #lastSeq = -1;
   #lastTs = 0;
   #lastWallMs = 0;
+  /** When it was first fed after a gap of a rate window or more (0: never fed). */
+  #fedSince = 0;
   #needsRebase = true;
   /** The picture size its packets last announced (video; null until a keyframe's SPS / header passed). */
   size: PictureSize | null = null;
@@ -54,6 +61,11 @@ export class ProgramLayer {
     private readonly clockRate: number,
   ) {}
 
+  /** How long it has been fed without a gap of a rate window, ms (0: never fed). */
+  fedForMs(now = Date.now()): number {
+    return this.#fedSince ? now - this.#fedSince : 0;
+  }
+
   /** The next packet comes from a new source: continue where the previous one left off. */
   rebase(): void {
     this.#needsRebase = true;
@@ -63,6 +75,7 @@ export class ProgramLayer {
   rewrite(packet: Buffer, now: number): void {
     const seq = packet.readUInt16BE(2);
     const ts = packet.readUInt32BE(4);
+    if (this.#lastSeq < 0 || now - this.#lastWallMs > RECEIVE_RATE_WINDOW_MS) this.#fedSince = now;
     if (this.#needsRebase) {
       this.#needsRebase = false;
       const nextSeq = this.#lastSeq < 0 ? randomInt(0, 0x8000) : (this.#lastSeq + 1) & 0xffff;
@@ -182,12 +195,18 @@ export class ProgramTrack {
     return this.layers.at(-1)!.ssrc;
   }
 
-  /** The bitrate of its lowest layer that is being fed now (bits/s, as the worker measures it), or 0 when none is. */
+  /**
+   * The bitrate of its lowest layer that is being fed now (bits/s, as the worker measures it), or 0 when none is.
+   * The worker's rate is over its last 2.5 s: a layer fed for less (just after go-live) has its rate over the time
+   * it has been fed.
+   */
   async lowestLayerBitrate(): Promise<number> {
     const stats = await this.producer.getStats().catch(() => []);
     for (const layer of this.layers) {
       const bitrate = stats.find((s) => s.ssrc === layer.ssrc)?.bitrate ?? 0;
-      if (bitrate > 0) return bitrate;
+      if (bitrate <= 0) continue;
+      const fed = layer.fedForMs();
+      return fed < RECEIVE_RATE_WINDOW_MS ? Math.round((bitrate * RECEIVE_RATE_WINDOW_MS) / Math.max(fed, MIN_FED_MS)) : bitrate;
     }
     return 0;
   }

@@ -155,7 +155,10 @@ export class SocketViewer extends Viewer {
     this.#dvrRecovery.onKeyframe();
     this.#shift.stop();
     const caughtUp = this.#instantStart ? await this.#shift.catchUp() : null;
-    return caughtUp ?? (await this.#consumeProgram(false)).infos;
+    const infos = caughtUp ?? (await this.#consumeProgram(false)).infos;
+    // a transport made before go-live (a waiting room) starts its estimate under the lowest layer
+    this.estimateFloor.hold();
+    return infos;
   }
 
   /** Seeks into the past: `offsetMs` behind live, or `deltaMs` from where it is. */

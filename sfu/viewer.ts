@@ -13,6 +13,7 @@ import type { Seat } from './audience.ts';
 import type { Channel } from './channel.ts';
 import type { MediaKind } from './sdp/offer.ts';
 import type { ConsumerInfo } from './types.ts';
+import { EstimateFloor } from './estimate-floor.ts';
 import { onDtlsEnd } from './transport.ts';
 
 export interface ViewerEvents {
@@ -27,6 +28,14 @@ export interface ViewerEvents {
   /** Socket viewers: keyframe recovery replaced the video with these consumers (a catch-up; `switch` follows at live). */
   recover: [consumers: ConsumerInfo[]];
 }
+
+/**
+ * How long a viewer starting on a live program has its estimate held up to the start bitrate at most (the
+ * viewer's own feedback usually takes over sooner): two of OBS's keyframe intervals.
+ */
+const ESTIMATE_HOLD_MS = 4000;
+/** How often the held estimate and the start bitrate are read. */
+const ESTIMATE_CHECK_MS = 250;
 
 /** Where a viewer was watching when its picture was recovered from the buffer: the live edge or the past (DVR). */
 export type RecoveryPosition = 'live' | 'dvr';
@@ -49,6 +58,8 @@ export abstract class Viewer extends EventEmitter<ViewerEvents> {
   protected readonly consumers = new Map<MediaKind, types.Consumer>();
   /** What the viewer's device can receive. */
   protected rtpCapabilities: types.RtpCapabilities;
+  /** Holds its transport's bandwidth estimate up to its channel's start bitrate while it starts on a live program. */
+  readonly estimateFloor: EstimateFloor;
   #closed = false;
 
   protected constructor(
@@ -65,6 +76,11 @@ export abstract class Viewer extends EventEmitter<ViewerEvents> {
   ) {
     super();
     this.rtpCapabilities = rtpCapabilities;
+    this.estimateFloor = new EstimateFloor(transport, {
+      target: () => channel.viewerStartBitrate(),
+      holdMs: ESTIMATE_HOLD_MS,
+      checkMs: ESTIMATE_CHECK_MS,
+    });
     onDtlsEnd(transport, (reason) => this.close(reason));
     // its router closed under it (worker died, audience torn down)
     transport.observer.once('close', () => this.close('transport closed by the server', true));
@@ -105,6 +121,7 @@ export abstract class Viewer extends EventEmitter<ViewerEvents> {
   close(reason = 'closed by the client', byServer = false): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.estimateFloor.close();
     this.onClose();
     this.transport.close();
     this.seat.release();

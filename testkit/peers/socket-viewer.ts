@@ -150,12 +150,20 @@ export class SocketViewer {
   }
 
   async start(): Promise<void> {
+    await this.consume(await this.open());
+  }
+
+  /**
+   * Makes the receive transport only (a channel that is not live yet): `consume(transport)` once it goes live
+   * (`stream.live`, pushed to the channel's room), as the web player does.
+   */
+  async open(): Promise<TransportView> {
     const { socket, streamId } = this;
     await socket.request({ t: 'rtc.capabilities', streamId });
     const t = await socket.request({ t: 'rtc.transport', streamId });
     this.transportId = t.id;
     this.#transport = t;
-    await this.consume(t);
+    return t;
   }
 
   async consume(t?: TransportView): Promise<void> {
