@@ -4,11 +4,13 @@
  * DATA_DIR): starts it, waits for /readyz, lets it idle, then sums RSS and PSS over its whole process
  * tree (Node, mediasoup workers, the embedded database's processes).
  *
- *   node --import tsx scripts/footprint.ts [--idle-seconds 10] [--samples 5] [--settle] [--tsx] [-- KEY=VALUE ...]
+ *   node --import tsx scripts/footprint.ts [--idle-seconds 10] [--samples 5] [--settle] [--tsx] [--viewers N] [-- KEY=VALUE ...]
  *
  * `--settle`: idle only until the pool's connections are gone (at most
  * `--idle-seconds`; with e.g. `-- DATABASE_IDLE_SECONDS=2` that is a few seconds).
  * `--tsx`: run the sources through tsx instead (`npm run dev`'s way, the start command before dist/).
+ * `--viewers N`: loaded: one live channel (720p 2.5 Mbit/s, keyframe 2 s) and N socket viewers, joined
+ * at ready; the idle wait and the samples follow (the DVR's share of the total is estimated apart).
  *
  * Prints JSON. Linux only (reads /proc). PSS counts pages shared between processes once, so it is
  * the fairer total; RSS is what the issue's figures and most tools show.
@@ -91,6 +93,21 @@ export interface FootprintResult {
   startMs: number;
   /** Seconds from ready to the first sample. */
   idledSeconds: number;
+  /** With `viewers`: what the load was and the highest total seen from the viewers' first frames to the last sample. */
+  load?: LoadResult;
+}
+
+/** The load of {@link measureFootprint}'s `viewers` option. */
+export interface LoadResult {
+  viewers: number;
+  /** Viewers still receiving video: their count of reassembled frames grew over the samples. */
+  viewersReceiving: number;
+  /** Seconds from the publisher's connection to the last sample. */
+  publishedSeconds: number;
+  /** What the DVR holds by then if it keeps everything (the channel's ingest bitrate × publishedSeconds), MB. */
+  dvrEstimateMb: number;
+  /** The highest total over 1 s samples while loaded (thumbnails' ffmpeg and all). */
+  max: TreeMemory;
 }
 
 /**
@@ -109,6 +126,12 @@ export async function measureFootprint(
     tsx?: boolean;
     /** Extra arguments to node (before the script). */
     nodeArgs?: string[];
+    /**
+     * Load: one channel published by an OBS-like WHIP publisher (720p, 2.5 Mbit/s, keyframe 2 s, Opus) and this
+     * many socket viewers (the web player's protocol; bots in this process, not in the measured tree), joined
+     * once the server is ready; the idle wait and the samples follow.
+     */
+    viewers?: number;
   } = {},
 ) {
   if (!opts.tsx) await buildServer({ quiet: true });
@@ -137,6 +160,7 @@ export async function measureFootprint(
   child.stdout.on('data', (b: Buffer) => log.push(b.toString()));
   child.stderr.on('data', (b: Buffer) => log.push(b.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const cleanups: (() => void | Promise<void>)[] = [];
   try {
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -150,25 +174,104 @@ export async function measureFootprint(
       await new Promise((r) => setTimeout(r, 100));
     }
     const startMs = Date.now() - started;
+    const url = `http://127.0.0.1:${port}`;
+    const load = opts.viewers ? await startLoad(url, opts.viewers) : undefined;
+    cleanups.push(() => load?.stop());
+    let max: TreeMemory | undefined;
+    const sample = () => {
+      const t = treeMemory(child.pid!);
+      if (!max || t.rssMb > max.rssMb) max = t;
+      return t;
+    };
     const ready = Date.now();
     const idleUntil = ready + (opts.idleSeconds ?? 10) * 1000;
-    while (Date.now() < idleUntil && !(opts.settle && !treeMemory(child.pid!).processes.some(passing)))
+    let lastSample = 0;
+    while (Date.now() < idleUntil) {
+      const tree = load && Date.now() - lastSample >= 1000 ? ((lastSample = Date.now()), sample()) : undefined;
+      if (opts.settle && !(tree ?? treeMemory(child.pid!)).processes.some(passing)) break;
       await new Promise((r) => setTimeout(r, 250));
+    }
     const idledSeconds = (Date.now() - ready) / 1000;
     let peak: TreeMemory | undefined;
     let idle: TreeMemory | undefined;
+    const framesBefore = load?.frames();
     for (let i = 0; i < (opts.samples ?? 5); i++) {
       if (i) await new Promise((r) => setTimeout(r, 1000));
-      idle = treeMemory(child.pid!);
+      idle = sample();
       if (!peak || idle.rssMb > peak.rssMb) peak = idle;
     }
-    return { peak: peak!, idle: idle!, startMs, idledSeconds } satisfies FootprintResult;
+    const result: FootprintResult = { peak: peak!, idle: idle!, startMs, idledSeconds };
+    if (load) {
+      const framesAfter = load.frames();
+      const publishedSeconds = (Date.now() - load.publishedAt) / 1000;
+      const bps = await ingestBps(url);
+      result.load = {
+        viewers: opts.viewers!,
+        viewersReceiving: framesAfter.filter((n, i) => n > (framesBefore?.[i] ?? 0)).length,
+        publishedSeconds,
+        dvrEstimateMb: Math.round(((bps * publishedSeconds) / 8 / 2 ** 20) * 10) / 10,
+        max: max!,
+      };
+    }
+    return result;
   } finally {
+    for (const c of cleanups.reverse()) await c();
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     await exited;
     clearTimeout(timer);
     await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The channel's ingest bitrate (audio + video) from `/metrics`, bit/s. */
+async function ingestBps(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const m of text.matchAll(/^whipcast_channel_ingest_bitrate_bps\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
+  return sum;
+}
+
+/** One published channel and `viewers` socket viewers, each with a first decoded video frame. */
+async function startLoad(url: string, viewers: number) {
+  // loaded only here: the idle measurement (db/footprint.test.ts) does not import the media stack
+  const { ObsPublisher, SocketClient, SocketViewer } = await import('@whipcast/testkit');
+  const { prepareChannel } = await import('../bench/server.ts');
+  const ch = await prepareChannel(url);
+  const video = { kbps: 2500, width: 1280, height: 720, keyframeInterval: 2, seconds: 4, profile: 'baseline' as const };
+  const pub = await ObsPublisher.publish({ url: `${url}/whip`, token: ch.key, video });
+  const bots: { socket: Awaited<ReturnType<typeof SocketClient.connect>>; viewer: InstanceType<typeof SocketViewer> }[] = [];
+  const stop = () => {
+    for (const b of bots) {
+      b.viewer.close();
+      b.socket.close();
+    }
+    pub.drop();
+  };
+  try {
+    await pub.connected();
+    const publishedAt = Date.now();
+    // live once the publisher's first media arrived: viewers asking before are refused (`stream_offline`)
+    for (const until = Date.now() + 15_000; ; await new Promise((r) => setTimeout(r, 100))) {
+      const stream = (await (await fetch(`${url}/api/live/streams/${ch.streamId}`)).json()) as { status?: string };
+      if (stream.status === 'live') break;
+      if (Date.now() > until) throw new Error(`the channel did not go live in 15 s (status ${stream.status})`);
+    }
+    for (let i = 0; i < viewers; i++) {
+      const socket = await SocketClient.connect(url);
+      const viewer = new SocketViewer(socket, ch.streamId);
+      bots.push({ socket, viewer });
+      await viewer.start();
+    }
+    const deadline = Date.now() + 20_000;
+    while (bots.some((b) => b.viewer.receiver.video.timeToFirstFrameMs === null)) {
+      if (Date.now() > deadline) throw new Error('a viewer had no video frame within 20 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { publishedAt, frames: () => bots.map((b) => b.viewer.receiver.video.frames), stop };
+  } catch (err) {
+    stop();
+    throw err;
   }
 }
 
@@ -188,6 +291,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     samples: value('--samples'),
     settle: args.includes('--settle'),
     tsx: args.includes('--tsx'),
+    viewers: value('--viewers'),
   });
   console.log(JSON.stringify(result, null, 2));
+  process.exit(0); // the viewer bots' native peer connections keep the loop alive after closing
 }

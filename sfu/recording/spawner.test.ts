@@ -1,7 +1,7 @@
 /** The helper that starts programs (ffmpeg) for the server: what it runs, and at what priority. */
 import { getPriority } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runProgram, stopProgramHelper } from './spawner.ts';
+import { HELPER_IDLE_MS, programHelperPid, runProgram, stopProgramHelper } from './spawner.ts';
 
 afterAll(stopProgramHelper);
 
@@ -27,5 +27,26 @@ describe('runProgram', () => {
     expect((await slow).error).toMatch(/stopped/);
     const r = await runProgram('echo', ['again'], Buffer.alloc(0), opts);
     expect(r.stdout.toString().trim()).toBe('again');
+  });
+
+  it('the helper exits when it has had nothing to run for a while (its ~43 MB are not kept for the next thumbnail)', async () => {
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await runProgram('true', [], Buffer.alloc(0), opts);
+    const pid = programHelperPid()!;
+    expect(alive(pid)).toBe(true);
+    const started = Date.now();
+    while (alive(pid) && Date.now() - started < HELPER_IDLE_MS + 3000) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(pid), 'the helper still runs').toBe(false);
+    expect(Date.now() - started).toBeGreaterThan(HELPER_IDLE_MS - 1000);
+    expect(programHelperPid()).toBeNull();
+    const r = await runProgram('echo', ['back'], Buffer.alloc(0), opts);
+    expect(r.stdout.toString().trim()).toBe('back');
   });
 });
