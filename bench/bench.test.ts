@@ -86,6 +86,8 @@ describe('bench (smoke)', () => {
     for (const r of [whipcast[0]!, baseline[0]!, relay.origin[0]!, relay.edge[0]!]) {
       expect(r.joined).toBe(2);
       expect(r.sampledBots).toBe(1);
+      // the counting bot is a native one (testkit NativeBots), and it counted like the sampled one: no freeze, bitrate
+      expect(r.nativeBots).toBe(1);
       // every bot, the counting-only one included, received frames throughout
       expect(r.freezes).toEqual({ viewers: 0, count: 0, frozenPct: 0 });
       expect(r.botsCoreShare).toBeGreaterThan(0);
@@ -108,6 +110,7 @@ describe('bench (smoke)', () => {
     expect(mixed.steps[0]!.joinErrors, 'the mixed run: every bot joined and got a decodable frame').toEqual([]);
     const [impaired, clean] = mixed.steps[0]!.groups!;
     expect(impaired).toMatchObject({ name: `impaired (${MIXED})`, viewers: 1, sampledBots: 1 });
+    expect(mixed.steps[0]!.nativeBots).toBe(0); // behind relays: libdatachannel peers
     expect(clean).toMatchObject({ name: 'unimpaired', viewers: 1, linkDropPct: null });
     expect(impaired!.linkDropPct).toBeGreaterThan(2); // the relay really drops…
     expect(impaired!.lossPct).toBeGreaterThan(0); // …and the bot sees it
@@ -365,9 +368,10 @@ describe('bench (smoke)', () => {
       joined: viewers,
       joinFailures: 0,
       joinErrors: [],
-      cpu: { main: 0.1, workers: 0.3, bench: bots },
+      cpu: { main: 0.1, workers: 0.3, bench: bots, natives: 0 },
       botsCoreShare: bots,
       sampledBots: 1,
+      nativeBots: viewers - 1,
       rssMb: { main: 100, workers: 50 },
       kbpsPerViewer: 2600,
       lossPct,

@@ -42,6 +42,9 @@ usage: npm run bench -- [options]
   --via <whep|socket>   how whipcast's bots join (default whep; the baseline always uses WHEP)
   --sample <k>          1 bot in k reassembles frames (latency, TTFF); the rest only count
                         packets, loss and freezes, which costs the bots less (default 10; 1 = all)
+  --bots <b>            what the counting bots are: native (receive-only peers in one C process,
+                        counting RTP headers; the default) or datachannel (libdatachannel peers);
+                        simulcast, --impair/--mixed and dvrscale runs always use libdatachannel
   --drain <s>           after the last step every viewer leaves; RSS is sampled again s later
                         (default 5; 0 = no drain)
   --impair <spec>       every bot watches through a bad link (a UDP relay per bot), e.g.
@@ -118,6 +121,7 @@ const { values } = parseArgs({
     keyframe: { type: 'string', default: '2' },
     simulcast: { type: 'string', default: '1' },
     sample: { type: 'string', default: '10' },
+    bots: { type: 'string', default: 'native' },
     drain: { type: 'string', default: '5' },
     impair: { type: 'string' },
     mixed: { type: 'string' },
@@ -186,10 +190,12 @@ const opts: SfuBenchOptions = {
   simulcast: Number(values.simulcast),
   latencyTargetMs: Number(values['target-ms']),
   sampleEvery: Number(values.sample),
+  bots: values.bots === 'datachannel' ? 'datachannel' : 'native',
   drainSeconds: Number(values.drain),
   progress,
 };
 if (!(opts.sampleEvery! >= 1)) throw new Error('--sample is a whole number ≥ 1');
+if (values.bots !== 'native' && values.bots !== 'datachannel') throw new Error('--bots is native or datachannel');
 if (!(opts.drainSeconds! >= 0)) throw new Error('--drain is seconds ≥ 0');
 if (!(Number.isInteger(opts.simulcast) && opts.simulcast! >= 1 && opts.simulcast! <= 4))
   throw new Error('--simulcast is 1 to 4 layers (OBS 32.1 sends up to 4)');
@@ -305,9 +311,12 @@ const report: BenchReport = {
   relay: null,
   recording: null,
   notes: [
-    'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue), at nice 5, as a share of the cores the bots may use.',
+    'Bots and server share this machine; "bots CPU" is the bench process (bots + baseline glue) and its native bots process, at nice 5, as a share of the cores the bots may use.',
     `No capacity is called when the bots used more than ${Math.round(BOTS_SATURATED * 100)}% of their cores at or before the knee: the instrument, not the server, may have set it.`,
     `1 bot in ${opts.sampleEvery} reassembles frames and reads capture stamps (latency, TTFF); every bot counts packets, sequence gaps (loss), bytes and frame ends (freezes).`,
+    opts.bots === 'native' && opts.simulcast === 1 && !opts.impaired
+      ? 'The sampled bots are libdatachannel peers; the counting ones are native (one C process: ICE, DTLS, RTP counted from the cleartext header, no decryption; testkit NativeBots).'
+      : 'Every bot is a libdatachannel peer.',
     ...(opts.impaired
       ? [
           `Impaired bots (${opts.impaired.num} in ${opts.impaired.den}, ${opts.impaired.impairment.spec}): each watches through its own userspace UDP relay in this process (testkit UdpRelay), which the bots' CPU includes; "link drop" is what the relays dropped, "loss" what the bots still missed.`,
@@ -337,7 +346,7 @@ const report: BenchReport = {
 
 const sfu = modes.has('sfu');
 console.error(
-  `[bench] ${[...modes].join(' + ')}${sfu ? ` · steps ${opts.steps.join(', ')} · ${opts.seconds} s each · ${opts.kbps} kbps ${values.size}${opts.simulcast! > 1 ? ` in ${opts.simulcast} simulcast layers` : ''} · keyframe ${opts.keyframeInterval} s · bots via ${via}` : ''}`,
+  `[bench] ${[...modes].join(' + ')}${sfu ? ` · steps ${opts.steps.join(', ')} · ${opts.seconds} s each · ${opts.kbps} kbps ${values.size}${opts.simulcast! > 1 ? ` in ${opts.simulcast} simulcast layers` : ''} · keyframe ${opts.keyframeInterval} s · bots via ${via} (${opts.bots})` : ''}`,
 );
 
 const dvrRun = async (url: string, streamId: string, key: string) => {

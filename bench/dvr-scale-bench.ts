@@ -45,7 +45,8 @@ export async function runDvrScaleBench(target: Target, o: DvrScaleOptions): Prom
   const socket: Target = { ...target, via: 'socket' };
   // the publisher records this long before any bot seeks back (one GOP more: a seek lands on the keyframe before)
   const warmupMs = o.backMs + o.keyframeInterval * 1000 + 2000;
-  const base: SfuBenchOptions = { ...o, drainSeconds: 2 };
+  // time-shifted bots are libdatachannel's (they seek): the live run's bots too, so the two cost the server alike
+  const base: SfuBenchOptions = { ...o, drainSeconds: 2, bots: 'datachannel' };
   const live = await runSfuBench({ ...socket, name: 'live' }, base);
   await drained(target.url);
   const dvr = await runSfuBench({ ...socket, name: 'dvr' }, { ...base, timeShiftMs: o.backMs, warmupMs });

@@ -186,7 +186,7 @@ function sfuTable(r: BenchReport): string[] {
     '',
     `bots CPU = share of the cores the bots may use (SAT above ${pct(BOTS_SATURATED)}); bots/viewer = their CPU per viewer, of one core.` +
       (sampled
-        ? ` Latency and TTFF from ${sampled.sampledBots} of ${sampled.joined} bots (1 in ${String(r.options['sampleEvery'] ?? 1)} reassembles frames); loss, kbps and freezes from all.`
+        ? ` Latency and TTFF from ${sampled.sampledBots} of ${sampled.joined} bots (1 in ${String(r.options['sampleEvery'] ?? 1)} reassembles frames); loss, kbps and freezes from all (${sampled.nativeBots} of them native counting bots).`
         : ''),
     'frozen = viewers with a gap of more than 1 s between frames in the measured seconds.',
     ...(withLayers

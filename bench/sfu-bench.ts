@@ -1,11 +1,21 @@
 /**
  * The SFU benchmark: one OBS-like publisher (real H.264 + Opus stamped with
- * capture times), N libdatachannel WHEP viewer bots per step, against
- * whipcast and against the bare-mediasoup baseline. Bots parse RTP and read
- * the stamps: latency is measured, not guessed.
+ * capture times), N viewer bots per step, against whipcast and against the
+ * bare-mediasoup baseline. Sampled bots (libdatachannel) parse RTP and read
+ * the stamps: latency is measured, not guessed; the others only count, in one
+ * native process (testkit NativeBots) or as libdatachannel peers.
  */
 import { packetPictureSize } from '@whipcast/sfu';
-import { FREEZE_MS, ImpairedPeer, ObsPublisher, SocketClient, SocketViewer, WhepViewer, type MediaReceiver } from '@whipcast/testkit';
+import {
+  FREEZE_MS,
+  ImpairedPeer,
+  NativeBots,
+  ObsPublisher,
+  SocketClient,
+  SocketViewer,
+  WhepViewer,
+  type ReceivedCounts,
+} from '@whipcast/testkit';
 import { isImpaired, type ImpairedShare } from './impair.ts';
 import { children, cpuShare, sample, type ProcSample } from './proc.ts';
 import { percentile } from './stats.ts';
@@ -35,7 +45,14 @@ export interface SfuBenchOptions {
    * only count packets, bytes, sequence gaps and frame ends (default 10; 1 = every bot in full).
    */
   sampleEvery?: number;
-  /** Cores the bots (this process) may use; their CPU is judged as a share of these (default 1). */
+  /**
+   * What the counting (not sampled) bots are: `native`, receive-only peers in one C process that count RTP from its
+   * header (testkit NativeBots, about a fifth of libdatachannel's CPU per viewer), or `datachannel`, libdatachannel
+   * peers like the sampled ones (default native). Simulcast, impaired and time-shifted runs always use libdatachannel:
+   * they need congestion control feedback, a relay's rewritten SDP, or a seek.
+   */
+  bots?: 'native' | 'datachannel';
+  /** Cores the bots (this process and its native bots process) may use; their CPU is judged as a share of these (default 1). */
   botCores?: number;
   /** After the last step every viewer leaves; memory is sampled again this many seconds later (default 5; 0 = no drain). */
   drainSeconds?: number;
@@ -63,12 +80,14 @@ export interface StepResult {
   joinFailures: number;
   /** The first few join failures' reasons. */
   joinErrors: string[];
-  /** CPU as a fraction of one core: the server's Node main process, its mediasoup workers, and the bots (this process). */
-  cpu: { main: number; workers: number; bench: number };
+  /** CPU as a fraction of one core: the server's Node main process, its mediasoup workers, and the bots (this process and its native bots). */
+  cpu: { main: number; workers: number; bench: number; /** Of `bench`: the native bots process. */ natives: number };
   /** The bots' CPU as a share of the cores they may use (1 = saturated). */
   botsCoreShare: number;
   /** Bots that reassembled frames: latency and TTFF come from these; loss, bitrate and freezes from every bot. */
   sampledBots: number;
+  /** Bots in the native bots process (the others are libdatachannel peers). */
+  nativeBots: number;
   rssMb: { main: number; workers: number };
   kbpsPerViewer: number;
   lossPct: number;
@@ -143,9 +162,11 @@ export interface Target {
 }
 
 interface Bot {
-  receiver: MediaReceiver;
+  receiver: ReceivedCounts;
   /** Reassembles frames (a sampled bot). */
   full: boolean;
+  /** A native bot (testkit NativeBots), not a libdatachannel peer. */
+  native?: boolean;
   /** Watches the past (seeked back): its stamps are old, it gives no latency. */
   shifted: boolean;
   /** Frames it had counted when its seek was answered (its first frame from the past comes after). */
@@ -161,6 +182,39 @@ interface Bot {
 
 /** What a bot needs to follow simulcast: congestion control feedback, and the picture size read off its SPS. */
 const SIMULCAST_BOT = { congestionControl: true, pictureSize: (p: Uint8Array) => packetPictureSize('h264', p) } as const;
+
+/** A counting bot in the native bots process: WHEP, or the socket protocol (its socket closes with it). */
+async function joinNative(target: Target, bots: NativeBots): Promise<Bot> {
+  const socket = target.via === 'socket' ? await SocketClient.connect(target.url) : null;
+  const bot = await (socket ? bots.socket(socket, target.streamId) : bots.whep(`${target.url}/whep/${target.streamId}`)).catch(
+    (err: unknown) => {
+      socket?.close();
+      throw err;
+    },
+  );
+  const close = () => {
+    bot.close();
+    socket?.close();
+  };
+  await bot.connected(15_000).catch((err: unknown) => {
+    close();
+    throw err;
+  });
+  return {
+    receiver: bot.receiver,
+    full: false,
+    native: true,
+    shifted: false,
+    framesAtSeek: 0,
+    seekBehindMs: 0,
+    link: null,
+    close,
+    leave: async () => {
+      await bot.leave();
+      socket?.close();
+    },
+  };
+}
 
 async function join(target: Target, full: boolean, link: ImpairedPeer | null, simulcast: boolean, timeShiftMs = 0): Promise<Bot> {
   const rewrite = link ? { rewrite: (sdp: string) => link.rewriteSdp(sdp) } : null;
@@ -331,6 +385,8 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
   const botCores = Math.max(1, opts.botCores ?? 1);
   const drainSeconds = opts.drainSeconds ?? 5;
   const layers = Math.max(1, Math.round(opts.simulcast ?? 1));
+  const natives =
+    (opts.bots ?? 'native') === 'native' && layers === 1 && !opts.impaired && !opts.timeShiftMs ? await NativeBots.start() : null;
   const publisher = await ObsPublisher.publish({
     url: `${target.publishUrl ?? target.url}/whip`,
     ...(target.key ? { token: target.key } : {}),
@@ -388,7 +444,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
           ? new ImpairedPeer(after === undefined ? { toPeer: impairment.toPeer, toServer: impairment.toServer } : {})
           : null;
         joins.push(
-          join(target, full, link, layers > 1, opts.timeShiftMs)
+          (natives && !full && !link ? joinNative(target, natives) : join(target, full, link, layers > 1, opts.timeShiftMs))
             .then(async (v) => {
               if (link && impairment && after !== undefined) {
                 const turnBad = () =>
@@ -415,6 +471,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       opts.progress(`${target.name}: ${n} viewers — settling`);
       await sleep((opts.settleSeconds ?? 2) * 1000);
 
+      await natives?.refresh();
       const before = new Map([...viewers, ...residents].map((v) => [v, snapshot(v)] as const));
       const links0 = new Map(await Promise.all(viewers.filter((v) => v.link).map(async (v) => [v, await linkCounters(v)] as const)));
       const pub0 = { ...publisher.counters };
@@ -423,6 +480,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
         main: target.mainPids.map(sample),
         workers: workers.map(sample),
         bench: process.cpuUsage(),
+        natives: natives?.pid ? sample(natives.pid) : null,
         t: performance.now(),
       };
       for (let i = 0; i < opts.seconds; i++) {
@@ -431,20 +489,32 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
       }
       const t1 = performance.now();
       const secs = (t1 - s0.t) / 1000;
-      const s1 = { main: target.mainPids.map(sample), workers: workers.map(sample), bench: process.cpuUsage(s0.bench) };
+      const s1 = {
+        main: target.mainPids.map(sample),
+        workers: workers.map(sample),
+        bench: process.cpuUsage(s0.bench),
+        natives: natives?.pid ? sample(natives.pid) : null,
+      };
+      await natives?.refresh();
       const links1 = new Map(await Promise.all([...links0.keys()].map(async (v) => [v, await linkCounters(v)] as const)));
       const all = figures(viewers, before, ttffOf, { t0: s0.t, t1 });
       const sumCpu = (xs: (ProcSample | null)[], ys: (ProcSample | null)[]) =>
         xs.reduce((acc, x, i) => acc + cpuShare(x, ys[i] ?? null, secs), 0);
-      const bench = (s1.bench.user + s1.bench.system) / 1e6 / secs;
+      const bench = (s1.bench.user + s1.bench.system) / 1e6 / secs + cpuShare(s0.natives, s1.natives, secs);
       results.push({
         viewers: n,
         joined: viewers.length,
         joinFailures: failures,
         joinErrors: errors,
-        cpu: { main: sumCpu(s0.main, s1.main), workers: sumCpu(s0.workers, s1.workers), bench },
+        cpu: {
+          main: sumCpu(s0.main, s1.main),
+          workers: sumCpu(s0.workers, s1.workers),
+          bench,
+          natives: cpuShare(s0.natives, s1.natives, secs),
+        },
         botsCoreShare: bench / botCores,
         sampledBots: viewers.filter((v) => v.full).length,
+        nativeBots: viewers.filter((v) => v.native).length,
         rssMb: rss(target),
         kbpsPerViewer: all.kbpsPerViewer,
         lossPct: all.lossPct,
@@ -535,6 +605,7 @@ export async function runSfuBench(target: Target, opts: SfuBenchOptions): Promis
     }
   } finally {
     for (const v of [...viewers, ...residents]) v.close();
+    natives?.close();
     publisher.drop();
   }
   return { steps: results, memory };

@@ -331,7 +331,11 @@ function update(s: StreamStats, packets: number, bytes: number, lost: number): v
   s.lost = lost;
 }
 
-/** A receive-only WHEP offer: Opus and H.264 (as WhepViewer's), the bots' fingerprint, DTLS client (`setup:active`). */
+/**
+ * A receive-only WHEP offer: the codecs and feedback WhepViewer's libdatachannel offer has (Opus; H.264 and VP8 with
+ * nack, pli, goog-remb), so the server does the same work for either bot; the bots' fingerprint, DTLS client
+ * (`setup:active`).
+ */
 export function whepOffer(ufrag: string, pwd: string, fingerprint: string): string {
   const common = [
     'c=IN IP4 0.0.0.0',
@@ -342,11 +346,11 @@ export function whepOffer(ufrag: string, pwd: string, fingerprint: string): stri
     'a=recvonly',
     'a=rtcp-mux',
   ];
+  const feedback = (pt: number) => [`a=rtcp-fb:${pt} nack`, `a=rtcp-fb:${pt} nack pli`, `a=rtcp-fb:${pt} goog-remb`];
   const h264 = (pt: number, profile: string) => [
     `a=rtpmap:${pt} H264/90000`,
     `a=fmtp:${pt} profile-level-id=${profile};packetization-mode=1;level-asymmetry-allowed=1`,
-    `a=rtcp-fb:${pt} nack`,
-    `a=rtcp-fb:${pt} nack pli`,
+    ...feedback(pt),
   ];
   return (
     [
@@ -360,12 +364,14 @@ export function whepOffer(ufrag: string, pwd: string, fingerprint: string): stri
       'a=mid:0',
       'a=rtpmap:111 opus/48000/2',
       'a=fmtp:111 minptime=10;useinbandfec=1',
-      'm=video 9 UDP/TLS/RTP/SAVPF 102 104',
+      'm=video 9 UDP/TLS/RTP/SAVPF 102 104 96',
       ...common,
       'a=mid:1',
       'a=rtcp-rsize',
       ...h264(102, '42e01f'),
       ...h264(104, '640c1f'),
+      'a=rtpmap:96 VP8/90000',
+      ...feedback(96),
     ].join('\r\n') + '\r\n'
   );
 }
