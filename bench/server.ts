@@ -9,7 +9,13 @@ export type BenchServer = WhipcastProcess;
 export function startServer(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<BenchServer> {
   // every bot joins from 127.0.0.1: the per-address caps meant for the public would refuse the audience
   return startWhipcastProcess(
-    { WHIP_RATE_LIMIT_PER_MINUTE: '100000', REGISTER_RATE_PER_HOUR: '100000', WS_MAX_TRANSPORTS_PER_ADDRESS: '100000', ...env },
+    {
+      WHIP_RATE_LIMIT_PER_MINUTE: '100000',
+      REGISTER_RATE_PER_HOUR: '100000',
+      WS_MAX_TRANSPORTS_PER_ADDRESS: '100000',
+      WS_MAX_SOCKETS_PER_ADDRESS: '100000',
+      ...env,
+    },
     { inherit: true, nodeArgs },
   );
 }
