@@ -59,6 +59,8 @@ export interface ChannelOptions {
   instantStart: boolean;
   /** A socket viewer that loses a keyframe the publisher does not resend is served from the cached GOP, at most once per this many ms; 0: off. */
   keyframeRecoveryMs: number;
+  /** Auto quality: a socket viewer the estimate drops from a simulcast layer is held below it this long at first, ms; 0: off. */
+  layerHoldMs: number;
   /** The node's bound on catch-ups (instant starts, keyframe recoveries) at once, shared by its channels. */
   catchUps: CatchUpSlots;
   /** Viewers per router before its audience spreads to another router. */
@@ -467,6 +469,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       viewer = await SocketViewer.create(this, seat, {
         instantStart: this.#opts.instantStart,
         keyframeRecoveryMs: this.#opts.keyframeRecoveryMs,
+        layerHoldMs: this.#opts.layerHoldMs,
         catchUps: this.#opts.catchUps,
       });
     } catch (err) {

@@ -211,6 +211,12 @@ export class ProgramTrack {
     return 0;
   }
 
+  /** The bitrate of each layer, lowest first (bits/s, as the worker measures it; 0 for a layer not fed now). */
+  async layerBitrates(): Promise<number[]> {
+    const stats = await this.producer.getStats().catch(() => []);
+    return this.layers.map((layer) => stats.find((s) => s.ssrc === layer.ssrc)?.bitrate ?? 0);
+  }
+
   /** The layers the publisher feeds, lowest first. */
   get publishedLayers(): ProgramLayer[] {
     return this.layers.filter((l) => !l.injected);

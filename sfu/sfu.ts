@@ -62,6 +62,8 @@ export interface SfuOptions {
    * the cached GOP (its video caught up like an instant start), at most once per this many ms (default 10 000; 0: off).
    */
   keyframeRecoveryMs?: number;
+  /** Auto quality: a socket viewer the estimate drops from a simulcast layer is held below it this long at first, ms (default 30 000; 0: off). */
+  layerHoldMs?: number;
   /** Catch-up replays (instant starts, keyframe recoveries) this node runs at once; past it a viewer starts at the next keyframe (default 16). */
   maxCatchUps?: number;
   /** Viewers per router before a channel's audience spreads to another router, on the least-loaded worker (default 250). */
@@ -173,6 +175,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         },
         instantStart: this.opts.instantStart !== false,
         keyframeRecoveryMs: this.opts.keyframeRecoveryMs ?? 10_000,
+        layerHoldMs: this.opts.layerHoldMs ?? 30_000,
         catchUps: this.catchUps,
         routerMaxViewers: this.opts.routerMaxViewers ?? 250,
         replays: this.#replays,

@@ -10,6 +10,7 @@ import type { Seat } from './audience.ts';
 import type { Channel } from './channel.ts';
 import type { CatchUpSlots } from './dvr/catch-up-slots.ts';
 import { KeyframeRecovery } from './dvr/keyframe-recovery.ts';
+import { LayerHoldDown } from './layer-hold-down.ts';
 import { TimeShift, type ProgramConsumers } from './dvr/time-shift.ts';
 import { SfuError } from './errors.ts';
 import type { Vp8Rung } from './ladder/vp8-rung.ts';
@@ -36,6 +37,8 @@ export interface SocketViewerOptions {
    * serve this viewer's video from the cached GOP (like instant start); at most once per this many ms. 0: off.
    */
   keyframeRecoveryMs: number;
+  /** Auto quality: after the estimate drops it from a layer, it is held below that layer this long at first, ms (`LayerHoldDown`); 0: off. */
+  layerHoldMs: number;
   /** The node's bound on catch-ups (instant starts, keyframe recoveries) at once. */
   catchUps: CatchUpSlots;
 }
@@ -51,12 +54,16 @@ export class SocketViewer extends Viewer {
   readonly #dvrRecovery: KeyframeRecovery;
   /** Moves in time (consume, live, seek, recovery) run one after another. */
   #moves: Promise<unknown> = Promise.resolve();
+  /** Auto quality: after the estimate drops it from a layer, it is held below that layer for a while (no flapping). */
+  readonly #holdDown: LayerHoldDown;
+  readonly #holdMs: number;
   /** Its video is the channel's VP8 rung (its device cannot decode the program's H.264): live only, one layer. */
   #onRung = false;
 
   private constructor(channel: Channel, transport: types.WebRtcTransport, router: types.Router, seat: Seat, opts: SocketViewerOptions) {
     super(transport.id, channel, transport, router, seat, {});
     this.#instantStart = opts.instantStart;
+    this.#holdMs = opts.layerHoldMs;
     this.#shift = new TimeShift({
       router,
       transport,
@@ -77,6 +84,14 @@ export class SocketViewer extends Viewer {
       switched: () => this.emit('switch'),
     });
     this.#recovery = new KeyframeRecovery({ intervalMs: opts.keyframeRecoveryMs, recover: () => this.#recover() });
+    this.#holdDown = new LayerHoldDown({
+      apply: () => void Promise.all([...this.currentConsumers(), ...this.#shift.standbyConsumers()].map((c) => this.#applyLayer(c))),
+      estimate: async () => (await transport.getStats())[0]?.availableOutgoingBitrate ?? 0,
+      layerBitrates: async () => (await this.channel.programTrack('video')?.layerBitrates()) ?? [],
+      holdMs: opts.layerHoldMs,
+      maxHoldMs: 4 * opts.layerHoldMs,
+    });
+    this.#holdDown.enabled = opts.layerHoldMs > 0;
     this.#dvrRecovery = new KeyframeRecovery({ intervalMs: opts.keyframeRecoveryMs, recover: () => this.#recoverDvr() });
   }
 
@@ -254,6 +269,7 @@ export class SocketViewer extends Viewer {
     if (spatialLayer !== null && (count < 2 || spatialLayer >= count))
       throw new SfuError('not_found', `No video layer ${spatialLayer} (the stream has ${count})`);
     this.#preferredLayer = spatialLayer;
+    this.#holdDown.enabled = spatialLayer === null && this.#holdMs > 0;
     // the standby ones too: a catch-up (instant start after a reconnect, back to live) switches to them
     await Promise.all([...this.currentConsumers(), ...this.#shift.standbyConsumers()].map((c) => this.#applyLayer(c)));
     return this.layers();
@@ -306,7 +322,18 @@ export class SocketViewer extends Viewer {
     } else this.#shift.onLivePacket();
   }
 
+  /** The Auto-quality hold-down (tests, logs). */
+  get layerHoldDown(): LayerHoldDown {
+    return this.#holdDown;
+  }
+
+  protected override setConsumer(consumer: types.Consumer, closeOldAfterMs = 0): void {
+    super.setConsumer(consumer, closeOldAfterMs);
+    if (consumer.kind === 'video' && consumer.type === 'simulcast') this.#holdDown.follow(consumer);
+  }
+
   protected override onClose(): void {
+    this.#holdDown.close();
     this.#recovery.close();
     this.#dvrRecovery.close();
     this.#shift.stop();
@@ -326,11 +353,14 @@ export class SocketViewer extends Viewer {
     if (this.closed) throw new SfuError('not_found', 'No such transport');
   }
 
-  /** Gives a (simulcast) video consumer the viewer's layer choice: the chosen layer, or the top one for Auto. */
+  /**
+   * Gives a (simulcast) video consumer the viewer's layer choice: the chosen layer, or for Auto the top one (below
+   * a layer the hold-down holds it from).
+   */
   async #applyLayer(consumer: types.Consumer): Promise<void> {
     if (consumer.kind !== 'video' || consumer.type !== 'simulcast' || consumer.closed) return;
     const top = this.channel.programTrack('video')?.layers.length ?? 1;
-    const spatialLayer = Math.min(this.#preferredLayer ?? top - 1, top - 1);
+    const spatialLayer = Math.min(this.#preferredLayer ?? this.#holdDown.ceiling ?? top - 1, top - 1);
     if (consumer.preferredLayers?.spatialLayer === spatialLayer) return;
     await consumer.setPreferredLayers({ spatialLayer }).catch(() => {}); // closed meanwhile
   }

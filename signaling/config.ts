@@ -311,6 +311,13 @@ export const SETTINGS = {
     int(0, 3600),
     "Keyframe recovery: a web player whose live video lost a keyframe (its browser asks for one) and gets none from the publisher within 0.5 s (OBS ignores such requests) has its video caught up from the cached GOP, like an instant start, instead of freezing until the publisher's next keyframe; one watching the past (DVR) has its replay resent from the keyframe before its position. At most once per this many seconds per viewer (live and DVR each); 0 = off. See docs/dvr.md.",
   ),
+  layerHoldSeconds: setting(
+    'Media',
+    'LAYER_HOLD_SECONDS',
+    '30',
+    int(0, 3600),
+    "Auto quality in the web player: after its bandwidth estimate drops a viewer from a simulcast layer, it is kept below that layer this long (twice as long each time the layer fails again within a minute of being reached, up to 4×), so a link just able to carry a layer does not flip between two picture sizes every few seconds, each flip a keyframe and a stutter. Ends early when the estimate shows twice the layer's bitrate (or 1 Mbit/s above it) for 3 s: a link that got better gets the layer back at once. 0 = off (mediasoup alone picks the layer). See docs/player.md.",
+  ),
   transcodeLadder: setting(
     'Media',
     'TRANSCODE_LADDER',

@@ -37,6 +37,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     instantStart: config.instantStart,
     maxCatchUps: config.maxCatchUps,
     keyframeRecoveryMs: config.keyframeRecoverySeconds * 1000,
+    layerHoldMs: config.layerHoldSeconds * 1000,
     maxReplays: config.dvrMaxReplays,
     ...(config.transcodeLadder.length
       ? {

@@ -2,9 +2,10 @@
  * Issue #13: simulcast layers a viewer can feel, in the player (Chromium, socket viewer).
  * An OBS 32.1-like publisher sends three layers (rid "0" 1280x720 at 2.5 Mbit/s, "1" 640x360, "2" 320x180).
  * - A viewer whose downlink is capped at 1 Mbit/s (a UDP relay the test made) settles on a lower layer (its
- *   decoded frame size) and plays 30 s with no freeze of a second; lifting the cap brings it back to 1280x720
- *   within a keyframe interval and a few seconds. (With the program forced to one layer the capped viewer
- *   freezes: tried, see the commit.)
+ *   decoded frame size) and plays 30 s with no freeze of a second and without climbing back to a layer it was
+ *   dropped from (the Auto hold-down, `LAYER_HOLD_SECONDS`: without it, 320 <-> 640 every few seconds); lifting
+ *   the cap brings it back to 1280x720 within a keyframe interval and a few seconds. (With the program forced to
+ *   one layer the capped viewer freezes: tried, see the commit.)
  * - The quality menu: Auto and each layer named by its resolution (sizes from the server); choosing 360p from
  *   the keyboard gives 640x360 frames (getStats) and the stats say 360p; Auto returns to 1280x720. At phone
  *   width the menu fits without sideways scrolling.
@@ -27,6 +28,7 @@ import {
 } from '@whipcast/testkit';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SocketViewer } from '@whipcast/sfu';
 import { startSfuTestServer, type SfuTestServer } from '../../signaling/testing.ts';
 
 const WEB_DIR = fileURLToPath(new URL('../build', import.meta.url));
@@ -35,6 +37,13 @@ const TOP = { width: 1280, height: 720, kbps: 2500 };
 const KEYFRAME_INTERVAL_S = 1;
 const WATCH_MS = 30_000;
 const PHONE = { width: 390, height: 844 };
+/**
+ * The Auto hold-down's first hold (`LAYER_HOLD_SECONDS`, 30 s by default): long enough to cover the capped viewer's
+ * 5 s of settling, 2 s and 30 s window after a drop, so a layer it was dropped from cannot come back inside the
+ * window by time alone; short enough that, should the bandwidth estimate not show the lifted cap, the hold's end
+ * still brings 1280x720 back within the lift's bound.
+ */
+const LAYER_HOLD_S = 45;
 
 let server: SfuTestServer;
 let browser: Browser;
@@ -42,7 +51,7 @@ let browser: Browser;
 beforeAll(async () => {
   [server, browser] = await Promise.all([
     startSfuTestServer({
-      env: { MEDIA_WORKERS: '1', WEB_DIR },
+      env: { MEDIA_WORKERS: '1', WEB_DIR, LAYER_HOLD_SECONDS: String(LAYER_HOLD_S) },
     }),
     launchChromium(),
   ]);
@@ -101,6 +110,8 @@ interface Observed {
   widths: Set<number>;
   /** How many streams the picture showed in turn (the instant-start catch-up hands over to live once). */
   streams: number;
+  /** The picture widths in the order they were shown (a change appends). */
+  widthSequence: number[];
 }
 
 /**
@@ -109,7 +120,7 @@ interface Observed {
  * goes, take its frames out of a sum over the page).
  */
 async function observe(page: Page, ms: number): Promise<Observed> {
-  const o: Observed = { decoded: 0, freezes: 0, frozenS: 0, longestStallMs: 0, widths: new Set(), streams: 1 };
+  const o: Observed = { decoded: 0, freezes: 0, frozenS: 0, longestStallMs: 0, widths: new Set(), streams: 1, widthSequence: [] };
   let last = await shownVideoRtp(page);
   let lastNewFrameAt = performance.now();
   const end = performance.now() + ms;
@@ -127,7 +138,10 @@ async function observe(page: Page, ms: number): Promise<Observed> {
       lastNewFrameAt = now;
     }
     o.longestStallMs = Math.max(o.longestStallMs, now - lastNewFrameAt);
-    if (s?.frameWidth) o.widths.add(s.frameWidth);
+    if (s?.frameWidth) {
+      o.widths.add(s.frameWidth);
+      if (o.widthSequence.at(-1) !== s.frameWidth) o.widthSequence.push(s.frameWidth);
+    }
     last = s ?? last;
   }
   return o;
@@ -139,34 +153,58 @@ describe('simulcast in the player', () => {
     { timeout: 180_000 },
     async () => {
       const link = new ImpairedPeer({ toPeer: { kbps: 1000 } });
-      const { page, pub } = await watch(link);
+      const { page, pub, channelId } = await watch(link);
+      // the server's side: each hold-down of the viewer's Auto layer (after the estimate dropped it from a layer)
+      const holds: string[] = [];
+      const t0 = performance.now();
+      const at = () => ((performance.now() - t0) / 1000).toFixed(1);
+      const followed = new Set<SocketViewer>();
+      const followHolds = () => {
+        for (const v of server.sfu.channel(channelId)?.viewers() ?? []) {
+          if (!(v instanceof SocketViewer) || followed.has(v)) continue;
+          followed.add(v);
+          v.layerHoldDown.on('hold', (ceiling, ms) => holds.push(`${at()} s: held at or below layer ${ceiling} for ${ms / 1000} s`));
+          v.layerHoldDown.on('release', (recovered) => holds.push(`${at()} s: released (${recovered ? 'estimate' : 'time'})`));
+        }
+      };
       try {
-        // settles: a layer below the top decodes at full rate (what it did meanwhile is logged: width@fps, each second)
+        // settles: a layer below the top decodes at full rate, one width for 5 s (what it did meanwhile is logged:
+        // width@fps, each second)
         const settling: string[] = [];
-        const startedAt = performance.now();
+        let width = 0;
+        let widthSince = performance.now();
         await expect
           .poll(
             async () => {
+              followHolds();
               const s = await videoIn(page);
-              if (settling.length < (performance.now() - startedAt) / 1000)
+              if (settling.length < (performance.now() - t0) / 1000)
                 settling.push(`${s.frameWidth}@${Math.round(s.framesPerSecond)}${s.freezeCount ? `/${s.freezeCount}f` : ''}`);
-              return s.frameWidth > 0 && s.frameWidth < TOP.width && s.framesPerSecond >= 25;
+              if (s.frameWidth !== width) [width, widthSince] = [s.frameWidth, performance.now()];
+              return s.frameWidth > 0 && s.frameWidth < TOP.width && s.framesPerSecond >= 25 && performance.now() - widthSince >= 5000;
             },
-            { timeout: 30_000, interval: 500 },
+            { timeout: 40_000, interval: 500 },
           )
           .toBe(true)
           .finally(() => console.log(`capped viewer settling (width@fps/freezes, each second): ${settling.join(' ')}`));
         await page.waitForTimeout(2000);
+        followHolds();
         const o = await observe(page, WATCH_MS);
         const { decoded, frozenS, freezes } = o;
         const dropped = (await link.counters()).toPeer.queueDropped;
         console.log(
-          `capped viewer (1 Mbit/s): widths ${[...o.widths].join(',')}; ${decoded} frames decoded in ${WATCH_MS / 1000} s ` +
+          `capped viewer (1 Mbit/s): widths ${o.widthSequence.join(' -> ')}; ${decoded} frames decoded in ${WATCH_MS / 1000} s ` +
             `on ${o.streams} stream(s) shown; ` +
             `${freezes} freezes, ${frozenS.toFixed(2)} s frozen; longest stall ${Math.round(o.longestStallMs)} ms; ` +
-            `${dropped} packets dropped by the cap so far`,
+            `${dropped} packets dropped by the cap so far; server holds: ${holds.join('; ') || 'none'}`,
         );
         expect(Math.max(...o.widths)).toBeLessThan(TOP.width);
+        // no flapping: the picture never climbs back to a width it was dropped from within the window (the estimate
+        // may still drop it once: a link that carried 640x360 for a while and then could not)
+        expect(
+          o.widthSequence.every((w, i) => i === 0 || w < o.widthSequence[i - 1]!),
+          `widths ${o.widthSequence.join(' -> ')}`,
+        ).toBe(true);
         expect(decoded).toBeGreaterThanOrEqual(0.9 * 30 * (WATCH_MS / 1000));
         expect(o.longestStallMs).toBeLessThan(1000);
         expect(frozenS).toBeLessThan(1);
@@ -174,10 +212,26 @@ describe('simulcast in the player', () => {
         // the cap goes: back to the top layer within a keyframe interval and a few seconds
         await link.setImpairment('toPeer', {});
         const liftedAt = performance.now();
+        // what the server saw meanwhile, each second: its bandwidth estimate for the viewer, the layer it sends
+        const lift: string[] = [];
         await expect
-          .poll(async () => (await videoIn(page)).frameWidth, { timeout: (KEYFRAME_INTERVAL_S + 14) * 1000, interval: 250 })
-          .toBe(TOP.width);
-        console.log(`cap lifted: 1280x720 decoding after ${((performance.now() - liftedAt) / 1000).toFixed(1)} s`);
+          .poll(
+            async () => {
+              const v = server.sfu.channel(channelId)?.viewers()[0];
+              if (v && lift.length < (performance.now() - liftedAt) / 1000) {
+                const est = (await v.transport.getStats())[0]?.availableOutgoingBitrate ?? 0;
+                const layer = v.currentConsumers().find((c) => c.kind === 'video')?.currentLayers?.spatialLayer ?? '-';
+                lift.push(`${Math.round(est / 1000)}k/L${layer}`);
+              }
+              return (await videoIn(page)).frameWidth;
+            },
+            { timeout: (KEYFRAME_INTERVAL_S + 14) * 1000, interval: 250 },
+          )
+          .toBe(TOP.width)
+          .finally(() => console.log(`after the lift (estimate/layer sent, each second): ${lift.join(' ')}`));
+        console.log(
+          `cap lifted: 1280x720 decoding after ${((performance.now() - liftedAt) / 1000).toFixed(1)} s; server holds: ${holds.join('; ') || 'none'}`,
+        );
       } finally {
         await page.close();
         await link.close();
