@@ -6,6 +6,7 @@ export * from './peers/receiver.ts';
 export * from './peers/obs-publisher.ts';
 export * from './peers/whep-viewer.ts';
 export * from './browser.ts';
+export * from './priority.ts';
 export * from './peers/gst-publisher.ts';
 export * from './socket-client.ts';
 export * from './peers/socket-viewer.ts';
