@@ -206,11 +206,14 @@ describe('simulcast in the player', () => {
         );
         expect(Math.max(...o.widths)).toBeLessThan(TOP.width);
         // no flapping: the picture never climbs back to a width it was dropped from within the window (the estimate
-        // may still drop it once: a link that carried 640x360 for a while and then could not)
-        expect(
-          o.widthSequence.every((w, i) => i === 0 || w < o.widthSequence[i - 1]!),
-          `widths ${o.widthSequence.join(' -> ')}`,
-        ).toBe(true);
+        // may still move it once: up as it grows, or down when a link that carried 640x360 for a while cannot)
+        const droppedFrom = new Set<number>();
+        const returns = o.widthSequence.filter((w, i) => {
+          const before = o.widthSequence[i - 1];
+          if (before !== undefined && w < before) droppedFrom.add(before);
+          return before !== undefined && w > before && droppedFrom.has(w);
+        });
+        expect(returns, `widths ${o.widthSequence.join(' -> ')}`).toEqual([]);
         expect(decoded).toBeGreaterThanOrEqual(0.9 * 30 * (WATCH_MS / 1000));
         expect(o.longestStallMs).toBeLessThan(1000);
         expect(frozenS).toBeLessThan(1);
