@@ -76,7 +76,10 @@ export class WhepViewer {
     this.#connected = new Promise((resolve, reject) => {
       this.#pc.onStateChange((s) => {
         if (s === 'connected') resolve();
-        if (s === 'failed' || s === 'closed') reject(new Error(`viewer peer connection ${s}`));
+        if (s === 'failed' || s === 'closed') {
+          this.transportCc?.close(); // no feedback on a dead connection's tracks
+          reject(new Error(`viewer peer connection ${s}`));
+        }
       });
     });
     this.#connected.catch(() => {});
@@ -94,7 +97,8 @@ export class WhepViewer {
     }
     classifyPayloadTypes(ex.answer, v.receiver);
     const ccId = opts.congestionControl ? transportCcId(ex.answer) : null;
-    if (ccId !== null) v.transportCc = new TransportCcReceiver({ extensionId: ccId, send: (rtcp) => v.#video.sendMessageBinary(rtcp) });
+    if (ccId !== null)
+      v.transportCc = new TransportCcReceiver({ extensionId: ccId, send: (rtcp) => v.#video.isOpen() && v.#video.sendMessageBinary(rtcp) });
     const answer = opts.rewriteAnswer ? await opts.rewriteAnswer(ex.answer) : ex.answer;
     v.#pc.setRemoteDescription(ccId !== null ? withProbationSsrc(answer) : answer, 'answer');
     v.receiver.startedAt = performance.now();

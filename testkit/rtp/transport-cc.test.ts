@@ -98,6 +98,31 @@ describe('transport-wide congestion control feedback', () => {
     }
   });
 
+  it('stops, without throwing, when its feedback can no longer be sent (the track closed under the timer)', async () => {
+    let attempts = 0;
+    let attempted!: () => void;
+    const firstAttempt = new Promise<void>((resolve) => (attempted = resolve));
+    const rx = new TransportCcReceiver({
+      extensionId: 5,
+      intervalMs: 5,
+      send: () => {
+        attempts++;
+        attempted();
+        throw new Error('Track is closed'); // what libdatachannel's sendMessageBinary throws
+      },
+    });
+    try {
+      rx.received(packet(1), 100);
+      await firstAttempt; // sent by the timer: a throw here would be an uncaught exception
+      rx.received(packet(2), 101);
+      expect(() => rx.flush()).not.toThrow();
+      expect(attempts).toBe(1);
+      expect(rx.feedbackSent).toBe(0);
+    } finally {
+      rx.close();
+    }
+  });
+
   it("names mediasoup's probation SSRC in the video section only, once", () => {
     const sdp = 'v=0\r\nm=audio 9 x 111\r\na=ssrc:5 cname:a\r\nm=video 9 x 102\r\na=ssrc:6 cname:a\r\n';
     const out = withProbationSsrc(sdp);

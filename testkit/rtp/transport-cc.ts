@@ -125,7 +125,7 @@ export function buildTransportFeedback(fb: TransportFeedback): Buffer {
 export interface TransportCcReceiverOptions {
   /** The id the transport-wide sequence extension has on this connection (from the SDP). */
   extensionId: number;
-  /** Sends an RTCP packet to the sender (e.g. a libdatachannel track's `sendMessageBinary`). */
+  /** Sends an RTCP packet to the sender (e.g. a libdatachannel track's `sendMessageBinary`); a throw closes the receiver. */
   send(rtcp: Buffer): void;
   /** How often feedback is sent, ms (browsers: 50–250 ms; default 100). */
   intervalMs?: number;
@@ -198,15 +198,20 @@ export class TransportCcReceiver {
       while (arrivals.at(-1) === null) arrivals.pop(); // ends on a received packet (the rest wait for the next report)
       if (!arrivals.length) continue;
       this.#next = base + arrivals.length;
-      this.#opts.send(
-        buildTransportFeedback({
-          senderSsrc: this.#senderSsrc,
-          mediaSsrc: this.#mediaSsrc,
-          baseSequence: base & 0xffff,
-          arrivals,
-          feedbackCount: this.#count++,
-        }),
-      );
+      const rtcp = buildTransportFeedback({
+        senderSsrc: this.#senderSsrc,
+        mediaSsrc: this.#mediaSsrc,
+        baseSequence: base & 0xffff,
+        arrivals,
+        feedbackCount: this.#count++,
+      });
+      try {
+        this.#opts.send(rtcp);
+      } catch {
+        // the track closed under the timer (e.g. the server ended the session): nothing more can be sent
+        this.close();
+        return;
+      }
       this.feedbackSent++;
     }
   }
