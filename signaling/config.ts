@@ -316,7 +316,7 @@ export const SETTINGS = {
     'LAYER_HOLD_SECONDS',
     '30',
     int(0, 3600),
-    "Auto quality in the web player: after its bandwidth estimate drops a viewer from a simulcast layer, it is kept below that layer this long (twice as long each time the layer fails again within a minute of being reached, up to 4×), so a link just able to carry a layer does not flip between two picture sizes every few seconds, each flip a keyframe and a stutter. Ends early when the estimate shows twice the layer's bitrate (or 1 Mbit/s above it) for 3 s: a link that got better gets the layer back at once. 0 = off (mediasoup alone picks the layer). See docs/player.md.",
+    "Auto quality in the web player: after its bandwidth estimate drops a viewer from a simulcast layer, it is kept below that layer this long (twice as long each time the layer fails again within a minute of being reached, up to 4×), so a link just able to carry a layer does not flip between two picture sizes every few seconds, each flip a keyframe and a stutter. Ends early when the estimate shows twice the layer's bitrate (or 1.2× the top layer's, if less) for 3 s: a link that got better gets the layer back at once. 0 = off (mediasoup alone picks the layer). See docs/player.md.",
   ),
   transcodeLadder: setting(
     'Media',
