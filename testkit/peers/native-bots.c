@@ -3,7 +3,7 @@
  *
  * Each peer has its own UDP socket, does ICE as the controlling agent toward an
  * ICE-lite server (mediasoup), a DTLS 1.2 client handshake (OpenSSL, memory BIOs,
- * use_srtp: AES-CM as libdatachannel), then counts the RTP it receives from the cleartext RTP header only
+ * use_srtp: the profiles libdatachannel offers), then counts the RTP it receives from the cleartext RTP header only
  * (no SRTP decryption): packets, bytes, sequence gaps per SSRC, video frame ends
  * (marker bit) and freezes (gaps > FREEZE_MS between frame ends). It keeps ICE
  * consent fresh with a Binding Request every few seconds.
@@ -498,7 +498,7 @@ static void setup_tls(void) {
   SSL_CTX_use_PrivateKey(ctx, key);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any);
   /* the profile libdatachannel bots get, so the server encrypts the same way for either bot */
-  if (SSL_CTX_set_tlsext_use_srtp(ctx, "SRTP_AES128_CM_SHA1_80") != 0) exit(2);
+  if (SSL_CTX_set_tlsext_use_srtp(ctx, "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80") != 0) exit(2);
   SSL_CTX_set_read_ahead(ctx, 1);
 }
 
