@@ -304,10 +304,11 @@ describe('web app in Chromium', () => {
         const origin = spec.as === lan ? `http://${LAN_HOST}:${new URL(server.url).port}` : server.url;
         await p.goto(origin + spec.path);
         await p.waitForLoadState('networkidle').catch(() => {});
-        await spec.check?.(p);
         const label = `${spec.name} ${sizeName} ${scheme}`;
+        // the page has rendered (its title is set once its route has loaded): a page not drawn yet has no overflow
+        await expect.poll(() => p.title(), { message: `${label}: page title`, timeout: 15_000 }).toMatch(/ · whipcast$/);
+        await spec.check?.(p);
         expect(await overflowX(p), `${label}: no sideways scroll`).toBeLessThanOrEqual(0);
-        expect(await p.title(), `${label}: page title`).toMatch(/ · whipcast$/);
         expect(await axeSerious(p), `${label}: axe`).toEqual([]);
         await p.screenshot({ path: `${SHOTS}${spec.name}-${sizeName}-${scheme}.png` });
         await p.close();
