@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBaseline } from './baseline.ts';
+import { runBusBench } from './bus-bench.ts';
 import { runC2pBench } from './c2p-bench.ts';
 import { chatBaseline, chatWhipcast, type ChatBenchOptions } from './chat-bench.ts';
 import { runDvrBench } from './dvr-bench.ts';
@@ -25,7 +26,7 @@ const HELP = `whipcast benchmark
 
 usage: npm run bench -- [options]
 
-  --mode <m,m,…>        sfu, chat, dvr, dvrscale, relay, soak, recording, c2p (default sfu,chat,dvr)
+  --mode <m,m,…>        sfu, chat, dvr, dvrscale, relay, soak, recording, c2p, bus (default sfu,chat,dvr)
 
  sfu: one OBS-like publisher, N viewer bots per step
   --steps <n,n,…>       viewers per step (default 5,10,20)
@@ -97,6 +98,13 @@ usage: npm run bench -- [options]
  needs the web app built (npm run build -w web) (uses --kbps, --size, --keyframe)
   --c2p-samples <n>     visits of each page (default 12)
 
+  bus: the cluster bus (Postgres LISTEN/NOTIFY) at cluster sizes: K simulated nodes, each a
+ real postgresBus with its own pool, publish presence events at R/s in all; every node gets
+ every other node's (uses --database-url; default a throwaway Debian Postgres, whose CPU is read)
+  --bus-nodes <k,k,…>   node counts, one run each; 2 is the baseline (default 2,10,45)
+  --bus-rates <r,r,…>   notifications per second in all, one step each (default 250,500,1000,2000,4000)
+  --bus-seconds <s>     measured seconds per step (default 5)
+
  general
   --url <url>           benchmark a running whipcast instead of starting one
                         (needs --stream-key and --stream-id; CPU is then not sampled)
@@ -146,6 +154,9 @@ const { values } = parseArgs({
     'rec-channels': { type: 'string', default: '4' },
     'rec-seconds': { type: 'string', default: '30' },
     'c2p-samples': { type: 'string', default: '12' },
+    'bus-nodes': { type: 'string', default: '2,10,45' },
+    'bus-rates': { type: 'string', default: '250,500,1000,2000,4000' },
+    'bus-seconds': { type: 'string', default: '5' },
     url: { type: 'string' },
     'database-url': { type: 'string' },
     'stream-key': { type: 'string' },
@@ -205,7 +216,7 @@ if (values.mixed) opts.impaired = parseMixed(values.mixed);
 
 const modes = new Set(values.mode!.split(','));
 for (const m of modes)
-  if (!['sfu', 'chat', 'dvr', 'dvrscale', 'relay', 'soak', 'recording', 'c2p'].includes(m)) throw new Error(`unknown mode ${m}`);
+  if (!['sfu', 'chat', 'dvr', 'dvrscale', 'relay', 'soak', 'recording', 'c2p', 'bus'].includes(m)) throw new Error(`unknown mode ${m}`);
 if (values.via !== 'whep' && values.via !== 'socket') throw new Error('--via is whep or socket');
 const via = values.via;
 const chatOpts: ChatBenchOptions = {
@@ -244,6 +255,15 @@ if (!(Number.isInteger(recChannels) && recChannels >= 1)) throw new Error('--rec
 if (!(recSeconds > 0)) throw new Error('--rec-seconds is seconds > 0');
 const c2pSamples = Number(values['c2p-samples']);
 if (!(Number.isInteger(c2pSamples) && c2pSamples >= 1)) throw new Error('--c2p-samples is a whole number ≥ 1');
+const wholeList = (key: 'bus-nodes' | 'bus-rates', min: number) => {
+  const xs = values[key]!.split(',').map(Number);
+  if (!xs.every((x) => Number.isInteger(x) && x >= min)) throw new Error(`--${key} is a list of whole numbers ≥ ${min}`);
+  return xs;
+};
+const busNodes = wholeList('bus-nodes', 2);
+const busRates = wholeList('bus-rates', 1);
+const busSeconds = Number(values['bus-seconds']);
+if (!(busSeconds > 0)) throw new Error('--bus-seconds is seconds > 0');
 const dvrOffsets = values['dvr-offsets']!.split(',').map((x) => Math.round(Number(x) * 1000));
 const dvrBackMs = Math.round(Number(values['dvr-back']) * 1000);
 const dvrLive = Number(values['dvr-live']);
@@ -268,6 +288,7 @@ if (!(Number.isInteger(dvrLive) && dvrLive >= 0)) throw new Error('--dvr-live is
     (modes.has('dvrscale') ? 3 * sfuSeconds + 2 * (dvrBackMs / 1000 + 4) + dvrLive / opts.rampPerSecond + opts.seconds + 2 : 0) +
     (modes.has('recording') ? 2 * (recSeconds + opts.keyframeInterval + 4 + recChannels) + 10 : 0) +
     (modes.has('c2p') ? 20 + c2pSamples * 2 * 1.5 : 0) +
+    (modes.has('bus') ? 3 + busNodes.length * (2 + busRates.length * (busSeconds + 1)) : 0) +
     (modes.has('soak')
       ? (soakChannels ? soakSeconds + 15 + (soakChannels * soakViewers) / 10 : 0) +
         (soakClusterChannels ? soakClusterSeconds + 20 + (soakClusterChannels * soakClusterViewers * 2) / 10 : 0)
@@ -340,6 +361,7 @@ const report: BenchReport = {
     'Relay: origin and edge are two whipcast processes on this machine sharing a throwaway Postgres; the publisher goes to the origin; "server CPU" of the edge run is both nodes.',
     'Recording: one whipcast process, N OBS-like publishers in the bench process; the same N channels\' worth measured with "Save past broadcasts" off, then on; disk writes are /proc/<pid>/io write_bytes of the server and its workers.',
     "Click to picture (c2p): one whipcast process serving the built web app and, beside it, a bare page that only watches over WebRTC with the same protocol (socket, mediasoup-client device, one rtc.watch); Chromium opens each in a fresh context, in turn, and the picture time is when the first frame whose number reads off the picture was presented (requestVideoFrameCallback), from navigation start on the page's clock.",
+    "Bus: K simulated nodes in the bench process, each a real postgresBus (its own pool of up to 4 connections, one of them listening), publish presence events round-robin at R per second in all; latency = publish to the handler of every other node (same clock); Postgres CPU = its server processes (not read for a --database-url server); no capacity is called where the bench's core passed 85 %.",
     'Soak: publishers run in one child process and viewer bots in others (--soak-bots each), each feeding a checker with every RTP packet\'s kind, sequence number and arrival time; "bots CPU" is all those processes, as a share of the cores the bots may use; "bots late" is the longest any of their event loops ran late (arrival times are taken there).',
   ],
 };
@@ -476,6 +498,13 @@ if (modes.has('c2p')) {
     },
     progress,
   });
+}
+if (modes.has('bus')) {
+  if (values.url) throw new Error('bus mode uses a database, not a whipcast server: drop --url (--database-url picks the Postgres)');
+  report.bus = await runBusBench(
+    { nodes: busNodes, rates: busRates, seconds: busSeconds, databaseUrl: values['database-url'], botCores: opts.botCores!, progress },
+    pinServer,
+  );
 }
 report.capacity = { whipcast: capacity(report.whipcast, opts.latencyTargetMs), baseline: capacity(report.baseline, opts.latencyTargetMs) };
 if (opts.impaired) {

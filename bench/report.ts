@@ -2,6 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { launchChromium } from '@whipcast/testkit';
+import { busTable, type BusResult } from './bus-bench.ts';
 import { c2pTable, type C2pResult } from './c2p-bench.ts';
 import type { ChatResult } from './chat-bench.ts';
 import type { DvrResult } from './dvr-bench.ts';
@@ -35,6 +36,8 @@ export interface BenchReport {
   recording?: RecordingBenchResult | null;
   /** Click to picture: whipcast's channel page beside a bare WebRTC page. */
   c2p?: C2pResult | null;
+  /** The cluster bus (Postgres LISTEN/NOTIFY) at several node counts and rates. */
+  bus?: BusResult | null;
   notes: string[];
 }
 
@@ -119,6 +122,7 @@ export function table(r: BenchReport): string {
     ...dvrTable(r),
     ...dvrScaleTable(r.dvrScale, BOTS_SATURATED),
     ...relayTable(r),
+    ...busTable(r.bus),
     ...soakTable(r.soak ?? [], BOTS_SATURATED),
     ...recordingTable(r.recording),
     ...c2pTable(r.c2p),
