@@ -6,6 +6,8 @@
  * status and viewer count.
  */
 import type { ClusterBus } from '../cluster/bus.ts';
+import { isPresenceEntry } from '../cluster/events.ts';
+import { PresenceAnnouncer } from '../cluster/presence-announcer.ts';
 import type { MediaLayer } from '../media.ts';
 import { encodeFrame, type ServerFrame } from '../protocol.ts';
 import type { Presence, PresenceCounts } from './presence.ts';
@@ -48,17 +50,20 @@ export function createLobby(opts: LobbyOptions): Lobby {
     pushToRoom(room, { t: 'presence', room, ...counts });
     pushToLobby(room);
   };
-  const onLocal = (room: string, own: PresenceCounts) => bus.publish({ t: 'presence', room, ...own });
+  const announcer = new PresenceAnnouncer(bus);
+  const onLocal = (room: string, own: PresenceCounts) => announcer.set(room, own.viewers, own.chatters);
   presence.on('totals', onTotals);
   presence.on('local', onLocal);
 
   /** This node's own counts in every room it has anyone in, to the other nodes. */
   function announcePresence(): void {
-    for (const [room, own] of presence.localRooms()) bus.publish({ t: 'presence', room, ...own });
+    announcer.announce(presence.localRooms().map(([room, own]) => [room, own.viewers, own.chatters]));
   }
   const unsubscribe = bus.subscribe((m) => {
     const remote = m.from !== opts.nodeId;
-    if (m.t === 'presence' && remote) presence.setRemote(m.from, m.room, { viewers: m.viewers, chatters: m.chatters });
+    if (m.t === 'presences' && remote && Array.isArray(m.rooms)) {
+      for (const e of m.rooms as unknown[]) if (isPresenceEntry(e)) presence.setRemote(m.from, e[0], { viewers: e[1], chatters: e[2] });
+    } else if (m.t === 'presence' && remote) presence.setRemote(m.from, m.room, { viewers: m.viewers, chatters: m.chatters });
     else if (m.t === 'hello' && remote) announcePresence();
     else if (m.t === 'nodeLost') presence.dropNode(m.node);
   });
@@ -102,6 +107,7 @@ export function createLobby(opts: LobbyOptions): Lobby {
     close() {
       unsubscribe();
       clearInterval(announceTimer);
+      announcer.close();
       presence.off('totals', onTotals);
       presence.off('local', onLocal);
       media?.events?.off('viewers', onViewers);
