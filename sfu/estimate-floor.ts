@@ -19,6 +19,8 @@ const OWN_ESTIMATE_MARGIN = 1.25;
 export interface EstimateFloorOptions {
   /** The estimate to hold the transport at (bits/s), read again while it holds (a layer's rate is measured over a second); undefined: no floor. */
   target: () => Promise<number | undefined>;
+  /** False when no floor is needed (a single-layer program is forwarded whatever the estimate). */
+  wanted: () => boolean;
   /** How long a hold lasts at most, ms. */
   holdMs: number;
   /** How often the target and the transport's estimate are read while holding, ms. */
@@ -70,6 +72,8 @@ export class EstimateFloor {
     try {
       if (this.#closed || this.#transport.closed) return this.close();
       if (performance.now() >= this.#until) return await this.#lift();
+      // nothing to hold up: no stats to read (every 250 ms for 4 s, a worker request each, per joining viewer)
+      if (this.#floor === 0 && !this.#opts.wanted()) return this.#stop();
       const [target, stats] = await Promise.all([this.#opts.target(), this.#transport.getStats()]);
       if (this.#closed || this.#transport.closed) return;
       const estimate = stats[0]?.availableOutgoingBitrate ?? 0;

@@ -78,6 +78,7 @@ export abstract class Viewer extends EventEmitter<ViewerEvents> {
     this.rtpCapabilities = rtpCapabilities;
     this.estimateFloor = new EstimateFloor(transport, {
       target: () => channel.viewerStartBitrate(),
+      wanted: () => (channel.programTrack('video')?.layers.length ?? 0) > 1,
       holdMs: ESTIMATE_HOLD_MS,
       checkMs: ESTIMATE_CHECK_MS,
     });
