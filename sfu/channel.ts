@@ -21,6 +21,7 @@ import { DvrBuffer, type DvrBufferOptions } from './dvr/buffer.ts';
 import type { CatchUpSlots } from './dvr/catch-up-slots.ts';
 import { codecOf, isKeyframeStart } from './dvr/keyframe.ts';
 import type { ReplayPacer } from './dvr/replay-pacer.ts';
+import { ReplayShares } from './dvr/shared-replay.ts';
 import { SfuError } from './errors.ts';
 import { RelayIngest, WhipIngest, type Ingest } from './ingest.ts';
 import { vp8RungHeight } from './ladder/rungs.ts';
@@ -67,6 +68,8 @@ export interface ChannelOptions {
   routerMaxViewers: number;
   /** The node's DVR replay clock (and its bound on replays playing at once). */
   replays: ReplayPacer;
+  /** A seek joins a replay of the channel playing within this many ms of its target (viewers share it); 0: never. */
+  dvrShareWithinMs: number;
   /** Where its relay PipeTransports listen. */
   pipe: PipeConfig;
   /** Record its publishers' sessions here (while `saveRecordings` is on); none: never recorded. */
@@ -113,6 +116,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly dvr: DvrBuffer;
   /** The node's DVR replay clock: its viewers' replays run on it. */
   readonly replays: ReplayPacer;
+  /** Its seeks' replays, which viewers at the same position share. */
+  readonly replayShares: ReplayShares;
   readonly #opts: ChannelOptions;
   readonly #log: SfuLogger;
   readonly #audience: Audience;
@@ -149,6 +154,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#log = opts.logger;
     this.dvr = new DvrBuffer(opts.dvr);
     this.replays = opts.replays;
+    this.replayShares = new ReplayShares({ withinMs: opts.dvrShareWithinMs });
     this.#audience = new Audience({
       pool: opts.pool,
       channelId: opts.id,
@@ -574,6 +580,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.emit('offline', reason, 'publisher');
     }
     for (const v of [...this.#viewers]) v.close(reason, true);
+    this.replayShares.close();
     for (const r of [...this.#relays]) r.close();
     void this.#recording?.finish();
     this.#ladder?.close();

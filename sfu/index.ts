@@ -34,6 +34,7 @@ export type {
   RelayOffer,
   RtpCapabilities,
   RtpParameters,
+  ResumeResult,
   SeekResult,
   SeekTarget,
   TransportView,

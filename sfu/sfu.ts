@@ -70,6 +70,8 @@ export interface SfuOptions {
   routerMaxViewers?: number;
   /** DVR replays (viewers watching the past) playing at once on this node beyond which a seek is refused (0 or absent: no limit). */
   maxReplays?: number;
+  /** A DVR seek joins a replay of its channel playing within this many ms of its target, so viewers at one position share it (default 2000; 0: never). */
+  dvrShareWithinMs?: number;
   logger?: SfuLogger;
 }
 
@@ -179,6 +181,7 @@ export class Sfu extends EventEmitter<SfuEvents> {
         catchUps: this.catchUps,
         routerMaxViewers: this.opts.routerMaxViewers ?? 250,
         replays: this.#replays,
+        dvrShareWithinMs: this.opts.dvrShareWithinMs ?? 2000,
         pipe: this.#pipe,
         recordings: this.opts.recordings,
         ladder: this.opts.ladder,

@@ -21,6 +21,7 @@ import type {
   ConsumerInfo,
   DvrPosition,
   LayerChoice,
+  ResumeResult,
   SeekResult,
   SeekTarget,
   TranscodedTrack,
@@ -70,10 +71,12 @@ export class SocketViewer extends Viewer {
       capabilities: () => this.rtpCapabilities,
       buffer: channel.dvr,
       replays: channel.replays,
+      shares: channel.replayShares,
       catchUps: opts.catchUps,
       programTracks: () => channel.programTracks(),
       receives: (t) => channel.router.canConsume({ producerId: t.producer.id, rtpCapabilities: this.rtpCapabilities }),
       consumeProgram: (standby, kinds) => this.#consumeProgram(standby, kinds),
+      currentConsumers: () => this.currentConsumers(),
       useConsumer: (c, ms) => {
         this.setConsumer(c, ms);
         void this.#applyLayer(c);
@@ -243,10 +246,21 @@ export class SocketViewer extends Viewer {
     this.#shift.pause();
   }
 
-  /** Plays on from where `pause()` held it. */
-  resume(): void {
+  /**
+   * Plays on from where `pause()` held it. On a replay other viewers share (they played on meanwhile) that is a
+   * seek to where it paused: the answer carries its new consumers.
+   */
+  async resume(): Promise<ResumeResult> {
     this.#assertOpen();
-    this.#shift.resume();
+    return this.#move(() => {
+      this.#dvrRecovery.onKeyframe();
+      return this.#shift.resume();
+    });
+  }
+
+  /** Viewers its DVR replay is shared with (0: its own, or live). */
+  get sharedWith(): number {
+    return this.#shift.sharedWith;
   }
 
   /** The channel's video layers this viewer can choose from (named by their picture sizes), and its choice. */
@@ -401,7 +415,13 @@ export class SocketViewer extends Viewer {
     if (consumer.kind !== 'video') return;
     consumer.on('trace', (t) => {
       // not while catching up to live (position null): that replay ends at the next live keyframe anyway
-      if (t.direction === 'in' && this.consumers.get('video') === consumer && this.#shift.position() !== null)
+      // nor while a shared replay it joined has not reached its next keyframe yet (that keyframe answers it)
+      if (
+        t.direction === 'in' &&
+        this.consumers.get('video') === consumer &&
+        this.#shift.position() !== null &&
+        !this.#shift.awaitingKeyframe
+      )
         this.#dvrRecovery.onRequest();
     });
     await consumer.enableTraceEvent(['pli', 'fir']).catch(() => {}); // closed meanwhile

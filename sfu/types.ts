@@ -87,6 +87,17 @@ export interface SeekResult {
   live: boolean;
 }
 
+/**
+ * What a DVR resume did. On a replay shared with other viewers, which played on while this one was paused, the
+ * resume is a seek to where it paused: new consumers (set them up like a seek's) and where it now is. Without
+ * `consumers` the same ones play on.
+ */
+export interface ResumeResult {
+  consumers?: ConsumerInfo[];
+  /** With `consumers`: where playback starts, ms behind live. */
+  behindLiveMs?: number;
+}
+
 /** A DVR seek target: exactly one of the two. */
 export type SeekTarget = { offsetMs: number; deltaMs?: undefined } | { deltaMs: number; offsetMs?: undefined };
 

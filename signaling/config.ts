@@ -288,7 +288,14 @@ export const SETTINGS = {
     'DVR_MAX_REPLAYS',
     '40',
     int(0, 100_000),
-    "Viewers watching the past (DVR) at once on this node beyond which a seek is refused (the viewer stays live and is told to try again in a moment). Each one costs the node's Node process a send per packet, so this keeps them from starving live viewers; 40 held live latency on one core at 2.5 Mbit/s (docs/dvr.md). 0 = no limit.",
+    "DVR replays playing at once on this node beyond which a seek that would start another is refused (the viewer stays live and is told to try again in a moment). It counts replays (Node's work: a send per packet each), not viewers: viewers sharing a replay (`DVR_SHARE_WITHIN_MS`) count once, and a seek that joins a playing replay is never refused. Instant starts and keyframe recoveries count while they catch up. 40 held live latency on one core at 2.5 Mbit/s (docs/dvr.md). 0 = no limit.",
+  ),
+  dvrShareWithinMs: setting(
+    'DVR',
+    'DVR_SHARE_WITHIN_MS',
+    '2000',
+    int(0, 60_000),
+    "A seek joins a replay of the channel already playing at or before its target and at most this many ms before the keyframe it would land on (and reaching a keyframe within as long), so viewers at about the same position in the past share one replay (the worker fans it out, as for live). The viewer's position snaps to that replay's (never later than asked) and its picture starts at the replay's next keyframe: at most this long. A resume after pause is a seek to where it paused. At least one keyframe interval is right. 0 = every seek gets a replay of its own.",
   ),
   instantStart: setting(
     'DVR',

@@ -10,7 +10,8 @@ import { startTestServer, type TestServer } from './testing.ts';
 
 let server: TestServer;
 beforeAll(async () => {
-  server = await startTestServer({ media: createSfuMedia, env: { MEDIA_WORKERS: '1', DVR_MAX_REPLAYS: '1' } });
+  // sharing off: b's seek to a's position would join a's replay (signaling/dvr-share.test.ts), and is never refused
+  server = await startTestServer({ media: createSfuMedia, env: { MEDIA_WORKERS: '1', DVR_MAX_REPLAYS: '1', DVR_SHARE_WITHIN_MS: '0' } });
 });
 afterAll(() => server?.close());
 

@@ -21,9 +21,9 @@ import { plainText } from './text.ts';
 /**
  * Bumped when a change breaks older clients (or a client needs what an older server lacks); the web app
  * compares it with the `hello` frame. 2: `dvr.recover`. 3: `hello` carries the router capabilities and the
- * player uses `rtc.watch`.
+ * player uses `rtc.watch`. 4: `dvr.resume` may answer with new consumers (shared DVR replays).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 const id = z
   .number()
@@ -360,7 +360,8 @@ const RESULT_SCHEMAS = {
   'dvr.seek': z.object({ consumers: z.array(ConsumerView), ...DvrState, live: z.boolean() }),
   'dvr.live': z.object({ consumers: z.array(ConsumerView) }),
   'dvr.pause': empty,
-  'dvr.resume': empty,
+  /** `consumers`: the viewer's shared replay played on while it was paused, so it resumes on another (set them up like a seek's). */
+  'dvr.resume': z.object({ consumers: z.array(ConsumerView).optional(), behindLiveMs: z.number().optional() }),
 } satisfies { [T in ClientFrameType]: z.ZodType };
 /** Result of each request type (the `r` field of its `ok`). */
 export type Results = { [T in ClientFrameType]: z.infer<(typeof RESULT_SCHEMAS)[T]> };

@@ -39,6 +39,7 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     keyframeRecoveryMs: config.keyframeRecoverySeconds * 1000,
     layerHoldMs: config.layerHoldSeconds * 1000,
     maxReplays: config.dvrMaxReplays,
+    dvrShareWithinMs: config.dvrShareWithinMs,
     ...(config.transcodeLadder.length
       ? {
           ladder: {

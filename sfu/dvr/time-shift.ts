@@ -10,11 +10,12 @@ import { SfuError } from '../errors.ts';
 import type { ProgramTrack } from '../program.ts';
 import type { MediaKind } from '../sdp/offer.ts';
 import { dtlsConnected } from '../transport.ts';
-import type { ConsumerInfo, DvrPosition, SeekResult, SeekTarget } from '../types.ts';
+import type { ConsumerInfo, DvrPosition, ResumeResult, SeekResult, SeekTarget } from '../types.ts';
 import type { DvrBuffer } from './buffer.ts';
 import type { CatchUpSlot, CatchUpSlots } from './catch-up-slots.ts';
 import { ReplaySession } from './replay.ts';
 import type { ReplayPacer } from './replay-pacer.ts';
+import type { ReplayMember, ReplayShares, SharedReplay } from './shared-replay.ts';
 
 /** Program consumers made for a viewer. */
 export interface ProgramConsumers {
@@ -32,6 +33,8 @@ export interface ShiftedViewer {
   readonly buffer: DvrBuffer;
   /** The clock its replays run on (it also bounds how many play at once). */
   readonly replays: ReplayPacer;
+  /** The channel's shared replays (a seek joins one playing near its target). */
+  readonly shares: ReplayShares;
   /** The node's bound on catch-ups at once. */
   readonly catchUps: CatchUpSlots;
   programTracks(): ProgramTrack[];
@@ -39,6 +42,8 @@ export interface ShiftedViewer {
   receives(track: ProgramTrack): boolean;
   /** Paused consumers of the live program (of `kinds`, default all); `standby`: kept aside, not replacing the current ones. */
   consumeProgram(standby: boolean, kinds?: readonly MediaKind[]): Promise<ProgramConsumers>;
+  /** Its current consumers (those it receives). */
+  currentConsumers(): types.Consumer[];
   /** Makes a consumer current (see `Viewer.setConsumer`). */
   useConsumer(consumer: types.Consumer, closeOldAfterMs?: number): void;
   /** A consumer of a replay was made (its keyframe requests may start a DVR keyframe recovery). */
@@ -67,6 +72,8 @@ export class TimeShift {
   #standby: Map<MediaKind, types.Consumer> | undefined;
   /** Held while a catch-up replays. */
   #slot: CatchUpSlot | null = null;
+  /** Its place on #replay when that is a seek's (shared) replay; catch-ups and recoveries have none. */
+  #member: ReplayMember | undefined;
 
   constructor(private readonly viewer: ShiftedViewer) {}
 
@@ -110,18 +117,49 @@ export class TimeShift {
     const range = buffer.range();
     const now = Date.now();
     if (!range) throw new SfuError('stream_offline', 'Nothing recorded yet');
-    const current = this.#replay ? this.#replay.position() : now;
+    const current = this.#replay ? (this.#member?.pausedAt ?? this.#replay.position()) : now;
     let t = target.offsetMs !== undefined ? now - target.offsetMs : current + target.deltaMs;
     t = Math.max(range.start, t);
     if (t >= now - LIVE_EDGE_MS) return { consumers: await live(), behindLiveMs: 0, windowMs: now - range.start, live: true };
+    return this.#seekTo(t);
+  }
+
+  /**
+   * Plays from media time `t`: on a shared replay of the channel playing near it, else on a new one. It joins a
+   * replay at or before `t` (as its own replay would start at the keyframe at or before `t`: a seek never lands
+   * later than asked, a resume skips nothing) and at most `withinMs` before that keyframe, that reaches a keyframe
+   * within `withinMs` (the joiner's picture starts there).
+   */
+  async #seekTo(t: number): Promise<SeekResult> {
+    const { buffer, shares } = this.viewer;
+    const now = Date.now();
+    const windowMs = now - (buffer.range()?.start ?? now);
     const from = buffer.keyframeAtOrBefore(t);
     if (from === null) throw new SfuError('not_found', 'No keyframe recorded in the window');
-    // a viewer already in the past only moves its own replay; one watching live (or catching up to it) adds one
-    if ((!this.#replay || this.#standby) && this.viewer.replays.full)
+    const kfAt = buffer.at(from)!.at;
+    const within = shares.opts.withinMs;
+    const share = shares.find({
+      routerId: this.viewer.router.id,
+      key: this.#tracksKey(),
+      from: kfAt - within,
+      to: t,
+      target: t,
+      accept: (at) => {
+        const k = buffer.keyframeAtOrBefore(at + within);
+        return k !== null && buffer.at(k)!.at >= at;
+      },
+      except: this.#member?.share,
+    });
+    // a viewer already in the past only moves; one watching live (or catching up to it) adds a replay, unless it joins one
+    if (!share && (!this.#replay || this.#standby) && this.viewer.replays.full)
       throw new SfuError('unavailable', 'Too many viewers are watching the past on this server; try again in a moment');
     this.stop();
-    const consumers = await this.#replayFrom(from, 1);
-    return { consumers, behindLiveMs: now - buffer.at(from)!.at, windowMs: now - range.start, live: false };
+    if (share) {
+      const consumers = await this.#join(share);
+      return { consumers, behindLiveMs: Math.round(now - share.replay.position()), windowMs, live: false };
+    }
+    const consumers = await this.#replayFrom(from, 1, undefined, undefined, true);
+    return { consumers, behindLiveMs: now - kfAt, windowMs, live: false };
   }
 
   /**
@@ -133,35 +171,82 @@ export class TimeShift {
    */
   async recoverKeyframe(): Promise<ConsumerInfo[] | null> {
     const old = this.#replay;
-    if (!old || this.#standby || !old.started || old.paused) return null;
+    const member = this.#member;
+    if (!old || this.#standby || !old.started || (member ? !member.playing : old.paused)) return null;
     const at = old.position();
     const from = this.viewer.buffer.keyframeAtOrBefore(at);
     if (from === null) return null;
-    const out = await this.#replayFrom(from, 2, undefined, { mediaAt: at, wallAt: Date.now() }); // its consumers replace the old replay's
-    old.close();
+    // a replay of its own (others on a shared one keep theirs): its consumers replace the old replay's
+    const out = await this.#replayFrom(from, 2, undefined, { mediaAt: at, wallAt: Date.now() });
+    if (member) member.leave();
+    else old.close();
     return out;
   }
 
-  /** Holds a replay (live playback cannot be held). */
+  /**
+   * Holds the picture (live playback cannot be held). A replay of its own holds its clock; on a shared replay
+   * others play on, so the viewer's consumers are paused instead (the replay holds once none of its viewers plays).
+   */
   pause(): void {
-    if (!this.#replay) throw new SfuError('not_found', 'Seek first: live playback cannot be held');
-    this.#replay.pause();
+    const replay = this.#replay;
+    if (!replay) throw new SfuError('not_found', 'Seek first: live playback cannot be held');
+    const m = this.#member;
+    if (!m) return replay.pause();
+    if (!m.playing) return;
+    m.pausedAt = replay.position();
+    if (m.share.playing > 1) {
+      m.held = this.viewer.currentConsumers().filter((c) => !c.paused && !c.closed);
+      for (const c of m.held) void c.pause().catch(() => {});
+    }
+    m.share.update();
   }
 
-  resume(): void {
-    if (!this.#replay) throw new SfuError('not_found', 'Not in DVR mode');
-    this.#replay.play();
+  /**
+   * Plays on from where `pause()` held it. On a shared replay others played on meanwhile: that is a seek to where
+   * the viewer paused (new consumers, in the answer), unless the replay held at that very point.
+   */
+  async resume(): Promise<ResumeResult> {
+    const replay = this.#replay;
+    if (!replay) throw new SfuError('not_found', 'Not in DVR mode');
+    const m = this.#member;
+    if (!m) {
+      replay.play();
+      return {};
+    }
+    if (m.pausedAt === null) return {};
+    // the viewer was the last to pause: the replay held where it paused and plays on, the same consumers
+    if (replay.paused && replay.started && Math.abs(replay.position() - m.pausedAt) < 1) {
+      m.pausedAt = null;
+      for (const c of m.held) void c.resume().catch(() => {});
+      m.held = [];
+      replay.play();
+      return {};
+    }
+    const r = await this.#seekTo(Math.max(m.pausedAt, this.viewer.buffer.range()?.start ?? m.pausedAt));
+    return { consumers: r.consumers, behindLiveMs: r.behindLiveMs };
   }
 
   /** Where the viewer is: null when watching live (or catching up to it). */
   position(): DvrPosition | null {
     if (!this.#replay || this.#standby) return null;
     const range = this.viewer.buffer.range();
+    const m = this.#member;
+    const now = Date.now();
     return {
-      behindLiveMs: Math.round(this.#replay.behindLiveMs()),
-      windowMs: range ? Date.now() - range.start : 0,
-      paused: this.#replay.paused,
+      behindLiveMs: Math.round(m?.pausedAt != null ? now - m.pausedAt : this.#replay.behindLiveMs()),
+      windowMs: range ? now - range.start : 0,
+      paused: m ? !m.playing : this.#replay.paused,
     };
+  }
+
+  /** Its replay is shared with other viewers (tests). */
+  get sharedWith(): number {
+    return Math.max(0, (this.#member?.share.members ?? 0) - 1);
+  }
+
+  /** True while it waits for the shared replay it joined to reach a keyframe (its keyframe requests go nowhere sooner). */
+  get awaitingKeyframe(): boolean {
+    return !!this.#member && !this.#member.sawKeyframe;
   }
 
   /** True when the consumer is a standby one (resumed at the switch, not by the client). */
@@ -225,9 +310,11 @@ export class TimeShift {
     this.#replay?.notify();
   }
 
-  /** Back to plain live: the replay and standby consumers close. */
+  /** Back to plain live: the replay (or its place on a shared one) and standby consumers close. */
   stop(): void {
-    this.#replay?.close();
+    if (this.#member) this.#member.leave();
+    else this.#replay?.close();
+    this.#member = undefined;
     this.#replay = undefined;
     for (const c of this.#standby?.values() ?? []) c.close();
     this.#standby = undefined;
@@ -243,12 +330,24 @@ export class TimeShift {
     return this.viewer.router.canConsume({ producerId, rtpCapabilities: this.viewer.capabilities() });
   }
 
-  /** Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. */
+  /** The program tracks a replay made now would carry (a shared replay of other tracks is not joined). */
+  #tracksKey(): string {
+    return this.viewer
+      .programTracks()
+      .map((p) => `${p.kind}:${p.codec.mimeType}:${p.layers.map((l) => l.ssrc).join(',')}`)
+      .join('|');
+  }
+
+  /**
+   * Consumers on a replay of the buffer from `from`, replacing the viewer's current ones. `shared` (a seek's):
+   * registered with the channel's shared replays, for later seeks to join.
+   */
   async #replayFrom(
     from: number,
     catchUpRate: number,
     kinds?: readonly MediaKind[],
     rejoin?: { mediaAt: number; wallAt: number },
+    shared = false,
   ): Promise<ConsumerInfo[]> {
     const { viewer } = this;
     const tracks = viewer
@@ -256,6 +355,8 @@ export class TimeShift {
       .filter((p) => !kinds || kinds.includes(p.kind))
       .map((p) => ({ kind: p.kind, codec: p.codec, ssrcs: p.layers.map((l) => l.ssrc) }));
     from = keyframeGroupStart(viewer.buffer, from);
+    // a seek's replay tells every viewer sharing it of its keyframes (it is registered once made)
+    const ref: { share?: SharedReplay } = {};
     const replay = await ReplaySession.create({
       buffer: viewer.buffer,
       router: viewer.router,
@@ -263,24 +364,52 @@ export class TimeShift {
       from,
       catchUpRate,
       ...(rejoin ? { rejoin } : {}),
-      onKeyframe: () => this.#replay === replay && viewer.replayKeyframe(),
+      onKeyframe: () => (ref.share ? ref.share.keyframe() : this.#replay === replay && viewer.replayKeyframe()),
       pacer: viewer.replays,
     });
-    const out: ConsumerInfo[] = [];
-    try {
-      for (const [kind, producer] of replay.producers) {
-        if (!this.#canConsume(producer.id)) continue;
-        const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities: viewer.capabilities(), paused: true });
-        viewer.useConsumer(consumer);
-        viewer.replayConsumer(consumer);
-        out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });
+    if (!shared) {
+      let out: ConsumerInfo[];
+      try {
+        out = await this.#consume(replay);
+      } catch (err) {
+        replay.close();
+        throw err;
       }
+      this.#replay = replay;
+      viewer.watching();
+      return out;
+    }
+    ref.share = viewer.shares.add(replay, viewer.router.id, this.#tracksKey());
+    return this.#join(ref.share);
+  }
+
+  /** Consumers on a shared replay, replacing the viewer's current ones; its picture starts at the replay's next keyframe. */
+  async #join(share: SharedReplay): Promise<ConsumerInfo[]> {
+    const member: ReplayMember = share.join(() => this.#member === member && this.viewer.replayKeyframe());
+    let out: ConsumerInfo[];
+    try {
+      out = await this.#consume(share.replay);
     } catch (err) {
-      replay.close();
+      member.leave();
       throw err;
     }
-    this.#replay = replay;
-    viewer.watching();
+    this.#replay = share.replay;
+    this.#member = member;
+    this.viewer.watching();
+    return out;
+  }
+
+  /** Consumes a replay's producers (those the device can decode) on the viewer's transport. */
+  async #consume(replay: ReplaySession): Promise<ConsumerInfo[]> {
+    const { viewer } = this;
+    const out: ConsumerInfo[] = [];
+    for (const [kind, producer] of replay.producers) {
+      if (!this.#canConsume(producer.id)) continue;
+      const consumer = await viewer.transport.consume({ producerId: producer.id, rtpCapabilities: viewer.capabilities(), paused: true });
+      viewer.useConsumer(consumer);
+      viewer.replayConsumer(consumer);
+      out.push({ id: consumer.id, producerId: producer.id, kind, rtpParameters: consumer.rtpParameters });
+    }
     return out;
   }
 }

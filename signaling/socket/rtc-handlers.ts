@@ -226,9 +226,8 @@ export function createRtcHandlers(opts: RtcHandlersOptions): RtcHandlers {
       own(s, f.transportId).pause();
       return {};
     },
-    'dvr.resume'(s, f) {
-      own(s, f.transportId).resume();
-      return {};
+    async 'dvr.resume'(s, f) {
+      return own(s, f.transportId).resume();
     },
   };
 

@@ -211,6 +211,18 @@ export class SocketViewer {
     return { behindLiveMs: r.behindLiveMs, live: r.live };
   }
 
+  /** DVR: holds the picture. */
+  async pause(): Promise<void> {
+    await this.socket.request({ t: 'dvr.pause', transportId: this.transportId });
+  }
+
+  /** DVR: plays on from where it paused; on a shared replay that played on meanwhile, on new consumers (resolves once they are resumed). */
+  async resume(): Promise<{ behindLiveMs?: number; moved: boolean }> {
+    const r = await this.socket.request({ t: 'dvr.resume', transportId: this.transportId });
+    if (r.consumers) await this.#switchTo(r.consumers);
+    return { ...(r.behindLiveMs !== undefined ? { behindLiveMs: r.behindLiveMs } : {}), moved: !!r.consumers };
+  }
+
   /** DVR: back to the live edge. */
   async live(): Promise<void> {
     const r = await this.socket.request({ t: 'dvr.live', transportId: this.transportId });

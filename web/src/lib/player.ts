@@ -290,9 +290,14 @@ export class ChannelPlayer {
       if (paused) this.#pausedAt = Date.now();
       else if (this.#pausedAt !== null) await this.seek({ offsetMs: Date.now() - this.#pausedAt });
       this.dvr = { ...this.dvr, paused };
-    } else {
-      await socket.request({ t: paused ? 'dvr.pause' : 'dvr.resume', transportId: transport.id });
+    } else if (paused) {
+      await socket.request({ t: 'dvr.pause', transportId: transport.id });
       this.dvr = { ...this.dvr, paused };
+    } else {
+      const r = await socket.request({ t: 'dvr.resume', transportId: transport.id });
+      // a replay shared with other viewers played on meanwhile: the server moved this one to where it paused
+      if (r.consumers) await this.#replace(r.consumers);
+      this.dvr = { ...this.dvr, paused, ...(r.behindLiveMs !== undefined ? { behindLiveMs: r.behindLiveMs } : {}) };
     }
     this.onDvr(this.dvr);
   }
