@@ -112,6 +112,9 @@ usage: npm run bench -- [options]
   --no-baseline         skip the bare-mediasoup baseline run
   --cpu-prof <dir>      profile the whipcast server (sfu, chat, dvr, dvrscale): node --cpu-prof
                         writes a .cpuprofile there when it stops
+  --node-args <args>    extra arguments to the whipcast server's node, space-separated, after the start
+                        command's own (e.g. --node-args=--max-semi-space-size=16 for V8's default young
+                        generation)
   --no-pin              do not pin the server (and its workers) to CPU 0 and the bots to the other CPUs
   --out <dir>           where bench.json, bench.html, bench.png go (default bench-results)
   -h, --help
@@ -164,6 +167,7 @@ const { values } = parseArgs({
     'no-baseline': { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    'node-args': { type: 'string' },
     out: { type: 'string', default: 'bench-results' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -401,7 +405,10 @@ if (values.url) {
       // the dvrscale mode measures what DVR viewers cost unbounded, unless the caller sets the node's bound
       DVR_MAX_REPLAYS: process.env.DVR_MAX_REPLAYS ?? '0',
     },
-    values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`] : [],
+    [
+      ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`] : []),
+      ...(values['node-args']?.split(/\s+/).filter(Boolean) ?? []),
+    ],
   );
   if (server.pid) pinServer([server.pid, ...children(server.pid, /mediasoup/)]);
   try {

@@ -10,10 +10,21 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import v8 from 'node:v8';
 
 const dir = process.env.MEM_PROBE_DIR ?? '/tmp';
 mkdirSync(dir, { recursive: true });
+/** Garbage collections since start by kind (minor = scavenge, major = mark-compact): count and total pause, ms. */
+const gc = { minor: { count: 0, ms: 0 }, major: { count: 0, ms: 0 }, other: { count: 0, ms: 0 } };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = /** @type {{ kind?: number } | undefined} */ (e.detail)?.kind;
+    const k = kind === constants.NODE_PERFORMANCE_GC_MINOR ? gc.minor : kind === constants.NODE_PERFORMANCE_GC_MAJOR ? gc.major : gc.other;
+    k.count++;
+    k.ms += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 /** @param {number} n bytes */
 const mb = (n) => Number((n / 1048576).toFixed(1));
 
@@ -32,8 +43,10 @@ function write() {
     heapUsedMb: mb(m.heapUsed),
     externalMb: mb(m.external),
     arrayBuffersMb: mb(m.arrayBuffers),
+    gc: Object.fromEntries(Object.entries(gc).map(([k, v]) => [k, { count: v.count, ms: Number(v.ms.toFixed(1)) }])),
     spaces,
   };
   writeFileSync(join(dir, `mem-${process.pid}.json`), JSON.stringify(report, null, 1));
 }
 setInterval(write, 2000).unref();
+process.on('exit', write);
