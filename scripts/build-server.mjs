@@ -27,8 +27,15 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Where the bundle goes. */
 export const DIST = join(ROOT, 'dist');
-/** The bundled server: `node dist/server.js`. */
+/** The bundled server: `node --max-semi-space-size=1 dist/server.js`. */
 export const SERVER_JS = join(DIST, 'server.js');
+/**
+ * Node flags of the start command (`npm start`, scripts/start.sh, the Docker image's CMD, the test and bench
+ * processes; db/footprint.test.ts checks they agree): V8's young generation capped at 1 MB per semi-space.
+ * Under packet and socket traffic it otherwise grows to 16 MB each (32 MB touched, ≈ 1.6 MB live): ≈ 45 MB of
+ * RSS, for fewer but longer scavenges (docs/benchmarks.md, Footprint).
+ */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=1'];
 const HASH_FILE = join(DIST, '.build-hash');
 const SOURCE_DIRS = ['db', 'sfu', 'signaling'];
 /** Files read at run time relative to the module that reads them: copied into dist/<to>. */

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@whipcast/db/test-postgres';
-import { buildServer, SERVER_JS } from './build-server.mjs';
+import { buildServer, SERVER_JS, SERVER_NODE_FLAGS } from './build-server.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -106,6 +106,8 @@ export interface LoadResult {
   publishedSeconds: number;
   /** What the DVR holds by then if it keeps everything (the channel's ingest bitrate × publishedSeconds), MB. */
   dvrEstimateMb: number;
+  /** What the DVR buffers hold at the last sample, by the server's count (`whipcast_dvr_memory_bytes`), MB. */
+  dvrMb: number;
   /** The highest total over 1 s samples while loaded (thumbnails' ffmpeg and all). */
   max: TreeMemory;
 }
@@ -139,7 +141,7 @@ export async function measureFootprint(
   await chmod(dataDir, 0o711); // as root the embedded database runs as `postgres`, which must be able to enter it
   const port = await freePort();
   const started = Date.now();
-  const script = opts.tsx ? ['--import', 'tsx', 'signaling/main.ts'] : [SERVER_JS];
+  const script = opts.tsx ? ['--import', 'tsx', 'signaling/main.ts'] : [...SERVER_NODE_FLAGS, SERVER_JS];
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...script], {
     cwd: ROOT,
     env: {
@@ -204,12 +206,13 @@ export async function measureFootprint(
     if (load) {
       const framesAfter = load.frames();
       const publishedSeconds = (Date.now() - load.publishedAt) / 1000;
-      const bps = await ingestBps(url);
+      const { bps, dvrBytes } = await mediaMetrics(url);
       result.load = {
         viewers: opts.viewers!,
         viewersReceiving: framesAfter.filter((n, i) => n > (framesBefore?.[i] ?? 0)).length,
         publishedSeconds,
         dvrEstimateMb: Math.round(((bps * publishedSeconds) / 8 / 2 ** 20) * 10) / 10,
+        dvrMb: Math.round((dvrBytes / 2 ** 20) * 10) / 10,
         max: max!,
       };
     }
@@ -224,12 +227,14 @@ export async function measureFootprint(
   }
 }
 
-/** The channel's ingest bitrate (audio + video) from `/metrics`, bit/s. */
-async function ingestBps(url: string): Promise<number> {
+/** The channel's ingest bitrate (audio + video, bit/s) and what the DVR buffers hold (bytes), from `/metrics`. */
+async function mediaMetrics(url: string): Promise<{ bps: number; dvrBytes: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  let sum = 0;
-  for (const m of text.matchAll(/^whipcast_channel_ingest_bitrate_bps\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
-  return sum;
+  let bps = 0;
+  for (const m of text.matchAll(/^whipcast_channel_ingest_bitrate_bps\{[^}]*\} (\S+)$/gm)) bps += Number(m[1]);
+  const dvr = /^whipcast_dvr_memory_bytes (\S+)$/m.exec(text);
+  if (!dvr) throw new Error('/metrics has no whipcast_dvr_memory_bytes');
+  return { bps, dvrBytes: Number(dvr[1]) };
 }
 
 /** One published channel and `viewers` socket viewers, each with a first decoded video frame. */

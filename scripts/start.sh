@@ -14,4 +14,4 @@ ensure_server_build
 
 cd "$ROOT"
 log "starting whipcast on http://localhost:${PORT:-8080} (Ctrl-C to stop)"
-exec node dist/server.js
+exec node --max-semi-space-size=1 dist/server.js

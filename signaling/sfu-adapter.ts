@@ -72,6 +72,11 @@ export async function createSfuMedia(deps: MediaDeps): Promise<MediaLayer & { sf
     },
     'worker',
   );
+  metrics.gauge(
+    'whipcast_dvr_memory_bytes',
+    "Memory the channels' DVR buffers hold on this node (payloads in memory and their index; bounded by DVR_MEMORY_BUDGET_MB), bytes",
+    () => sfu.channels().reduce((n, c) => n + c.dvr.heldBytes, 0),
+  );
   metrics.gauge('whipcast_media_workers_alive', 'Running mediasoup workers', () => sfu.pool.workers.filter((w) => !w.worker.closed).length);
   const mediaMetrics = new MediaMetrics({ sfu, registry: metrics.registry, logger: log });
   const recoveries = metrics.counter(

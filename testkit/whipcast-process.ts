@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@whipcast/db/test-postgres';
-import { buildServer, SERVER_JS } from '../scripts/build-server.mjs';
+import { buildServer, SERVER_JS, SERVER_NODE_FLAGS } from '../scripts/build-server.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -48,7 +48,7 @@ export async function startWhipcastProcess(
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'whipcast-node-'));
-  const script = opts.tsx ? ['--import', 'tsx', 'signaling/main.ts'] : [SERVER_JS];
+  const script = opts.tsx ? ['--import', 'tsx', 'signaling/main.ts'] : [...SERVER_NODE_FLAGS, SERVER_JS];
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...script], {
     cwd: ROOT,
     env: {

@@ -26,6 +26,8 @@ import { join } from 'node:path';
 import type { MediaKind } from '../sdp/offer.ts';
 
 export const PACKET_OVERHEAD = 96;
+/** One packet's index slot: arrival (f64), length, block, offset (u32 each), flags and rank (u8 each). */
+const INDEX_SLOT_BYTES = 8 + 4 + 4 + 4 + 1 + 1;
 
 export interface BufferedPacket {
   at: number;
@@ -102,6 +104,16 @@ export class DvrBuffer {
   /** Memory used: payloads in memory + the per-packet index. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /**
+   * Memory it actually holds, bytes: what was written into its in-memory blocks (evicted packets' bytes too, until
+   * their block goes) and the index slots used. ≤ {@link bytes}, which charges each packet a flat overhead.
+   */
+  get heldBytes(): number {
+    let held = 0;
+    for (const b of this.#blocks) if (b.mem) held += b.used;
+    return held + this.#count * INDEX_SLOT_BYTES + (this.#keyframes.length - this.#keyframeHead) * 8;
   }
 
   /** Payload bytes spilled to disk (within the window). */

@@ -61,6 +61,10 @@ describe('DVR buffer', () => {
     expect(r.end - r.start).toBeGreaterThan(windowMs - 50);
     const formula = (windowMs / 1000) * (100 * (1100 + PACKET_OVERHEAD) + 50 * (160 + PACKET_OVERHEAD));
     expect(buf.bytes).toBeLessThanOrEqual(formula * 1.01);
+    // what it holds: the window's payloads (up to one block evicted but not yet freed) and the index, less than the formula's overhead
+    const payloads = (windowMs / 1000) * (100 * 1100 + 50 * 160);
+    expect(buf.heldBytes).toBeGreaterThan(payloads);
+    expect(buf.heldBytes).toBeLessThan(buf.bytes + (1 << 20));
     const kf = buf.at(buf.keyframeAtOrBefore(r.end - 10_000)!)!;
     expect(kf.keyframe).toBe(true);
     expect(r.end - 10_000 - kf.at).toBeLessThan(2000);
@@ -108,6 +112,7 @@ describe('DVR buffer', () => {
     const r = buf.range()!;
     expect(r.end - r.start).toBeGreaterThan(windowMs - 50); // the window did not shrink
     expect(buf.bytes).toBeLessThanOrEqual(maxBytes);
+    expect(buf.heldBytes).toBeLessThanOrEqual(maxBytes + (1 << 20)); // spilled blocks are not held
     expect(buf.diskBytes).toBeGreaterThan(3_000_000);
     expect(buf.diskBytes).toBeLessThan(7_000_000); // evicted segments are given back
     for (const abs of [buf.start, buf.start + 1234, buf.keyframeAtOrBefore(r.end - 45_000)!, buf.end - 1]) {
