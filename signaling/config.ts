@@ -309,7 +309,7 @@ export const SETTINGS = {
     'CATCHUP_MAX_CONCURRENT',
     '16',
     int(0, 100_000),
-    "Catch-up replays (instant starts and keyframe recoveries) the node runs at once. Each feeds one web player the cached GOP through the server until the next live keyframe (~40 ms of server CPU per join at 720p 2.5 Mbit/s, see docs/benchmarks.md); past this many, a joining web player starts at the publisher's next keyframe, as a WHEP player does, so a crowd joining together cannot take the server's CPU from the viewers it already serves.",
+    "Catch-up replays (instant starts and keyframe recoveries) the node runs at once. Each feeds the cached GOP through the server until the next live keyframe (~40 ms of server CPU per join at 720p 2.5 Mbit/s, see docs/benchmarks.md) to one web player, or to every one that started from the same keyframe together (a shared instant start takes one slot, see docs/dvr.md); past this many, a joining web player starts at the publisher's next keyframe, as a WHEP player does, so a crowd joining together cannot take the server's CPU from the viewers it already serves.",
   ),
   keyframeRecoverySeconds: setting(
     'DVR',

@@ -16,6 +16,7 @@ import type { CatchUpSlot, CatchUpSlots } from './catch-up-slots.ts';
 import { ReplaySession } from './replay.ts';
 import type { ReplayPacer } from './replay-pacer.ts';
 import type { ReplayMember, ReplayShares, SharedReplay } from './shared-replay.ts';
+import { SharedCatchUp, type CatchUpMember } from './shared-catch-up.ts';
 
 /** Program consumers made for a viewer. */
 export interface ProgramConsumers {
@@ -64,14 +65,18 @@ const GOP_CACHE_MAX_AGE_MS = 10_000;
 const LIVE_EDGE_MS = 1000;
 /** The old consumers/replay stay this long after a switch, so the client's decoder moves over first. */
 const SWITCH_LINGER_MS = 1000;
+/** A shared catch-up's first ready viewer waits this long at most for the others before the replay starts. */
+const SHARED_START_WAIT_MS = 250;
 
-export class TimeShift {
+export class TimeShift implements CatchUpMember {
   /** Set while the viewer watches the past (seek) or catches up (instant start). */
   #replay: ReplaySession | undefined;
   /** Catch-up: paused program consumers, resumed at the next live keyframe. */
   #standby: Map<MediaKind, types.Consumer> | undefined;
-  /** Held while a catch-up replays. */
+  /** Held while a catch-up of its own (a keyframe recovery) replays. */
   #slot: CatchUpSlot | null = null;
+  /** An instant start's catch-up, shared with the viewers who started with it (its replay is `#replay`). */
+  #shared: SharedCatchUp | undefined;
   /** Its place on #replay when that is a seek's (shared) replay; catch-ups and recoveries have none. */
   #member: ReplayMember | undefined;
 
@@ -95,15 +100,22 @@ export class TimeShift {
     if (last === null || !kf || Date.now() - kf.at > GOP_CACHE_MAX_AGE_MS) return null;
     // nothing to start instantly without a picture this device can decode (audio alone plays live at once)
     if (!this.viewer.programTracks().some((t) => t.kind === 'video' && this.viewer.receives(t))) return null;
-    const slot = this.viewer.catchUps.take();
-    if (!slot) return null;
-    this.#slot = slot; // given back by stop() too, should the viewer close meanwhile
     let out: ConsumerInfo[];
-    try {
-      out = await this.#replayFrom(last, 2, kinds);
-    } catch (err) {
-      slot.release();
-      throw err;
+    if (!kinds) {
+      // an instant start: shared with the viewers of this router who start from the same keyframe together
+      const shared = await this.#shareFrom(last);
+      if (!shared) return null;
+      out = shared;
+    } else {
+      const slot = this.viewer.catchUps.take();
+      if (!slot) return null;
+      this.#slot = slot; // given back by stop() too, should the viewer close meanwhile
+      try {
+        out = await this.#replayFrom(last, 2, kinds);
+      } catch (err) {
+        slot.release();
+        throw err;
+      }
     }
     const standby = await this.viewer.consumeProgram(true, kinds).catch(() => null);
     if (!standby) return out;
@@ -189,7 +201,8 @@ export class TimeShift {
    */
   pause(): void {
     const replay = this.#replay;
-    if (!replay) throw new SfuError('not_found', 'Seek first: live playback cannot be held');
+    // a catch-up shared with others plays on for them: the viewer is live as far as holding goes
+    if (!replay || this.#shared) throw new SfuError('not_found', 'Seek first: live playback cannot be held');
     const m = this.#member;
     if (!m) return replay.pause();
     if (!m.playing) return;
@@ -207,7 +220,7 @@ export class TimeShift {
    */
   async resume(): Promise<ResumeResult> {
     const replay = this.#replay;
-    if (!replay) throw new SfuError('not_found', 'Not in DVR mode');
+    if (!replay || this.#shared) throw new SfuError('not_found', 'Not in DVR mode');
     const m = this.#member;
     if (!m) {
       replay.play();
@@ -272,13 +285,17 @@ export class TimeShift {
    */
   async resumeReplayConsumer(consumer: types.Consumer): Promise<boolean> {
     const replay = this.#replay;
-    if (!replay || replay.started || ![...replay.producers.values()].some((p) => p.id === consumer.producerId)) return false;
+    const shared = this.#shared;
+    if (!replay || (replay.started && !shared) || ![...replay.producers.values()].some((p) => p.id === consumer.producerId)) return false;
     await consumer.resume();
     const video = replay.producers.get('video');
     // a device that cannot decode the video gets none: its audio starts the clock
     if (consumer.kind === 'video' || !video || !this.#canConsume(video.id)) {
       await dtlsConnected(this.viewer.transport, 10_000);
-      if (this.#replay === replay && !replay.started) replay.play();
+      if (this.#replay !== replay) return true;
+      // a shared catch-up starts once all its viewers are ready
+      if (shared) shared.ready(this);
+      else if (!replay.started) replay.play();
     }
     return true;
   }
@@ -299,9 +316,14 @@ export class TimeShift {
       void c.resume().catch(() => {});
       this.viewer.useConsumer(c, SWITCH_LINGER_MS);
     }
-    // the replay is no longer told of live packets: it stops at the live edge, its catch-up is over
-    this.#releaseSlot();
-    setTimeout(() => replay.close(), SWITCH_LINGER_MS).unref();
+    const shared = this.#shared;
+    this.#shared = undefined;
+    if (shared) shared.leave(this, SWITCH_LINGER_MS);
+    else {
+      // the replay is no longer told of live packets: it stops at the live edge, its catch-up is over
+      this.#releaseSlot();
+      setTimeout(() => replay.close(), SWITCH_LINGER_MS).unref();
+    }
     this.viewer.switched();
   }
 
@@ -313,8 +335,10 @@ export class TimeShift {
   /** Back to plain live: the replay (or its place on a shared one) and standby consumers close. */
   stop(): void {
     if (this.#member) this.#member.leave();
+    else if (this.#shared) this.#shared.leave(this);
     else this.#replay?.close();
     this.#member = undefined;
+    this.#shared = undefined;
     this.#replay = undefined;
     for (const c of this.#standby?.values() ?? []) c.close();
     this.#standby = undefined;
@@ -324,6 +348,49 @@ export class TimeShift {
   #releaseSlot(): void {
     this.#slot?.release();
     this.#slot = null;
+  }
+
+  /** @internal The shared catch-up this viewer watches sent a video keyframe. */
+  onReplayKeyframe(): void {
+    if (this.#shared) this.viewer.replayKeyframe();
+  }
+
+  /**
+   * Consumers on the shared catch-up from the keyframe at `last` for this router: joined if one is still open, else
+   * a new one in a slot of its own. Null: no slot free, or the one open closed to joiners meanwhile.
+   */
+  async #shareFrom(last: number): Promise<ConsumerInfo[] | null> {
+    const { viewer } = this;
+    const from = keyframeGroupStart(viewer.buffer, last);
+    const tracks = viewer.programTracks().map((p) => ({ kind: p.kind, codec: p.codec, ssrcs: p.layers.map((l) => l.ssrc) }));
+    const shared = await viewer.catchUps.share(`${viewer.router.id}:${from}:${this.#tracksKey()}`, async (slot) => {
+      // its keyframes are told to the members, once it exists
+      const made: { shared?: SharedCatchUp } = {};
+      const replay = await ReplaySession.create({
+        buffer: viewer.buffer,
+        router: viewer.router,
+        tracks,
+        from,
+        catchUpRate: 2,
+        onKeyframe: () => made.shared?.keyframe(),
+        pacer: viewer.replays,
+      });
+      made.shared = new SharedCatchUp({ replay, slot, waitMs: SHARED_START_WAIT_MS });
+      return made.shared;
+    });
+    if (!shared?.open) return null;
+    shared.add(this);
+    this.#shared = shared; // left by stop(), should the viewer close meanwhile
+    let out: ConsumerInfo[];
+    try {
+      out = await this.#consume(shared.replay);
+    } catch (err) {
+      this.stop();
+      throw err;
+    }
+    this.#replay = shared.replay;
+    viewer.watching();
+    return out;
   }
 
   #canConsume(producerId: string): boolean {
