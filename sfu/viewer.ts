@@ -104,7 +104,11 @@ export abstract class Viewer extends EventEmitter<ViewerEvents> {
   /**
    * Makes `consumer` the viewer's consumer of its kind. The one it replaces
    * closes now, or after `closeOldAfterMs` (a switch at a keyframe lets the
-   * client's decoder move over first).
+   * client's decoder move over first); a lingering one is paused at once, so
+   * it no longer takes a share of the transport's bandwidth estimate from the
+   * new one (mediasoup splits it among the active consumers: with room for one
+   * layer, a catch-up's lingering consumer could keep it and leave the live
+   * one without a layer until the publisher's next keyframe, issue #13).
    */
   protected setConsumer(consumer: types.Consumer, closeOldAfterMs = 0): void {
     const kind = consumer.kind;
@@ -114,8 +118,10 @@ export abstract class Viewer extends EventEmitter<ViewerEvents> {
       if (this.consumers.get(kind) === consumer) this.consumers.delete(kind);
     });
     if (!old || old === consumer) return;
-    if (closeOldAfterMs > 0) setTimeout(() => old.close(), closeOldAfterMs).unref();
-    else old.close();
+    if (closeOldAfterMs > 0) {
+      void old.pause().catch(() => {}); // closed meanwhile
+      setTimeout(() => old.close(), closeOldAfterMs).unref();
+    } else old.close();
   }
 
   /** Ends the viewer: its transport, consumers and seat. Idempotent. */

@@ -313,8 +313,9 @@ export class TimeShift implements CatchUpMember {
     this.#standby = undefined;
     this.#replay = undefined;
     for (const c of standby.values()) {
-      void c.resume().catch(() => {});
+      // the catch-up's consumer is paused first: the live one is resumed with the whole estimate to itself
       this.viewer.useConsumer(c, SWITCH_LINGER_MS);
+      void c.resume().catch(() => {});
     }
     const shared = this.#shared;
     this.#shared = undefined;
