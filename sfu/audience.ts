@@ -8,6 +8,7 @@
  */
 import type { types } from 'mediasoup';
 import type { SfuLogger } from './logger.ts';
+import { PipeWarmUp } from './pipe-warm-up.ts';
 import type { AudiencePlacement } from './types.ts';
 import type { PooledWorker, WorkerPool } from './workers.ts';
 
@@ -31,8 +32,8 @@ export const SOCKET_SCHEME = 'socket';
 class AudienceRouter {
   /** Viewers seated here (counted when seated, before the router is ready). */
   viewers = 0;
-  /** Channel producer id → its pipe producer in this router. */
-  readonly piped = new Map<string, Promise<types.Producer>>();
+  /** Channel producer id → its pipe producer in this router, and that pipe's warm-up. */
+  readonly piped = new Map<string, Promise<{ producer: types.Producer; warmUp: PipeWarmUp }>>();
 
   constructor(
     readonly slot: PooledWorker,
@@ -84,14 +85,24 @@ export class Seat {
 
   /** The producer the viewer consumes for a channel producer: itself on the channel's router, else its pipe into the viewer's router. */
   async source(producer: types.Producer): Promise<types.Producer> {
-    if (this.#shard.origin) return producer;
+    return (await this.#piped(producer))?.producer ?? producer;
+  }
+
+  /** The warm-up of the pipe a channel producer reaches the viewer's router by; null on the channel's own router (no pipe). */
+  async warmUp(producer: types.Producer): Promise<PipeWarmUp | null> {
+    return (await this.#piped(producer))?.warmUp ?? null;
+  }
+
+  async #piped(producer: types.Producer): Promise<{ producer: types.Producer; warmUp: PipeWarmUp } | null> {
+    if (this.#shard.origin) return null;
     const router = await this.#shard.ready;
     const { piped } = this.#shard;
     let pipe = piped.get(producer.id);
     if (!pipe) {
       pipe = this.#audience.pipe(producer, router).then((p) => {
+        const warmUp = new PipeWarmUp(p); // watched from the pipe's first packet on
         p.observer.once('close', () => piped.delete(producer.id));
-        return p;
+        return { producer: p, warmUp };
       });
       piped.set(producer.id, pipe);
       pipe.catch(() => piped.delete(producer.id));

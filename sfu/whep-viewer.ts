@@ -10,6 +10,7 @@ import type { Channel } from './channel.ts';
 import { SfuError } from './errors.ts';
 import type { SfuLogger } from './logger.ts';
 import { LossBasedLayers } from './loss-based-layers.ts';
+import type { PipeWarmUp } from './pipe-warm-up.ts';
 import { buildAnswer } from './sdp/answer.ts';
 import type { MediaKind, ParsedOffer } from './sdp/offer.ts';
 import type { EgressPlan } from './sdp/plan.ts';
@@ -28,6 +29,7 @@ export class WhepViewer extends Viewer {
   readonly #log: SfuLogger;
   #remoteIceUfrag: string;
   #layers: LossBasedLayers | null = null;
+  #warmingUp = false;
   #answer = '';
 
   private constructor(
@@ -116,11 +118,19 @@ export class WhepViewer extends Viewer {
       if (this.consumers.get(kind)?.producerId === producer.id) continue;
       try {
         const source = await this.seat.source(producer);
+        const warmUp = await this.#warmUpHold(kind, producer);
         if (this.closed || producer.closed) return;
         this.consumers.get(kind)?.close();
-        const consumer = await this.transport.consume({ producerId: source.id, rtpCapabilities: this.rtpCapabilities, mid, paused: false });
+        const consumer = await this.transport.consume({
+          producerId: source.id,
+          rtpCapabilities: this.rtpCapabilities,
+          mid,
+          paused: false,
+          ...(warmUp ? { preferredLayers: { spatialLayer: 0 } } : {}),
+        });
         this.setConsumer(consumer);
         this.#steerLayers(consumer);
+        if (warmUp) this.#releaseWhenWarm(consumer, warmUp);
       } catch (err) {
         this.#log.warn({ err, channelId: this.channel.id, viewer: this.id, kind }, 'could not deliver track to viewer');
       }
@@ -138,6 +148,32 @@ export class WhepViewer extends Viewer {
     const estimated = consumer.rtpParameters.headerExtensions?.some((h) => h.uri === TRANSPORT_CC);
     if (consumer.type !== 'simulcast' || estimated) return;
     this.#layers = new LossBasedLayers({ consumer, layers: () => this.channel.programTrack('video')?.layers.length ?? 1 });
+  }
+
+  /**
+   * A simulcast consumer with a bandwidth estimate on a pipe still warming up (see `PipeWarmUp`) is made
+   * preferring the lowest layer, which it gets at the next keyframe, and is given every layer when the pipe is warm.
+   */
+  async #warmUpHold(kind: MediaKind, producer: types.Producer): Promise<PipeWarmUp | null> {
+    const estimated = this.rtpCapabilities.headerExtensions?.some((h) => h.uri === TRANSPORT_CC && h.kind === kind);
+    if (kind !== 'video' || producer.type !== 'simulcast' || !estimated) return null;
+    const warmUp = await this.seat.warmUp(producer);
+    return warmUp && !warmUp.warm ? warmUp : null;
+  }
+
+  #releaseWhenWarm(consumer: types.Consumer, warmUp: PipeWarmUp): void {
+    this.#warmingUp = true;
+    warmUp.once('warm', () => {
+      if (this.consumers.get('video') === consumer) this.#warmingUp = false;
+      if (consumer.closed) return;
+      const top = (this.channel.programTrack('video')?.layers.length ?? 1) - 1;
+      consumer.setPreferredLayers({ spatialLayer: top }).catch(() => {}); // closed meanwhile
+    });
+  }
+
+  /** Its video is held on the lowest layer while the pipe into its router warms up (tests). */
+  get warmingUp(): boolean {
+    return this.#warmingUp;
   }
 
   /** The layer steering of its video, when mediasoup has no bandwidth estimate for it (tests). */
