@@ -207,7 +207,8 @@ export class TimeShift implements CatchUpMember {
     if (!m) return replay.pause();
     if (!m.playing) return;
     m.pausedAt = replay.position();
-    if (m.share.playing > 1) {
+    // others play on (it no longer counts as playing): its own consumers stop instead
+    if (m.share.playing > 0) {
       m.held = this.viewer.currentConsumers().filter((c) => !c.paused && !c.closed);
       for (const c of m.held) void c.pause().catch(() => {});
     }
