@@ -383,16 +383,20 @@ export class TimeShift implements CatchUpMember {
     if (!shared?.open) return null;
     shared.add(this);
     this.#shared = shared; // left by stop(), should the viewer close meanwhile
-    let out: ConsumerInfo[];
-    try {
-      out = await this.#consume(shared.replay);
-    } catch (err) {
-      this.stop();
-      throw err;
-    }
+    const out = await this.#consumeOr(shared.replay, () => this.stop());
     this.#replay = shared.replay;
     viewer.watching();
     return out;
+  }
+
+  /** The viewer's consumers on `replay`; `undo` runs when they cannot be made. */
+  async #consumeOr(replay: ReplaySession, undo: () => void): Promise<ConsumerInfo[]> {
+    try {
+      return await this.#consume(replay);
+    } catch (err) {
+      undo();
+      throw err;
+    }
   }
 
   #canConsume(producerId: string): boolean {
@@ -437,13 +441,7 @@ export class TimeShift implements CatchUpMember {
       pacer: viewer.replays,
     });
     if (!shared) {
-      let out: ConsumerInfo[];
-      try {
-        out = await this.#consume(replay);
-      } catch (err) {
-        replay.close();
-        throw err;
-      }
+      const out = await this.#consumeOr(replay, () => replay.close());
       this.#replay = replay;
       viewer.watching();
       return out;
@@ -455,13 +453,7 @@ export class TimeShift implements CatchUpMember {
   /** Consumers on a shared replay, replacing the viewer's current ones; its picture starts at the replay's next keyframe. */
   async #join(share: SharedReplay): Promise<ConsumerInfo[]> {
     const member: ReplayMember = share.join(() => this.#member === member && this.viewer.replayKeyframe());
-    let out: ConsumerInfo[];
-    try {
-      out = await this.#consume(share.replay);
-    } catch (err) {
-      member.leave();
-      throw err;
-    }
+    const out = await this.#consumeOr(share.replay, () => member.leave());
     this.#replay = share.replay;
     this.#member = member;
     this.viewer.watching();
